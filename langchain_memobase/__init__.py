@@ -1,0 +1,1 @@
+"""LangChain integration for Memobase memory (middleware, chat history, retrievers, tools)."""

@@ -1,0 +1,1 @@
+"""LlamaIndex integration for Memobase memory (memory block and memory)."""

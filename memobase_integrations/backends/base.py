@@ -1,0 +1,254 @@
+"""The one backend protocol. ``RemoteBackend`` (httpx) and ``EmbeddedBackend`` (SQLAlchemy +
+openai) implement it; the facade and the adapters only ever talk to this.
+
+Every method takes the already-mapped user UUID (see :mod:`memobase_integrations.ids`), and
+every method has a native ``a``-prefixed async twin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
+
+from ..messages import Message
+from ..models import (
+    Blob,
+    BlobData,
+    BlobInsertData,
+    BlobType,
+    ChatBlob,
+    ChatModalResponse,
+    EventGist,
+    Profile,
+    UserEvent,
+)
+
+__all__ = [
+    "Backend",
+    "ContextOptions",
+    "MemoryStatus",
+    "ProcessedListener",
+    "ProfileOptions",
+    "RecordReceipt",
+    "UserStatus",
+]
+
+#: Called (from a worker thread) after a user's buffer was processed.
+ProcessedListener = Callable[[UUID, Sequence[ChatModalResponse]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileOptions:
+    """Filters of ``GET /users/profile``. Nothing is truncated unless asked."""
+
+    topk: int | None = None
+    max_token_size: int | None = None
+    prefer_topics: Sequence[str] | None = None
+    only_topics: Sequence[str] | None = None
+    max_subtopic_size: int | None = None
+    topic_limits: dict[str, int] | None = None
+    chats: Sequence[Message] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContextOptions:
+    """Parameters of ``GET /users/context`` with the server's defaults."""
+
+    max_token_size: int = 1000
+    prefer_topics: Sequence[str] | None = None
+    only_topics: Sequence[str] | None = None
+    max_subtopic_size: int | None = None
+    topic_limits: dict[str, int] | None = None
+    profile_event_ratio: float = 0.6
+    chats: Sequence[Message] | None = None
+    event_similarity_threshold: float = 0.2
+    time_range_in_days: int = 180
+    customize_context_prompt: str | None = None
+    full_profile_and_only_search_event: bool = True
+    fill_window_with_events: bool = False
+
+    def cache_key(self) -> tuple[Any, ...]:
+        """A hashable key; contexts that depend on recent chats are not cached."""
+        return (
+            self.max_token_size,
+            tuple(self.prefer_topics or ()),
+            tuple(self.only_topics or ()),
+            self.max_subtopic_size,
+            tuple(sorted((self.topic_limits or {}).items())),
+            self.profile_event_ratio,
+            self.event_similarity_threshold,
+            self.time_range_in_days,
+            self.customize_context_prompt,
+            self.full_profile_and_only_search_event,
+            self.fill_window_with_events,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReceipt:
+    """What ``record`` durably stored: the turn id and one blob id per ChatBlob.
+
+    ``duplicate`` is true when the turn id had been recorded before (nothing new was written).
+    """
+
+    turn_id: str
+    blob_ids: tuple[UUID, ...]
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserStatus:
+    user_id: UUID
+    pending_turns: int = 0
+    buffered_tokens: int = 0
+    processing: int = 0
+    failed: int = 0
+    last_flush_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStatus:
+    """Overall view: totals plus one :class:`UserStatus` per user with work outstanding."""
+
+    backend: str
+    pending_turns: int = 0
+    buffered_tokens: int = 0
+    failed: int = 0
+    users: Sequence[UserStatus] = field(default_factory=tuple)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a place that keeps Memobase memories must offer."""
+
+    kind: str  # "remote" | "embedded"
+
+    # -- hot path ---------------------------------------------------------------------------
+    def record(self, user_id: UUID, blobs: Sequence[ChatBlob], turn_id: str) -> RecordReceipt:
+        """Durably store a finished turn. No network, no LLM, on the caller's thread."""
+        ...
+
+    async def arecord(
+        self, user_id: UUID, blobs: Sequence[ChatBlob], turn_id: str
+    ) -> RecordReceipt: ...
+
+    def add_listener(self, listener: ProcessedListener) -> None:
+        """Be told when a user's buffer has been processed (to invalidate caches)."""
+        ...
+
+    # -- users ------------------------------------------------------------------------------
+    def ensure_user(self, user_id: UUID, data: dict[str, Any] | None = None) -> None: ...
+    async def aensure_user(self, user_id: UUID, data: dict[str, Any] | None = None) -> None: ...
+    def delete_user(self, user_id: UUID) -> None:
+        """Forget a user: profile, events, gists, blobs and still-buffered/undelivered turns."""
+        ...
+
+    async def adelete_user(self, user_id: UUID) -> None: ...
+
+    # -- blobs and buffer -------------------------------------------------------------------
+    def insert(self, user_id: UUID, blob: Blob, *, wait_process: bool = False) -> BlobInsertData:
+        """The seed endpoint: store, buffer, and process inline if over the threshold."""
+        ...
+
+    async def ainsert(
+        self, user_id: UUID, blob: Blob, *, wait_process: bool = False
+    ) -> BlobInsertData: ...
+    def get_blob(self, user_id: UUID, blob_id: UUID) -> BlobData: ...
+    async def aget_blob(self, user_id: UUID, blob_id: UUID) -> BlobData: ...
+    def flush(
+        self, user_id: UUID, blob_type: BlobType = BlobType.chat, *, wait: bool = True
+    ) -> list[ChatModalResponse]: ...
+    async def aflush(
+        self, user_id: UUID, blob_type: BlobType = BlobType.chat, *, wait: bool = True
+    ) -> list[ChatModalResponse]: ...
+
+    # -- reads ------------------------------------------------------------------------------
+    def context(self, user_id: UUID, options: ContextOptions) -> str: ...
+    async def acontext(self, user_id: UUID, options: ContextOptions) -> str: ...
+    def profile(self, user_id: UUID, options: ProfileOptions) -> list[Profile]: ...
+    async def aprofile(self, user_id: UUID, options: ProfileOptions) -> list[Profile]: ...
+    def events(
+        self, user_id: UUID, topk: int = 10, max_token_size: int | None = None
+    ) -> list[UserEvent]: ...
+    async def aevents(
+        self, user_id: UUID, topk: int = 10, max_token_size: int | None = None
+    ) -> list[UserEvent]: ...
+    def search_events(
+        self,
+        user_id: UUID,
+        query: str,
+        topk: int = 10,
+        similarity_threshold: float = 0.2,
+        time_range_in_days: int = 180,
+    ) -> list[UserEvent]: ...
+    async def asearch_events(
+        self,
+        user_id: UUID,
+        query: str,
+        topk: int = 10,
+        similarity_threshold: float = 0.2,
+        time_range_in_days: int = 180,
+    ) -> list[UserEvent]: ...
+    def search_gists(
+        self,
+        user_id: UUID,
+        query: str,
+        topk: int = 10,
+        similarity_threshold: float = 0.2,
+        time_range_in_days: int = 180,
+    ) -> list[EventGist]: ...
+    async def asearch_gists(
+        self,
+        user_id: UUID,
+        query: str,
+        topk: int = 10,
+        similarity_threshold: float = 0.2,
+        time_range_in_days: int = 180,
+    ) -> list[EventGist]: ...
+
+    # -- profile writes ---------------------------------------------------------------------
+    def add_profile(self, user_id: UUID, content: str, topic: str, sub_topic: str) -> UUID: ...
+    async def aadd_profile(
+        self, user_id: UUID, content: str, topic: str, sub_topic: str
+    ) -> UUID: ...
+    def update_profile(
+        self,
+        user_id: UUID,
+        profile_id: UUID,
+        content: str,
+        topic: str | None = None,
+        sub_topic: str | None = None,
+    ) -> None: ...
+    async def aupdate_profile(
+        self,
+        user_id: UUID,
+        profile_id: UUID,
+        content: str,
+        topic: str | None = None,
+        sub_topic: str | None = None,
+    ) -> None: ...
+    def delete_profile(self, user_id: UUID, profile_id: UUID) -> None: ...
+    async def adelete_profile(self, user_id: UUID, profile_id: UUID) -> None: ...
+    def delete_event(self, user_id: UUID, event_id: UUID) -> None: ...
+    async def adelete_event(self, user_id: UUID, event_id: UUID) -> None: ...
+
+    # -- project ----------------------------------------------------------------------------
+    def get_profile_config(self) -> str: ...
+    async def aget_profile_config(self) -> str: ...
+    def set_profile_config(self, config_yaml: str | None) -> None: ...
+    async def aset_profile_config(self, config_yaml: str | None) -> None: ...
+
+    # -- operations -------------------------------------------------------------------------
+    def status(self, user_id: UUID | None = None) -> MemoryStatus: ...
+    async def astatus(self, user_id: UUID | None = None) -> MemoryStatus: ...
+    def export_user(self, user_id: UUID) -> dict[str, Any]: ...
+    async def aexport_user(self, user_id: UUID) -> dict[str, Any]: ...
+    def close(self, timeout: float | None = None) -> None:
+        """Drain pending work (bounded by ``timeout``), flush, stop workers, release I/O."""
+        ...
+
+    async def aclose(self, timeout: float | None = None) -> None: ...

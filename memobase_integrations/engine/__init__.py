@@ -1,0 +1,1 @@
+"""The embedded engine: Memobase's insert-and-process pipeline, in-process."""

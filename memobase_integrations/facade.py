@@ -1,0 +1,397 @@
+"""``Memobase`` and ``UserMemory``: the one API the adapters (and apps) call.
+
+The facade maps user ids, converts turns into blobs, caches contexts per user (dropped when
+that user's processing finishes) and forwards everything else to the backend. It holds no
+I/O of its own, so sync and async twins stay trivially identical.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .backends.base import (
+    Backend,
+    ContextOptions,
+    MemoryStatus,
+    ProfileOptions,
+    RecordReceipt,
+)
+from .errors import ConfigurationError
+from .ids import to_user_uuid
+from .messages import DEFAULT_MAX_BLOB_TOKENS, Message, turn_to_blobs
+from .models import (
+    Blob,
+    BlobData,
+    BlobInsertData,
+    BlobType,
+    ChatModalResponse,
+    EventGist,
+    Profile,
+    UserEvent,
+)
+from .settings import FlushPolicy, LLMSettings
+
+if TYPE_CHECKING:
+    from .engine.config import ProfileConfig
+
+__all__ = ["Memobase", "UserMemory"]
+
+MessageLike = Message | dict[str, Any]
+
+
+class _ContextCache:
+    """Per-user cache of context strings, invalidated by a processing event for that user."""
+
+    def __init__(self, max_entries_per_user: int = 8) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[uuid.UUID, dict[tuple[Any, ...], str]] = {}
+        self._generation: dict[uuid.UUID, int] = {}
+        self._max = max_entries_per_user
+
+    def generation(self, user_id: uuid.UUID) -> int:
+        with self._lock:
+            return self._generation.get(user_id, 0)
+
+    def get(self, user_id: uuid.UUID, key: tuple[Any, ...]) -> str | None:
+        with self._lock:
+            return self._data.get(user_id, {}).get(key)
+
+    def put(self, user_id: uuid.UUID, key: tuple[Any, ...], value: str, generation: int) -> None:
+        with self._lock:
+            if self._generation.get(user_id, 0) != generation:
+                return  # processing finished while we were reading: the value may be stale
+            entries = self._data.setdefault(user_id, {})
+            if len(entries) >= self._max:
+                entries.pop(next(iter(entries)))
+            entries[key] = value
+
+    def invalidate(self, user_id: uuid.UUID, *_: Any) -> None:
+        with self._lock:
+            self._generation[user_id] = self._generation.get(user_id, 0) + 1
+            self._data.pop(user_id, None)
+
+
+class Memobase:
+    """Long-term user memory behind one interface, remote or embedded.
+
+    Build it with :meth:`from_env`, :meth:`embedded` or :meth:`remote`; get a user's memory
+    with :meth:`user`; call :meth:`close` (or use ``with``) to drain pending work.
+    """
+
+    def __init__(self, backend: Backend, *, max_blob_tokens: int = DEFAULT_MAX_BLOB_TOKENS):
+        self.backend = backend
+        self.max_blob_tokens = max_blob_tokens
+        self._cache = _ContextCache()
+        backend.add_listener(self._cache.invalidate)
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def remote(
+        cls,
+        project_url: str | None = None,
+        api_key: str | None = None,
+        **options: Any,
+    ) -> Memobase:
+        """Talk to a Memobase server (Memobase Cloud or self-hosted) over HTTP."""
+        from .backends.remote import RemoteBackend
+
+        return cls(RemoteBackend(project_url=project_url, api_key=api_key, **options))
+
+    @classmethod
+    def embedded(
+        cls,
+        database_url: str | None = None,
+        *,
+        llm: LLMSettings | None = None,
+        profile_config: ProfileConfig | str | None = None,
+        policy: FlushPolicy | None = None,
+        **options: Any,
+    ) -> Memobase:
+        """Run Memobase's pipeline in-process on SQLite (default) or PostgreSQL."""
+        from .backends.embedded import EmbeddedBackend
+
+        return cls(
+            EmbeddedBackend(
+                database_url=database_url,
+                llm=llm,
+                profile_config=profile_config,
+                policy=policy,
+                **options,
+            )
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> Memobase:
+        """``MEMOBASE_PROJECT_URL`` (+ ``MEMOBASE_API_KEY``) selects a server; otherwise the
+        embedded engine on ``MEMOBASE_DATABASE_URL`` (default ``sqlite:///memobase.db``)."""
+        env = os.environ if env is None else env
+        if env.get("MEMOBASE_PROJECT_URL"):
+            return cls.remote(env["MEMOBASE_PROJECT_URL"], env.get("MEMOBASE_API_KEY"), **options)
+        if env.get("MEMOBASE_API_KEY"):
+            raise ConfigurationError(
+                "MEMOBASE_API_KEY is set but MEMOBASE_PROJECT_URL is not. Set "
+                "MEMOBASE_PROJECT_URL=https://api.memobase.dev (Memobase Cloud) or your server's "
+                "URL, or unset MEMOBASE_API_KEY to use the embedded engine."
+            )
+        options.setdefault("llm", LLMSettings.from_env(env))
+        return cls.embedded(env.get("MEMOBASE_DATABASE_URL"), **options)
+
+    # -- users --------------------------------------------------------------------------------
+    def user(self, user_id: str | uuid.UUID) -> UserMemory:
+        """The memory of one user. Any string id is mapped to a UUID like the official SDK."""
+        return UserMemory(self, user_id)
+
+    # -- operations ---------------------------------------------------------------------------
+    def status(self) -> MemoryStatus:
+        return self.backend.status(None)
+
+    async def astatus(self) -> MemoryStatus:
+        return await self.backend.astatus(None)
+
+    def get_profile_config(self) -> str:
+        return self.backend.get_profile_config()
+
+    async def aget_profile_config(self) -> str:
+        return await self.backend.aget_profile_config()
+
+    def set_profile_config(self, config_yaml: str | None) -> None:
+        self.backend.set_profile_config(config_yaml)
+
+    async def aset_profile_config(self, config_yaml: str | None) -> None:
+        await self.backend.aset_profile_config(config_yaml)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver and flush pending turns (bounded by ``timeout``), then stop workers."""
+        self.backend.close(timeout)
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        await self.backend.aclose(timeout)
+
+    def __enter__(self) -> Memobase:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Memobase:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"Memobase(backend={self.backend!r})"
+
+
+class UserMemory:
+    """One user's memory. Cheap to create; holds only the mapped id and the facade."""
+
+    def __init__(self, memobase: Memobase, user_id: str | uuid.UUID) -> None:
+        self.memobase = memobase
+        self.external_id = str(user_id)
+        self.id = to_user_uuid(user_id)
+
+    @property
+    def _backend(self) -> Backend:
+        return self.memobase.backend
+
+    def __repr__(self) -> str:
+        return f"UserMemory(id={self.id}, external_id={self.external_id!r})"
+
+    # -- recording ----------------------------------------------------------------------------
+    def _blobs(self, messages: Iterable[MessageLike], turn_id: str | None) -> tuple[Any, str]:
+        turn = turn_id or str(uuid.uuid4())
+        blobs = turn_to_blobs(
+            messages, max_blob_tokens=self.memobase.max_blob_tokens, fields={"turn_id": turn}
+        )
+        return blobs, turn
+
+    def record(
+        self, messages: Iterable[MessageLike], *, turn_id: str | None = None
+    ) -> RecordReceipt:
+        """Durably record a finished turn; processing happens later in the background.
+
+        Pass a stable ``turn_id`` (e.g. your framework's run id) to make replays no-ops.
+        Returns without any network or LLM call.
+        """
+        blobs, turn = self._blobs(messages, turn_id)
+        return self._backend.record(self.id, blobs, turn)
+
+    async def arecord(
+        self, messages: Iterable[MessageLike], *, turn_id: str | None = None
+    ) -> RecordReceipt:
+        blobs, turn = self._blobs(messages, turn_id)
+        return await self._backend.arecord(self.id, blobs, turn)
+
+    def insert(self, blob: Blob, *, wait_process: bool = False) -> BlobInsertData:
+        """The seed endpoint's semantics: store, buffer, and process inline when over the
+        threshold and ``wait_process`` is true (``chat_results`` says what happened)."""
+        return self._backend.insert(self.id, blob, wait_process=wait_process)
+
+    async def ainsert(self, blob: Blob, *, wait_process: bool = False) -> BlobInsertData:
+        return await self._backend.ainsert(self.id, blob, wait_process=wait_process)
+
+    def get_blob(self, blob_id: uuid.UUID) -> BlobData:
+        return self._backend.get_blob(self.id, blob_id)
+
+    async def aget_blob(self, blob_id: uuid.UUID) -> BlobData:
+        return await self._backend.aget_blob(self.id, blob_id)
+
+    def flush(
+        self, blob_type: BlobType = BlobType.chat, *, wait: bool = True
+    ) -> list[ChatModalResponse]:
+        """Process everything buffered for this user now."""
+        return self._backend.flush(self.id, blob_type, wait=wait)
+
+    async def aflush(
+        self, blob_type: BlobType = BlobType.chat, *, wait: bool = True
+    ) -> list[ChatModalResponse]:
+        return await self._backend.aflush(self.id, blob_type, wait=wait)
+
+    # -- reading ------------------------------------------------------------------------------
+    def _context_options(
+        self, chats: Sequence[MessageLike] | None, options: dict[str, Any]
+    ) -> ContextOptions:
+        converted = [Message.coerce(m) for m in chats] if chats else None
+        return ContextOptions(chats=converted, **options)
+
+    def context(
+        self, max_token_size: int = 1000, *, chats: Sequence[MessageLike] | None = None, **options: Any
+    ) -> str:
+        """The memory text to put in a prompt (profile + events), cached until the next
+        processing of this user finishes. See :class:`ContextOptions` for the options."""
+        opts = self._context_options(chats, {"max_token_size": max_token_size, **options})
+        cache = self.memobase._cache
+        key = opts.cache_key() if opts.chats is None else None
+        if key is not None and (hit := cache.get(self.id, key)) is not None:
+            return hit
+        generation = cache.generation(self.id)
+        value = self._backend.context(self.id, opts)
+        if key is not None:
+            cache.put(self.id, key, value, generation)
+        return value
+
+    async def acontext(
+        self, max_token_size: int = 1000, *, chats: Sequence[MessageLike] | None = None, **options: Any
+    ) -> str:
+        opts = self._context_options(chats, {"max_token_size": max_token_size, **options})
+        cache = self.memobase._cache
+        key = opts.cache_key() if opts.chats is None else None
+        if key is not None and (hit := cache.get(self.id, key)) is not None:
+            return hit
+        generation = cache.generation(self.id)
+        value = await self._backend.acontext(self.id, opts)
+        if key is not None:
+            cache.put(self.id, key, value, generation)
+        return value
+
+    def profile(self, **options: Any) -> list[Profile]:
+        """The structured profile rows (``topic/sub_topic/content``); see ProfileOptions."""
+        return self._backend.profile(self.id, ProfileOptions(**options))
+
+    async def aprofile(self, **options: Any) -> list[Profile]:
+        return await self._backend.aprofile(self.id, ProfileOptions(**options))
+
+    def events(self, topk: int = 10, max_token_size: int | None = None) -> list[UserEvent]:
+        """The newest events (the timeline), newest first."""
+        return self._backend.events(self.id, topk, max_token_size)
+
+    async def aevents(self, topk: int = 10, max_token_size: int | None = None) -> list[UserEvent]:
+        return await self._backend.aevents(self.id, topk, max_token_size)
+
+    def search_events(self, query: str, topk: int = 10, **options: Any) -> list[UserEvent]:
+        return self._backend.search_events(self.id, query, topk, **options)
+
+    async def asearch_events(self, query: str, topk: int = 10, **options: Any) -> list[UserEvent]:
+        return await self._backend.asearch_events(self.id, query, topk, **options)
+
+    def search_gists(self, query: str, topk: int = 10, **options: Any) -> list[EventGist]:
+        return self._backend.search_gists(self.id, query, topk, **options)
+
+    async def asearch_gists(self, query: str, topk: int = 10, **options: Any) -> list[EventGist]:
+        return await self._backend.asearch_gists(self.id, query, topk, **options)
+
+    # -- profile writes -----------------------------------------------------------------------
+    def add_profile(self, content: str, topic: str, sub_topic: str) -> uuid.UUID:
+        profile_id = self._backend.add_profile(self.id, content, topic, sub_topic)
+        self.memobase._cache.invalidate(self.id)
+        return profile_id
+
+    async def aadd_profile(self, content: str, topic: str, sub_topic: str) -> uuid.UUID:
+        profile_id = await self._backend.aadd_profile(self.id, content, topic, sub_topic)
+        self.memobase._cache.invalidate(self.id)
+        return profile_id
+
+    def update_profile(
+        self,
+        profile_id: uuid.UUID,
+        content: str,
+        topic: str | None = None,
+        sub_topic: str | None = None,
+    ) -> None:
+        self._backend.update_profile(self.id, profile_id, content, topic, sub_topic)
+        self.memobase._cache.invalidate(self.id)
+
+    async def aupdate_profile(
+        self,
+        profile_id: uuid.UUID,
+        content: str,
+        topic: str | None = None,
+        sub_topic: str | None = None,
+    ) -> None:
+        await self._backend.aupdate_profile(self.id, profile_id, content, topic, sub_topic)
+        self.memobase._cache.invalidate(self.id)
+
+    def delete_profile(self, profile_id: uuid.UUID) -> None:
+        self._backend.delete_profile(self.id, profile_id)
+        self.memobase._cache.invalidate(self.id)
+
+    async def adelete_profile(self, profile_id: uuid.UUID) -> None:
+        await self._backend.adelete_profile(self.id, profile_id)
+        self.memobase._cache.invalidate(self.id)
+
+    def delete_event(self, event_id: uuid.UUID) -> None:
+        self._backend.delete_event(self.id, event_id)
+        self.memobase._cache.invalidate(self.id)
+
+    async def adelete_event(self, event_id: uuid.UUID) -> None:
+        await self._backend.adelete_event(self.id, event_id)
+        self.memobase._cache.invalidate(self.id)
+
+    # -- whole user ---------------------------------------------------------------------------
+    def delete(self) -> None:
+        """Forget this user: profile, events, gists and every turn not yet processed."""
+        self._backend.delete_user(self.id)
+        self.memobase._cache.invalidate(self.id)
+
+    async def adelete(self) -> None:
+        await self._backend.adelete_user(self.id)
+        self.memobase._cache.invalidate(self.id)
+
+    def export(self) -> dict[str, Any]:
+        """Everything kept about this user, as JSON-ready data."""
+        return self._backend.export_user(self.id)
+
+    async def aexport(self) -> dict[str, Any]:
+        return await self._backend.aexport_user(self.id)
+
+    def status(self) -> MemoryStatus:
+        return self._backend.status(self.id)
+
+    async def astatus(self) -> MemoryStatus:
+        return await self._backend.astatus(self.id)

@@ -1,0 +1,192 @@
+"""The neutral chat message and the conversion of a finished turn into ChatBlobs.
+
+Adapters translate their framework's messages into :class:`Message`; everything below
+this module only ever sees these. Conversion is pure and deterministic: the same turn
+always gives the same blobs, which is what makes replays idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from .errors import InvalidMessageError
+from .models import ChatBlob, OpenAICompatibleMessage, SummaryBlob
+from .tokens import count_tokens, encoding
+
+__all__ = [
+    "DEFAULT_MAX_BLOB_TOKENS",
+    "Message",
+    "format_timestamp",
+    "render_blob",
+    "render_chat_line",
+    "turn_to_blobs",
+]
+
+#: A blob bigger than Memobase's processing cap (16384 tokens) can never be processed
+#: (the server fails it with errno 520), so turns are split well below that.
+DEFAULT_MAX_BLOB_TOKENS = 4096
+
+Role = Literal["user", "assistant"]
+_ROLE_ALIASES: dict[str, Role] = {
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "model": "assistant",
+    "chatbot": "assistant",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A framework-free chat message.
+
+    ``role`` is ``user`` or ``assistant`` (``human``/``ai`` are accepted and normalised);
+    ``name`` becomes Memobase's ``alias``; ``created_at`` becomes the per-message timestamp the
+    LLM sees (a ``datetime`` is written as ISO 8601, a string is passed through verbatim).
+    """
+
+    role: Role
+    content: str
+    name: str | None = None
+    created_at: datetime | str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def of(
+        cls,
+        role: str,
+        content: str,
+        *,
+        name: str | None = None,
+        created_at: datetime | str | None = None,
+    ) -> Message:
+        """Build a message, normalising ``role`` and rejecting what Memobase cannot store."""
+        normalised = _ROLE_ALIASES.get(role.strip().lower()) if isinstance(role, str) else None
+        if normalised is None:
+            raise InvalidMessageError(
+                f"Message role {role!r} cannot be stored: Memobase keeps only 'user' and "
+                "'assistant' turns. Drop system, tool and function messages before recording."
+            )
+        if not isinstance(content, str):
+            raise InvalidMessageError(
+                f"Message content must be text, got {type(content).__name__}. Flatten "
+                "multimodal content to its text parts first (the adapters do this for you)."
+            )
+        return cls(role=normalised, content=content, name=name or None, created_at=created_at)
+
+    @classmethod
+    def coerce(cls, value: Message | dict[str, Any]) -> Message:
+        """Accept a :class:`Message` or an OpenAI-style ``{"role", "content"}`` dict."""
+        if isinstance(value, Message):
+            return value
+        if isinstance(value, dict):
+            if "role" not in value or "content" not in value:
+                raise InvalidMessageError(
+                    f"A message dict needs 'role' and 'content' keys; got keys {sorted(value)}."
+                )
+            return cls.of(
+                value["role"],
+                value["content"],
+                name=value.get("name") or value.get("alias"),
+                created_at=value.get("created_at"),
+            )
+        raise InvalidMessageError(
+            f"Expected a Message or a dict with 'role' and 'content', got {type(value).__name__}."
+        )
+
+    def to_wire(self) -> OpenAICompatibleMessage:
+        return OpenAICompatibleMessage(
+            role=self.role,
+            content=self.content,
+            alias=self.name,
+            created_at=format_timestamp(self.created_at),
+        )
+
+
+def format_timestamp(value: datetime | str | None) -> str | None:
+    """A message timestamp as the string Memobase shows the LLM.
+
+    Naive datetimes are taken as UTC so the same turn renders the same on every machine.
+    """
+    if value is None or isinstance(value, str):
+        return value or None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+def render_chat_line(message: OpenAICompatibleMessage, fallback_date: str) -> str:
+    """``[ts] alias(role): content``, Memobase's rendering of one message for the LLM."""
+    ts = message.created_at or fallback_date
+    who = f"{message.alias}({message.role})" if message.alias else message.role
+    return f"[{ts}] {who}: {message.content}"
+
+
+def render_blob(blob: ChatBlob | SummaryBlob, when: datetime | None = None) -> str:
+    """The text Memobase counts tokens on and shows the LLM for a blob."""
+    date = (when or datetime.now(UTC)).strftime("%Y/%m/%d")
+    if isinstance(blob, ChatBlob):
+        return "\n".join(render_chat_line(m, date) for m in blob.messages)
+    return f"- {blob.summary.replace(chr(10), ' ')}[{date}]"
+
+
+def turn_to_blobs(
+    messages: Iterable[Message | dict[str, Any]],
+    *,
+    max_blob_tokens: int = DEFAULT_MAX_BLOB_TOKENS,
+    fields: dict[str, Any] | None = None,
+) -> list[ChatBlob]:
+    """Convert one finished turn into the ChatBlobs to insert.
+
+    * only user and assistant text survives; messages whose text is blank are dropped;
+    * consecutive messages are packed into one blob while the rendered text stays within
+      ``max_blob_tokens``; a single message longer than that is split into pieces on token
+      boundaries, so no blob can exceed the processing cap and fail on the server;
+    * the result is deterministic; an empty turn gives ``[]``.
+    """
+    if max_blob_tokens < 16:
+        raise InvalidMessageError(f"max_blob_tokens must be at least 16, got {max_blob_tokens}.")
+    wires = [m.to_wire() for m in (Message.coerce(x) for x in messages) if m.content.strip()]
+    pieces: list[tuple[OpenAICompatibleMessage, int]] = []
+    for wire in wires:
+        pieces.extend(_split_message(wire, max_blob_tokens))
+
+    blobs: list[ChatBlob] = []
+    current: list[OpenAICompatibleMessage] = []
+    current_tokens = 0
+    for wire, tokens in pieces:
+        if current and current_tokens + tokens > max_blob_tokens:
+            blobs.append(ChatBlob(messages=current, fields=_copy(fields)))
+            current, current_tokens = [], 0
+        current.append(wire)
+        current_tokens += tokens
+    if current:
+        blobs.append(ChatBlob(messages=current, fields=_copy(fields)))
+    return blobs
+
+
+def _copy(fields: dict[str, Any] | None) -> dict[str, Any] | None:
+    return dict(fields) if fields is not None else None
+
+
+# Room for the "[timestamp] alias(role): " prefix that rendering adds to each line.
+_LINE_OVERHEAD = 48
+
+
+def _split_message(
+    wire: OpenAICompatibleMessage, max_tokens: int
+) -> Sequence[tuple[OpenAICompatibleMessage, int]]:
+    total = count_tokens(wire.content) + _LINE_OVERHEAD
+    if total <= max_tokens:
+        return [(wire, total)]
+    budget = max(8, max_tokens - _LINE_OVERHEAD)
+    tokens = encoding().encode_ordinary(wire.content)
+    out: list[tuple[OpenAICompatibleMessage, int]] = []
+    for start in range(0, len(tokens), budget):
+        chunk = encoding().decode(tokens[start : start + budget])
+        out.append((wire.model_copy(update={"content": chunk}), budget + _LINE_OVERHEAD))
+    return out

@@ -1,0 +1,87 @@
+"""Settings shared by the facade and the backends: the LLM endpoint and the flush policy.
+
+Secrets are ``pydantic.SecretStr`` so they never show in a ``repr``, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = ["FlushPolicy", "LLMSettings"]
+
+
+class LLMSettings(BaseModel):
+    """Where the embedded engine's LLM (and optional embeddings) live.
+
+    Any OpenAI-compatible endpoint works: OpenAI, Azure's compatible route, Ollama
+    (``base_url="http://localhost:11434/v1"``), vLLM, LM Studio. ``http_client`` lets tests and
+    the offline demo plug in the stand-in LLM (``memobase_integrations.testing``) while the
+    real ``openai`` client code path runs.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    best_model: str = "gpt-4o-mini"
+    summary_model: str | None = None
+    temperature: float = 0.2
+    max_tokens: int = 1024
+    timeout: float = 120.0
+    max_retries: int = 2
+    enable_embeddings: bool = False
+    embedding_model: str = "text-embedding-3-small"
+    embedding_dim: int = 1536
+    embedding_base_url: str | None = None
+    embedding_api_key: SecretStr | None = None
+    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
+    async_http_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> LLMSettings:
+        """``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``MEMOBASE_LLM_MODEL``,
+        ``MEMOBASE_SUMMARY_LLM_MODEL``, ``MEMOBASE_EMBEDDING_MODEL`` (turns embeddings on)."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if env.get("OPENAI_API_KEY"):
+            values["api_key"] = SecretStr(env["OPENAI_API_KEY"])
+        if env.get("OPENAI_BASE_URL"):
+            values["base_url"] = env["OPENAI_BASE_URL"]
+        if env.get("MEMOBASE_LLM_MODEL"):
+            values["best_model"] = env["MEMOBASE_LLM_MODEL"]
+        if env.get("MEMOBASE_SUMMARY_LLM_MODEL"):
+            values["summary_model"] = env["MEMOBASE_SUMMARY_LLM_MODEL"]
+        if env.get("MEMOBASE_EMBEDDING_MODEL"):
+            values["embedding_model"] = env["MEMOBASE_EMBEDDING_MODEL"]
+            values["enable_embeddings"] = True
+        values.update(overrides)
+        return cls.model_validate(values)
+
+    @property
+    def configured(self) -> bool:
+        """True when a real endpoint is set (a key, a base URL, or an injected client)."""
+        return bool(self.api_key or self.base_url or self.http_client or self.async_http_client)
+
+
+class FlushPolicy(BaseModel):
+    """When buffered turns are processed (both backends).
+
+    Memobase itself only processes a buffer over ``buffer_token_threshold`` and never on
+    idle; we add the idle flush and the flush on close so nothing sits unprocessed forever.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    buffer_token_threshold: int = Field(1024, ge=1)
+    max_process_tokens: int = Field(16384, ge=1)
+    idle_flush_seconds: float | None = Field(300.0, gt=0)
+    flush_on_close: bool = True
+    close_timeout_seconds: float = Field(30.0, ge=0)
+    worker_poll_seconds: float = Field(0.5, gt=0)
+    retry_base_seconds: float = Field(2.0, gt=0)
+    retry_max_seconds: float = Field(300.0, gt=0)
+    max_attempts: int | None = Field(None, ge=1)
