@@ -82,11 +82,11 @@ class UnsupportedError(MemobaseError):
     """errno 501 or an operation this backend does not offer (e.g. search without embeddings)."""
 
 
-class ConnectionError(MemobaseError):  # noqa: A001 - deliberate, namespaced by the package
+class ConnectionError(MemobaseError):
     """The server could not be reached (refused, DNS, reset before an answer)."""
 
 
-class TimeoutError(ConnectionError):  # noqa: A001
+class TimeoutError(ConnectionError):
     """The server did not answer in time."""
 
 

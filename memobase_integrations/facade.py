@@ -271,7 +271,11 @@ class UserMemory:
         return ContextOptions(chats=converted, **options)
 
     def context(
-        self, max_token_size: int = 1000, *, chats: Sequence[MessageLike] | None = None, **options: Any
+        self,
+        max_token_size: int = 1000,
+        *,
+        chats: Sequence[MessageLike] | None = None,
+        **options: Any,
     ) -> str:
         """The memory text to put in a prompt (profile + events), cached until the next
         processing of this user finishes. See :class:`ContextOptions` for the options."""
@@ -287,7 +291,11 @@ class UserMemory:
         return value
 
     async def acontext(
-        self, max_token_size: int = 1000, *, chats: Sequence[MessageLike] | None = None, **options: Any
+        self,
+        max_token_size: int = 1000,
+        *,
+        chats: Sequence[MessageLike] | None = None,
+        **options: Any,
     ) -> str:
         opts = self._context_options(chats, {"max_token_size": max_token_size, **options})
         cache = self.memobase._cache

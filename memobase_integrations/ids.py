@@ -32,16 +32,17 @@ def to_user_uuid(user: str | uuid.UUID) -> uuid.UUID:
     * any other string (an e-mail, a database key, "alice") is hashed like the SDK does.
     """
     if isinstance(user, uuid.UUID):
-        parsed: uuid.UUID | None = user
+        parsed = user
     elif isinstance(user, str):
         if not user:
             raise InvalidUserIdError(
                 "The user id is empty. Pass the id your app uses for this person "
                 "(any non-empty string, or a UUID v4/v5)."
             )
-        parsed = _parse_uuid(user)
-        if parsed is None:
+        maybe = _parse_uuid(user)
+        if maybe is None:
             return string_to_uuid(user)
+        parsed = maybe
     else:
         raise InvalidUserIdError(
             f"A user id must be a str or uuid.UUID, not {type(user).__name__}. "

@@ -15,7 +15,7 @@ from importlib import resources
 from unittest import mock
 
 import tiktoken
-from tiktoken_ext import openai_public
+from tiktoken_ext import openai_public  # type: ignore[import-untyped]
 
 __all__ = ["count_tokens", "encoding", "truncate_tokens"]
 

@@ -2,4 +2,11 @@
 
 from .base import Backend, ContextOptions, MemoryStatus, ProfileOptions, RecordReceipt, UserStatus
 
-__all__ = ["Backend", "ContextOptions", "MemoryStatus", "ProfileOptions", "RecordReceipt", "UserStatus"]
+__all__ = [
+    "Backend",
+    "ContextOptions",
+    "MemoryStatus",
+    "ProfileOptions",
+    "RecordReceipt",
+    "UserStatus",
+]
