@@ -23,7 +23,9 @@ never partially cut.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from memobase_integrations.tokens import count_tokens
@@ -109,9 +111,17 @@ def is_empty_context(text: str) -> bool:
     return pack is not None and pack.empty
 
 
-def truncate_context(text: str, tokens_to_truncate: int) -> str | None:
-    """``text`` shortened by at least ``tokens_to_truncate`` tokens, or ``None`` if nothing
-    useful is left (LlamaIndex then drops the block).
+#: Extra share cut beyond the request. The caller measures with its own tokenizer; cutting
+#: slightly too little would make LlamaIndex drop the whole block, too much costs one line.
+TRUNCATION_MARGIN = 0.1
+
+
+def truncate_context(
+    text: str, tokens_to_truncate: int, count: Callable[[str], int] = count_tokens
+) -> str | None:
+    """``text`` shortened by at least ``tokens_to_truncate`` tokens (as ``count`` measures
+    them, plus :data:`TRUNCATION_MARGIN`), or ``None`` if nothing useful is left (LlamaIndex
+    then drops the block).
 
     Events go first, oldest (last listed) first; then profile lines from the bottom. A text
     that is not the default pack cannot be cut safely and yields ``None``.
@@ -121,10 +131,11 @@ def truncate_context(text: str, tokens_to_truncate: int) -> str | None:
     pack = ContextPack.parse(text)
     if pack is None:
         return None
+    target = math.ceil(tokens_to_truncate * (1 + TRUNCATION_MARGIN))
     saved = 0
     for section in (pack.events, pack.profile):
-        while section and saved < tokens_to_truncate:
-            saved += count_tokens(section.pop()) + 1  # the line and its newline
+        while section and saved < target:
+            saved += count(section.pop()) + 1  # the line and its newline
     if pack.empty:
         return None
     return pack.render()

@@ -14,6 +14,7 @@ from typing import Any
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.memory import BaseMemoryBlock
+from llama_index.core.utils import get_tokenizer
 
 from memobase_integrations.facade import Memobase, UserMemory
 
@@ -123,7 +124,8 @@ class MemobaseMemoryBlock(BaseMemoryBlock[str]):
 
     async def atruncate(self, content: str, tokens_to_truncate: int) -> str | None:
         """Drop events before profile lines; ``None`` when nothing useful is left."""
-        truncated = truncate_context(content, tokens_to_truncate)
+        tokenizer = get_tokenizer()  # what Memory counts with unless told otherwise
+        truncated = truncate_context(content, tokens_to_truncate, lambda s: len(tokenizer(s)))
         return truncated.strip("\n") if truncated is not None else None
 
     # -- writing ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import uuid
 from collections import Counter
@@ -100,10 +101,8 @@ class FakeBackend:
         ]
 
     def _note_loop(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):
             self.loops.add(id(asyncio.get_running_loop()))
-        except RuntimeError:
-            pass
 
     # -- protocol ----------------------------------------------------------------------------
     def add_listener(self, listener: ProcessedListener) -> None:

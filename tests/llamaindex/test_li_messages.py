@@ -25,7 +25,8 @@ from llamaindex_memobase.messages import (
 from memobase_integrations.messages import Message, turn_to_blobs
 
 PNG_1PX = (
-    b"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    b"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAE"
+    b"hQGAhKmMIQAAAABJRU5ErkJggg=="
 )
 
 
@@ -129,7 +130,9 @@ def test_react_transcript_keeps_only_the_final_answer() -> None:
 def test_name_and_timestamps_come_from_additional_kwargs() -> None:
     when = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
     messages = [
-        ChatMessage(role="user", content="a", additional_kwargs={"name": "Ann", "created_at": when}),
+        ChatMessage(
+            role="user", content="a", additional_kwargs={"name": "Ann", "created_at": when}
+        ),
         ChatMessage(role="user", content="b", additional_kwargs={"alias": "Bo", "timestamp": 0}),
         ChatMessage(role="user", content="c", additional_kwargs={"created_at": "2026-01-01"}),
         ChatMessage(role="user", content="d", additional_kwargs={"name": "  ", "timestamp": True}),
