@@ -33,6 +33,7 @@ from llama_index.core.base.llms.types import (
     MessageRole,
 )
 from llama_index.core.llms import CustomLLM
+from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from pydantic import Field
 
@@ -255,6 +256,7 @@ class RecordingLLM(CustomLLM):
     """
 
     answer: str = "Nice to meet you."
+    script: list[str] = Field(default_factory=list, description="Answers used first, in order.")
     calls: list[list[ChatMessage]] = Field(default_factory=list, exclude=True)
     prompts: list[str] = Field(default_factory=list, exclude=True)
 
@@ -267,19 +269,19 @@ class RecordingLLM(CustomLLM):
         """The last chat input flattened to ``role: text`` lines."""
         return _text_of(self.calls[-1])
 
-    def _remember(self, messages: Sequence[ChatMessage]) -> None:
+    def _remember(self, messages: Sequence[ChatMessage]) -> str:
         self.calls.append([copy.deepcopy(m) for m in messages])
+        return self.script.pop(0) if self.script else self.answer
 
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        self._remember(messages)
-        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=self.answer))
+        answer = self._remember(messages)
+        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=answer))
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         return self.chat(messages, **kwargs)
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        self._remember(messages)
-        words = self.answer.split(" ")
+        words = self._remember(messages).split(" ")
 
         def gen() -> Generator[ChatResponse, None, None]:
             text = ""
@@ -316,6 +318,34 @@ class RecordingLLM(CustomLLM):
             yield CompletionResponse(text="standalone question", delta="standalone question")
 
         return gen()
+
+
+class RecordingFunctionLLM(MockFunctionCallingLLM):
+    """LlamaIndex's mock function-calling LLM (calls every tool once, then answers "Tool calls
+    complete.") that also keeps every message list it was sent, not just the last."""
+
+    calls: list[list[ChatMessage]] = Field(default_factory=list, exclude=True)
+
+    @property
+    def all_text(self) -> list[str]:
+        return [_text_of(call) for call in self.calls]
+
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        self.calls.append([copy.deepcopy(m) for m in messages])
+        return super().chat(messages, **kwargs)
+
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return self.chat(messages, **kwargs)
+
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        self.calls.append([copy.deepcopy(m) for m in messages])
+        return super().stream_chat(messages, **kwargs)
+
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        self.calls.append([copy.deepcopy(m) for m in messages])
+        return await super().astream_chat(messages, **kwargs)
 
 
 class StaticRetriever(BaseRetriever):
