@@ -17,7 +17,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from memobase_integrations.errors import ConfigurationError
 from memobase_integrations.facade import Memobase, UserMemory
@@ -59,10 +59,11 @@ class _UserBoundRetriever(BaseRetriever):
     user_id: str | uuid.UUID
     """Whose memory is read; fixed for the retriever's lifetime."""
 
-    @model_validator(mode="after")
-    def _check_user(self) -> _UserBoundRetriever:
-        self.memobase.user(self.user_id)  # raises InvalidUserIdError for an unusable id
-        return self
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Outside pydantic validation so InvalidUserIdError escapes as itself, not wrapped
+        # in a pydantic ValidationError.
+        self.memobase.user(self.user_id)
 
     @property
     def _user(self) -> UserMemory:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.tools import BaseTool, ToolException
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from memobase_integrations.errors import MemobaseError
 from memobase_integrations.facade import Memobase, UserMemory
@@ -72,10 +72,11 @@ class _UserBoundTool(BaseTool):
     """Whose memory the tool uses; fixed, never chosen by the model."""
     handle_tool_error: bool | str | Callable[[ToolException], str] | None = True
 
-    @model_validator(mode="after")
-    def _check_user(self) -> _UserBoundTool:
-        self.memobase.user(self.user_id)  # raises InvalidUserIdError for an unusable id
-        return self
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Outside pydantic validation so InvalidUserIdError escapes as itself, not wrapped
+        # in a pydantic ValidationError.
+        self.memobase.user(self.user_id)
 
     @property
     def _user(self) -> UserMemory:

@@ -1,0 +1,136 @@
+"""Retrievers and tools: bound users, ranking, k, formatting, error handling."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import ToolMessage
+from lc_fakes import FakeBackend
+
+from langchain_memobase import (
+    MemobaseAddProfileTool,
+    MemobaseEventRetriever,
+    MemobaseProfileRetriever,
+    MemobaseProfileTool,
+    MemobaseSearchEventsTool,
+    memobase_tools,
+)
+from memobase_integrations import errors as mb_errors
+from memobase_integrations.facade import Memobase
+from memobase_integrations.ids import to_user_uuid
+
+ALICE = to_user_uuid("alice")
+BOB = to_user_uuid("bob")
+
+
+@pytest.fixture
+def seeded(fake_backend: FakeBackend) -> FakeBackend:
+    fake_backend.add_fact(ALICE, "basic_info", "name", "Alice")
+    fake_backend.add_fact(ALICE, "work", "title", "airline pilot")
+    fake_backend.add_fact(ALICE, "interest", "games", "plays chess")
+    fake_backend.add_fact(BOB, "work", "title", "BOB-SECRET-JOB")
+    fake_backend.add_event(ALICE, "Alice won a chess tournament", {"emotion": "proud"})
+    fake_backend.add_event(BOB, "Bob chess BOB-SECRET-EVENT")
+    return fake_backend
+
+
+def test_profile_retriever_ranks_by_query_words_and_binds_the_user(
+    memobase: Memobase, seeded: FakeBackend
+) -> None:
+    retriever = MemobaseProfileRetriever(memobase=memobase, user_id="alice", k=2)
+    docs = retriever.invoke("what is her work title")
+    assert [d.page_content for d in docs] == [
+        "work::title: airline pilot",
+        "basic_info::name: Alice",  # no overlap: Memobase order breaks the tie
+    ]
+    assert docs[0].metadata["topic"] == "work"
+    assert docs[0].metadata["user_id"] == str(ALICE)
+    assert docs[0].metadata["score"] == 2
+    assert "BOB-SECRET-JOB" not in repr(retriever.invoke("BOB-SECRET-JOB work title", k=5))
+
+
+async def test_profile_retriever_async_with_topic_filter(
+    memobase: Memobase, seeded: FakeBackend
+) -> None:
+    retriever = MemobaseProfileRetriever(memobase=memobase, user_id="alice", only_topics=["work"])
+    docs = await retriever.ainvoke("anything")
+    assert [d.page_content for d in docs] == ["work::title: airline pilot"]
+
+
+def test_event_retriever_documents(memobase: Memobase, seeded: FakeBackend) -> None:
+    docs = MemobaseEventRetriever(memobase=memobase, user_id="alice").invoke("chess")
+    assert [d.page_content for d in docs] == ["Alice won a chess tournament"]
+    assert docs[0].metadata["tags"] == {"emotion": "proud"}
+    assert docs[0].metadata["similarity"] == 0.9
+    assert docs[0].metadata["user_id"] == str(ALICE)
+
+
+def test_k_must_be_positive(memobase: Memobase, seeded: FakeBackend) -> None:
+    retriever = MemobaseProfileRetriever(memobase=memobase, user_id="alice")
+    with pytest.raises(mb_errors.ConfigurationError, match="k must be a positive integer"):
+        retriever.invoke("q", k=0)
+    with pytest.raises(ValueError):
+        MemobaseEventRetriever(memobase=memobase, user_id="alice", k=0)
+
+
+def test_unusable_user_id_is_rejected_at_construction(memobase: Memobase) -> None:
+    with pytest.raises(mb_errors.InvalidUserIdError):
+        MemobaseProfileTool(memobase=memobase, user_id="")
+    with pytest.raises(mb_errors.InvalidUserIdError):
+        MemobaseProfileRetriever(memobase=memobase, user_id="")
+
+
+def test_the_model_cannot_choose_the_user(memobase: Memobase) -> None:
+    for tool in memobase_tools(memobase, "alice", allow_profile_writes=True):
+        properties = tool.get_input_schema().model_json_schema().get("properties", {})
+        assert not {"user_id", "user", "memobase"} & set(properties), tool.name
+        assert tool.tool_call_schema.model_json_schema().get("properties", {}).keys() == (
+            properties.keys()
+        )
+
+
+def test_add_profile_tool_is_off_by_default(memobase: Memobase) -> None:
+    names = [t.name for t in memobase_tools(memobase, "alice")]
+    assert names == ["memobase_read_profile", "memobase_search_events"]
+    with_writes = memobase_tools(memobase, "alice", allow_profile_writes=True)
+    assert [t.name for t in with_writes][-1] == "memobase_add_profile"
+
+
+def test_profile_tool_output(memobase: Memobase, seeded: FakeBackend) -> None:
+    tool = MemobaseProfileTool(memobase=memobase, user_id="alice")
+    assert tool.invoke({}) == (
+        "- basic_info::name: Alice\n- work::title: airline pilot\n- interest::games: plays chess"
+    )
+    assert tool.invoke({"topics": ["work"]}) == "- work::title: airline pilot"
+    empty = MemobaseProfileTool(memobase=memobase, user_id="nobody")
+    assert empty.invoke({}) == "Nothing is remembered about this user yet."
+
+
+async def test_search_events_tool_output(memobase: Memobase, seeded: FakeBackend) -> None:
+    tool = MemobaseSearchEventsTool(memobase=memobase, user_id="alice")
+    text = await tool.ainvoke({"query": "chess"})
+    assert text.startswith("- [")
+    assert "Alice won a chess tournament (tags: emotion=proud)" in text
+    assert "BOB-SECRET-EVENT" not in text
+    assert await tool.ainvoke({"query": "zebra"}) == "No remembered events match this query."
+
+
+def test_add_profile_tool_writes_for_the_bound_user(
+    memobase: Memobase, fake_backend: FakeBackend
+) -> None:
+    tool = MemobaseAddProfileTool(memobase=memobase, user_id="alice")
+    out = tool.invoke({"topic": "interest", "sub_topic": "food", "content": "loves tea"})
+    assert out.startswith("Remembered interest::food")
+    assert [p.describe() for p in fake_backend.profiles[ALICE]] == ["interest::food: loves tea"]
+    assert BOB not in fake_backend.profiles
+
+
+def test_memory_errors_reach_the_model_as_the_tool_result(
+    memobase: Memobase, fake_backend: FakeBackend
+) -> None:
+    fake_backend.fail["profile"] = mb_errors.ServiceUnavailableError("LLM quota exhausted")
+    tool = MemobaseProfileTool(memobase=memobase, user_id="alice")
+    result = tool.invoke({"name": tool.name, "args": {}, "id": "c1", "type": "tool_call"})
+    assert isinstance(result, ToolMessage)
+    assert result.content == "Memory is unavailable: LLM quota exhausted"
+    with pytest.raises(mb_errors.ServiceUnavailableError):
+        MemobaseProfileRetriever(memobase=memobase, user_id="alice").invoke("q")
