@@ -45,7 +45,7 @@ def fake_backend() -> FakeBackend:
 
 @pytest.fixture
 def memobase(fake_backend: FakeBackend) -> Memobase:
-    return Memobase(fake_backend)  # type: ignore[arg-type]
+    return Memobase(fake_backend)
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ async def test_four_concurrent_ainvoke_overlap(
     make_model: MakeModel, no_sync_memory_on_loop: list[str]
 ) -> None:
     backend = FakeBackend(delay=DELAY)
-    memobase = Memobase(backend)  # type: ignore[arg-type]
+    memobase = Memobase(backend)
     model = make_model(repeat="ok")
     agent = create_agent(
         model,
@@ -89,7 +89,7 @@ async def test_ainvoke_with_tool_loop_never_calls_sync_memory(
     make_model: MakeModel, no_sync_memory_on_loop: list[str]
 ) -> None:
     backend = FakeBackend()
-    memobase = Memobase(backend)  # type: ignore[arg-type]
+    memobase = Memobase(backend)
     model = make_model(tool_call("lookup", {"topic": "x"}, "c1"), "done")
     agent = create_agent(
         model,
@@ -107,7 +107,7 @@ async def test_async_history_retrievers_and_tools_never_call_sync_memory(
     tmp_path: Any, no_sync_memory_on_loop: list[str]
 ) -> None:
     backend = FakeBackend()
-    memobase = Memobase(backend)  # type: ignore[arg-type]
+    memobase = Memobase(backend)
     history = MemobaseChatMessageHistory(
         memobase, "alice", "s1", database_url=f"sqlite:///{tmp_path / 'chat.db'}"
     )

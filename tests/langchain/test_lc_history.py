@@ -34,7 +34,9 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'chat.db'}"
 
 
-def make(memobase: Memobase, db_url: str, user: str = "alice", session: str = "s1", **kw: Any):
+def make(
+    memobase: Memobase, db_url: str, user: str = "alice", session: str = "s1", **kw: Any
+) -> MemobaseChatMessageHistory:
     return MemobaseChatMessageHistory(memobase, user, session, database_url=db_url, **kw)
 
 

@@ -68,9 +68,9 @@ def test_dropped_kinds() -> None:
     dropped = [
         SystemMessage("sys"),
         ToolMessage("result", tool_call_id="c"),
-        FunctionMessage("result", name="f"),
-        ChatMessage("note", role="system"),
-        ChatMessage("tool says", role="tool"),
+        FunctionMessage(content="result", name="f"),
+        ChatMessage(content="note", role="system"),
+        ChatMessage(content="tool says", role="tool"),
         RemoveMessage(id="x"),
         SUMMARY,
         HumanMessage("   "),
@@ -81,7 +81,7 @@ def test_dropped_kinds() -> None:
 
 def test_chat_message_roles_map() -> None:
     result = to_memobase_messages(
-        [ChatMessage("q", role="Human"), ChatMessage("a", role="assistant")]
+        [ChatMessage(content="q", role="Human"), ChatMessage(content="a", role="assistant")]
     )
     assert [(m.role, m.content) for m in result] == [("user", "q"), ("assistant", "a")]
 

@@ -14,6 +14,7 @@ from langchain.agents.middleware import ModelRequest, SummarizationMiddleware
 from langchain.agents.middleware.types import ModelResponse
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from lc_fakes import FakeBackend
@@ -143,7 +144,7 @@ def test_memory_never_enters_the_graph_state(
         middleware=[MemobaseMiddleware(memobase, user_id="alice")],
         checkpointer=saver,
     )
-    config = {"configurable": {"thread_id": "t1"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "t1"}}
     agent.invoke({"messages": [HumanMessage("Weather?")]}, config)
     agent.invoke({"messages": [HumanMessage("And now?")]}, config)
 
@@ -215,7 +216,7 @@ def test_checkpointer_three_turns_three_records_no_repeats(
         middleware=[MemobaseMiddleware(memobase, user_id="alice")],
         checkpointer=InMemorySaver(),
     )
-    config = {"configurable": {"thread_id": "thread-1"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "thread-1"}}
     for text in _three_turns():
         agent.invoke({"messages": [HumanMessage(text)]}, config)
 
@@ -274,7 +275,7 @@ def test_summarization_middleware_summaries_are_never_recorded(
         ],
         checkpointer=InMemorySaver(),
     )
-    config = {"configurable": {"thread_id": "s1"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "s1"}}
     questions = ["q1 I live in Paris", "q2", "q3", "q4 I love chess", "q5"]
     for text in questions:
         agent.invoke({"messages": [HumanMessage(text)]}, config)
@@ -312,7 +313,7 @@ def test_summarization_inside_a_tool_loop_keeps_the_turn(
         ],
         checkpointer=InMemorySaver(),
     )
-    config = {"configurable": {"thread_id": "loop"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "loop"}}
     agent.invoke({"messages": [HumanMessage("Weather in three cities?")]}, config)
 
     messages = agent.get_state(config).values["messages"]
@@ -338,7 +339,7 @@ def test_alice_and_bob_on_the_same_thread_id_never_share_memory(
         context_schema=Ctx,
         checkpointer=InMemorySaver(),
     )
-    config = {"configurable": {"thread_id": "same-thread"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "same-thread"}}
 
     agent.invoke({"messages": [HumanMessage("alice speaks")]}, config, context=Ctx("alice"))
     alice_system = str(model.seen[-1][0].content)
@@ -487,7 +488,7 @@ def test_interrupted_turn_is_recorded_when_resumed(
         ],
         checkpointer=InMemorySaver(),
     )
-    config = {"configurable": {"thread_id": "hitl"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "hitl"}}
     agent.invoke({"messages": [HumanMessage("Weather?")]}, config)
     assert fake_backend.turns == []  # paused before the tool ran
     agent.invoke(Command(resume={"decisions": [{"type": "approve"}]}), config)

@@ -39,7 +39,7 @@ def seeded_memobase() -> Memobase:
         "Alice adopted a cat",
     ):
         backend.add_event(uid, tip, {"emotion": "happy"})
-    return Memobase(backend)  # type: ignore[arg-type]
+    return Memobase(backend)
 
 
 class TestProfileRetrieverStandard(RetrieversIntegrationTests):

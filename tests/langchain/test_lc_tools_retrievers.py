@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from langchain_core.messages import ToolMessage
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from lc_fakes import FakeBackend
+from pydantic import BaseModel
 
 from langchain_memobase import (
     MemobaseAddProfileTool,
@@ -81,11 +83,12 @@ def test_unusable_user_id_is_rejected_at_construction(memobase: Memobase) -> Non
 
 def test_the_model_cannot_choose_the_user(memobase: Memobase) -> None:
     for tool in memobase_tools(memobase, "alice", allow_profile_writes=True):
-        properties = tool.get_input_schema().model_json_schema().get("properties", {})
+        schema = tool.get_input_schema()
+        assert issubclass(schema, BaseModel)
+        properties = schema.model_json_schema().get("properties", {})
         assert not {"user_id", "user", "memobase"} & set(properties), tool.name
-        assert tool.tool_call_schema.model_json_schema().get("properties", {}).keys() == (
-            properties.keys()
-        )
+        model_visible = convert_to_openai_tool(tool)["function"]["parameters"]["properties"]
+        assert set(model_visible) == set(properties)
 
 
 def test_add_profile_tool_is_off_by_default(memobase: Memobase) -> None:
