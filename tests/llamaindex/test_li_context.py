@@ -88,3 +88,15 @@ def test_truncation_returns_none_when_nothing_is_left() -> None:
 def test_truncation_of_unknown_layout_drops_the_block() -> None:
     assert truncate_context("P: Gus | E: hiking", 1) is None
     assert truncate_context("P: Gus | E: hiking", 0) == "P: Gus | E: hiking"
+
+
+def test_the_engines_chinese_template_is_understood_too() -> None:
+    from memobase_integrations.engine.context import DEFAULT_TEMPLATES
+
+    zh = DEFAULT_TEMPLATES["zh"]
+    assert is_empty_context(zh.format(profile_section="- ", event_section=""))
+    full = zh.format(profile_section="- basic_info::name: 小明", event_section="- 去了北京")
+    assert not is_empty_context(full)
+    cut = truncate_context(full, 1)
+    assert cut is not None and "去了北京" not in cut and "小明" in cut
+    assert "## 过去事件：" in cut
