@@ -1,0 +1,796 @@
+"""``EmbeddedBackend``: Memobase's insert-and-process pipeline in-process.
+
+Storage is SQLAlchemy on SQLite (default ``sqlite:///memobase.db``) or PostgreSQL (several
+app processes sharing one store); processing uses any OpenAI-compatible LLM through the
+``openai`` SDK. See :mod:`..engine.store` for the storage guarantees and
+:mod:`.worker` for when processing happens.
+
+Guarantees:
+
+* ``record`` is one small local transaction on the caller's thread (blobs, buffer rows and the
+  turn ledger) - no LLM, no network. It is durable when it returns, and idempotent on the
+  turn id: a replay returns ``RecordReceipt(duplicate=True)`` and writes nothing.
+* Every buffered turn is processed **exactly once**: a flush leases the user's rows, runs the
+  LLM steps outside any transaction and writes all its results in one transaction that also
+  retires the rows - and that transaction only commits if the lease is still its own. A
+  crash leaves the rows leased; the lease expires and the next flush takes them over.
+* Nothing is silently dropped: an LLM failure or an unusable answer writes nothing, marks the
+  rows ``failed`` with the error text, and the worker retries them with exponential backoff
+  (``FlushPolicy.retry_base_seconds`` .. ``retry_max_seconds``; parked after
+  ``max_attempts`` if set). ``retry_failed`` and ``discard_failed`` act on them by hand.
+* Batches are taken **oldest first** and at most ``max_process_tokens`` each; a bigger buffer
+  is processed in several consecutive batches. (Memobase keeps the newest blobs that fit and
+  silently drops the older ones; processing in order keeps a later "I changed jobs" after
+  the earlier job, and loses nothing.)
+
+Choices worth knowing:
+
+* Async twins run the sync code in ``asyncio.to_thread`` (SQL and LLM alike): one pipeline
+  implementation, and the event loop never blocks.
+* ``events()`` returns the newest ``topk`` events with no time window (the server hard-codes
+  21 days there, which hides the timeline of anyone who paused for three weeks); the
+  search calls keep their ``time_range_in_days`` parameter.
+* ``update_profile``/``delete_profile``/``delete_event`` of a missing id raise
+  ``NotFoundError`` (the server silently ignores a missing profile); ``delete_user`` of an
+  unknown user is a no-op (forgetting is idempotent).
+* Similarity search is an exact cosine scan in Python over the stored vectors of the user's
+  rows in the time window - fine for the thousands of gists one user accumulates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import math
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from ..engine.config import ProfileConfig, ResolvedConfig
+from ..engine.context import pack_context, truncate_profiles
+from ..engine.llm import NO_LLM_MESSAGE, LLMClient
+from ..engine.parsing import parse_pick_ids
+from ..engine.pipeline import Pipeline
+from ..engine.prompts import Step, pick_profiles_prompt
+from ..engine.store import (
+    BUSY,
+    Claim,
+    DueUser,
+    LeaseLostError,
+    Store,
+    StoredEmbedded,
+    utcnow,
+)
+from ..errors import (
+    ConfigurationError,
+    MemobaseError,
+    ServerError,
+    UnsupportedError,
+    ValidationError,
+)
+from ..messages import Message
+from ..models import (
+    PROCESSED_BLOB_TYPES,
+    Blob,
+    BlobData,
+    BlobInsertData,
+    BlobType,
+    ChatBlob,
+    ChatModalResponse,
+    EventGist,
+    Profile,
+    UserEvent,
+)
+from ..settings import FlushPolicy, LLMSettings
+from ..tokens import count_tokens
+from .base import (
+    ContextOptions,
+    MemoryStatus,
+    ProcessedListener,
+    ProfileOptions,
+    RecordReceipt,
+    UserStatus,
+)
+from .worker import FlushWorker, LeaseKeeper
+
+__all__ = ["EmbeddedBackend"]
+
+logger = logging.getLogger(__name__)
+
+#: Gist candidates considered for a context (the server's limit).
+_CONTEXT_GISTS = 60
+#: Messages of the recent chat that make the gist-search query (the server uses 3).
+_QUERY_MESSAGES = 3
+
+
+class EmbeddedBackend:
+    """The :class:`~.base.Backend` that runs everything in-process.
+
+    Parameters
+    ----------
+    database_url:
+        ``sqlite:///path.db`` (default ``sqlite:///memobase.db``), ``sqlite://`` (in memory,
+        this process only) or ``postgresql+psycopg://user:pw@host/db``.
+    llm:
+        Where the LLM lives; ``None`` reads ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` /
+        ``MEMOBASE_LLM_MODEL`` (:meth:`LLMSettings.from_env`). Without any, recording works and
+        processing waits (``flush`` raises ``ConfigurationError`` saying what to set).
+    profile_config:
+        A :class:`ProfileConfig`, its YAML, or ``None``. When given it is saved as the store's
+        project config (so every process sharing the store uses it); ``set_profile_config``
+        changes it later.
+    policy:
+        When to process (:class:`FlushPolicy`).
+    start_worker:
+        Run the background flush thread (default). Without it, processing happens only on
+        explicit ``flush``/``insert(wait_process=True)``/``close``.
+    engine_options:
+        Extra :func:`sqlalchemy.create_engine` arguments, e.g. ``{"connect_args": {"options":
+        "-csearch_path=memobase"}}`` to keep the tables in a PostgreSQL schema.
+    lease_seconds:
+        How long a flush's claim survives without renewal. A live flush renews it every third
+        of that; a crashed process's turns are picked up again after it expires.
+    keep_processed_blobs:
+        Keep chat blobs after processing (Memobase's ``persistent_chat_blobs``).
+    """
+
+    kind = "embedded"
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        llm: LLMSettings | None = None,
+        profile_config: ProfileConfig | str | None = None,
+        policy: FlushPolicy | None = None,
+        start_worker: bool = True,
+        engine_options: dict[str, Any] | None = None,
+        lease_seconds: float = 60.0,
+        keep_processed_blobs: bool = False,
+    ) -> None:
+        if lease_seconds <= 0:
+            raise ConfigurationError(f"lease_seconds must be positive, got {lease_seconds}.")
+        self.policy = policy or FlushPolicy()
+        self.llm = LLMClient(llm if llm is not None else LLMSettings.from_env())
+        self.store = Store(database_url, engine_options=engine_options)
+        self.pipeline = Pipeline(self.llm)
+        self.lease_seconds = lease_seconds
+        self.keep_processed_blobs = keep_processed_blobs
+        self._listeners: list[ProcessedListener] = []
+        self._config_lock = threading.Lock()
+        self._config_cache: tuple[str | None, ResolvedConfig] | None = None
+        host = socket.gethostname()[:48]
+        self._owner_prefix = f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._claims = 0
+        self._claims_lock = threading.Lock()
+        self._closed = False
+        if profile_config is not None:
+            self._save_initial_config(profile_config)
+        self._leases = LeaseKeeper(self.store.renew, lease_seconds)
+        self._worker: FlushWorker | None = None
+        if start_worker:
+            self._worker = FlushWorker(self, self.policy)
+            self._worker.start()
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    def __repr__(self) -> str:
+        return f"EmbeddedBackend(database={self.store.safe_url!r}, llm={self.llm!r})"
+
+    # -- configuration ----------------------------------------------------------------------
+    def _save_initial_config(self, value: ProfileConfig | str) -> None:
+        if isinstance(value, str):
+            ProfileConfig.from_yaml(value)  # validate (raises ValidationError)
+            text: str | None = value if value.strip() else None
+        else:
+            text = value.to_yaml() or None
+        if self.store.get_profile_config() != text:
+            self.store.set_profile_config(text)
+
+    def _resolved_config(self) -> ResolvedConfig:
+        """The project config, re-read from the store so another process's change applies."""
+        text = self.store.get_profile_config()
+        with self._config_lock:
+            if self._config_cache is not None and self._config_cache[0] == text:
+                return self._config_cache[1]
+        resolved = ProfileConfig.from_yaml(text).resolve()
+        with self._config_lock:
+            self._config_cache = (text, resolved)
+        return resolved
+
+    # -- listeners --------------------------------------------------------------------------
+    def add_listener(self, listener: ProcessedListener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, user_id: uuid.UUID, responses: Sequence[ChatModalResponse]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(user_id, responses)
+            except Exception:
+                logger.exception("memobase: a processed-listener failed")
+
+    # -- hot path ---------------------------------------------------------------------------
+    def record(self, user_id: uuid.UUID, blobs: Sequence[ChatBlob], turn_id: str) -> RecordReceipt:
+        """Durably store a finished turn: one local transaction, no LLM, no network."""
+        if not turn_id or len(turn_id) > 255:
+            raise ValidationError(
+                f"turn_id must be a non-empty string of at most 255 characters, got "
+                f"{turn_id!r:.80}. Use a stable id such as your framework's run id."
+            )
+        for blob in blobs:
+            if not isinstance(blob, ChatBlob):
+                raise ValidationError(
+                    f"record() stores ChatBlobs only, got {type(blob).__name__}; use insert() "
+                    "for other blob types."
+                )
+        receipt, idle = self.store.record_turn(user_id, turn_id, blobs)
+        if idle > self.policy.buffer_token_threshold and self._worker is not None:
+            self._worker.wake()
+        return receipt
+
+    async def arecord(
+        self, user_id: uuid.UUID, blobs: Sequence[ChatBlob], turn_id: str
+    ) -> RecordReceipt:
+        return await asyncio.to_thread(self.record, user_id, blobs, turn_id)
+
+    # -- users ------------------------------------------------------------------------------
+    def ensure_user(self, user_id: uuid.UUID, data: dict[str, Any] | None = None) -> None:
+        self.store.ensure_user(user_id, data)
+
+    async def aensure_user(self, user_id: uuid.UUID, data: dict[str, Any] | None = None) -> None:
+        await asyncio.to_thread(self.ensure_user, user_id, data)
+
+    def delete_user(self, user_id: uuid.UUID) -> None:
+        """Forget the user: profile, events, gists, blobs, buffered turns, the turn ledger.
+
+        A flush of this user that is running right now writes nothing when it finishes (its
+        lease check fails because its rows are gone).
+        """
+        self.store.delete_user(user_id)
+
+    async def adelete_user(self, user_id: uuid.UUID) -> None:
+        await asyncio.to_thread(self.delete_user, user_id)
+
+    # -- blobs and buffer -------------------------------------------------------------------
+    def insert(
+        self, user_id: uuid.UUID, blob: Blob, *, wait_process: bool = False
+    ) -> BlobInsertData:
+        """The seed endpoint: store the blob, buffer it, and process the user's buffer when it
+        is over the threshold - inline with ``wait_process`` (``chat_results`` says what
+        happened), else in the background worker. ``chat_results`` is ``[]`` otherwise.
+
+        Doc, code, image and transcript blobs are stored (``get_blob`` returns them) but never
+        processed; flushing those types raises :class:`UnsupportedError`.
+        """
+        blob_id, idle = self.store.insert_blob(user_id, blob)
+        results: list[ChatModalResponse] = []
+        if blob.type in PROCESSED_BLOB_TYPES and idle > self.policy.buffer_token_threshold:
+            if wait_process:
+                results = self._flush_all(user_id, blob.type)
+            else:
+                self._request(user_id, blob.type)
+        return BlobInsertData(id=blob_id, chat_results=results)
+
+    async def ainsert(
+        self, user_id: uuid.UUID, blob: Blob, *, wait_process: bool = False
+    ) -> BlobInsertData:
+        return await asyncio.to_thread(self.insert, user_id, blob, wait_process=wait_process)
+
+    def get_blob(self, user_id: uuid.UUID, blob_id: uuid.UUID) -> BlobData:
+        return self.store.get_blob(user_id, blob_id)
+
+    async def aget_blob(self, user_id: uuid.UUID, blob_id: uuid.UUID) -> BlobData:
+        return await asyncio.to_thread(self.get_blob, user_id, blob_id)
+
+    def flush(
+        self, user_id: uuid.UUID, blob_type: BlobType = BlobType.chat, *, wait: bool = True
+    ) -> list[ChatModalResponse]:
+        """Process everything buffered for the user now (failed rows still backing off
+        included; parked ones need ``retry_failed``). With ``wait=False`` the worker does it
+        and ``[]`` is returned at once. If another thread or process is flushing this user,
+        this waits for it and then processes what is left.
+
+        Raises :class:`LLMError` when processing fails (the turns stay buffered, ``failed``,
+        and are retried), :class:`ConfigurationError` when no LLM is configured.
+        """
+        self._check_processable(blob_type)
+        if not wait:
+            self._request(user_id, blob_type)
+            return []
+        return self._flush_all(user_id, blob_type)
+
+    async def aflush(
+        self, user_id: uuid.UUID, blob_type: BlobType = BlobType.chat, *, wait: bool = True
+    ) -> list[ChatModalResponse]:
+        return await asyncio.to_thread(self.flush, user_id, blob_type, wait=wait)
+
+    def retry_failed(self, user_id: uuid.UUID) -> int:
+        """Make the user's failed turns eligible again now (parked ones included)."""
+        count = self.store.retry_failed(user_id)
+        if count and self._worker is not None:
+            self._worker.request(user_id, BlobType.chat)
+            self._worker.request(user_id, BlobType.summary)
+        return count
+
+    async def aretry_failed(self, user_id: uuid.UUID) -> int:
+        return await asyncio.to_thread(self.retry_failed, user_id)
+
+    def discard_failed(self, user_id: uuid.UUID) -> int:
+        """Delete the user's failed turns for good (the only way buffered work is dropped)."""
+        return self.store.discard_failed(user_id)
+
+    async def adiscard_failed(self, user_id: uuid.UUID) -> int:
+        return await asyncio.to_thread(self.discard_failed, user_id)
+
+    # -- processing core --------------------------------------------------------------------
+    def _check_processable(self, blob_type: BlobType) -> None:
+        if blob_type not in PROCESSED_BLOB_TYPES:
+            raise UnsupportedError(
+                f"Blob type {blob_type!s} is stored but not processed: Memobase builds "
+                "profiles and events from chat and summary blobs only."
+            )
+
+    def processing_possible(self) -> bool:
+        return self.llm.configured
+
+    def due_users(self, *, drain: bool) -> Sequence[DueUser]:
+        return self.store.due_users(
+            threshold=self.policy.buffer_token_threshold,
+            idle_seconds=self.policy.idle_flush_seconds,
+            drain=drain,
+        )
+
+    def _request(self, user_id: uuid.UUID, blob_type: BlobType) -> None:
+        if self._worker is not None and self._worker.alive:
+            self._worker.request(user_id, blob_type)
+            return
+
+        def run() -> None:
+            try:
+                self._flush_all(user_id, blob_type)
+            except MemobaseError as exc:
+                logger.warning("memobase: background flush of %s failed: %s", user_id, exc)
+
+        threading.Thread(target=run, name="memobase-flush-once", daemon=True).start()
+
+    def _new_owner(self) -> str:
+        with self._claims_lock:
+            self._claims += 1
+            return f"{self._owner_prefix}:{self._claims}"
+
+    def _flush_all(
+        self, user_id: uuid.UUID, blob_type: BlobType, *, deadline: float | None = None
+    ) -> list[ChatModalResponse]:
+        """Process the user's whole buffer of this type, batch after batch, waiting for a
+        concurrent flush of the same user to finish first."""
+        if not self.llm.configured:
+            raise ConfigurationError(NO_LLM_MESSAGE)
+        results: list[ChatModalResponse] = []
+        pause = 0.02
+        while deadline is None or time.monotonic() < deadline:
+            claim = self.store.claim(
+                user_id,
+                blob_type,
+                self._new_owner(),
+                lease_seconds=self.lease_seconds,
+                max_tokens=self.policy.max_process_tokens,
+                force=True,
+            )
+            if claim is BUSY:
+                time.sleep(pause)
+                pause = min(pause * 2, self.policy.worker_poll_seconds)
+                continue
+            if claim is None:
+                break
+            assert isinstance(claim, Claim)
+            response = self._process(claim)
+            if response is not None:
+                results.append(response)
+        return results
+
+    def flush_once(self, user_id: uuid.UUID, blob_type: BlobType, *, force: bool) -> bool:
+        """One batch for the worker; True if something was committed."""
+        claim = self.store.claim(
+            user_id,
+            blob_type,
+            self._new_owner(),
+            lease_seconds=self.lease_seconds,
+            max_tokens=self.policy.max_process_tokens,
+            force=force,
+        )
+        if not isinstance(claim, Claim):
+            return False
+        return self._process(claim) is not None
+
+    def _process(self, claim: Claim) -> ChatModalResponse | None:
+        """Run the pipeline on a claim and commit, or record the failure on its rows.
+
+        Returns ``None`` when the lease was lost (another flush owns the rows now).
+        """
+        self._leases.add(claim.owner)
+        try:
+            profiles = self.store.list_profiles(claim.user_id)
+            plan = self.pipeline.run(
+                claim.blobs, claim.blob_type, profiles, self._resolved_config()
+            )
+            response = self.store.commit_flush(claim, plan, keep_blobs=self.keep_processed_blobs)
+        except LeaseLostError as exc:
+            logger.warning("memobase: %s", exc.message)
+            return None
+        except MemobaseError as exc:
+            self._record_failure(claim, exc)
+            raise
+        except Exception as exc:  # a bug: still never lose the turns
+            self._record_failure(claim, exc)
+            raise ServerError(
+                f"Processing the buffer of user {claim.user_id} failed unexpectedly "
+                f"({type(exc).__name__}: {exc}). The turns stay buffered (failed) and will be "
+                "retried; please report this."
+            ) from exc
+        finally:
+            self._leases.discard(claim.owner)
+        self._notify(claim.user_id, [response])
+        return response
+
+    def _record_failure(self, claim: Claim, exc: BaseException) -> None:
+        text = exc.message if isinstance(exc, MemobaseError) else f"{type(exc).__name__}: {exc}"
+        attempt = claim.attempts + 1
+        retry_at = None
+        limit = self.policy.max_attempts
+        if limit is None or attempt < limit:
+            delay = min(
+                self.policy.retry_max_seconds,
+                self.policy.retry_base_seconds * (2 ** (attempt - 1)),
+            )
+            delay *= 1 + random.uniform(0, 0.1)  # spread retries of many processes
+            retry_at = utcnow() + timedelta(seconds=delay)
+        try:
+            self.store.fail_flush(claim, text, retry_at)
+        except MemobaseError:
+            # The rows stay "processing" under a lease that expires: still not lost.
+            logger.exception("memobase: could not record a failed flush of %s", claim.user_id)
+
+    # -- reads ------------------------------------------------------------------------------
+    def _profiles(self, user_id: uuid.UUID) -> list[Profile]:
+        return [p.to_model() for p in self.store.list_profiles(user_id)]
+
+    def _pick_profiles(
+        self,
+        profiles: list[Profile],
+        chats: Sequence[Message],
+        only_topics: Sequence[str] | None,
+        cfg: ResolvedConfig,
+    ) -> list[Profile]:
+        """The optional LLM profile filter; any failure keeps the unfiltered list (as the
+        server does): a read must not fail because the LLM is down."""
+        if not profiles or not chats or not self.llm.configured:
+            return profiles
+        system, user = pick_profiles_prompt(
+            [m.to_wire() for m in chats], profiles, cfg, only_topics=only_topics
+        )
+        try:
+            raw = self.llm.complete(Step.pick_related_profiles, system, user)
+        except MemobaseError as exc:
+            logger.warning("memobase: profile filter failed, using all profiles: %s", exc)
+            return profiles
+        picked = [profiles[i] for i in parse_pick_ids(raw) if 0 <= i < len(profiles)]
+        return picked or profiles
+
+    def profile(self, user_id: uuid.UUID, options: ProfileOptions) -> list[Profile]:
+        """Profile rows, newest first, filtered like ``GET /users/profile`` (with ``chats``,
+        the LLM picks the related ones first)."""
+        profiles = self._profiles(user_id)
+        if options.chats:
+            profiles = self._pick_profiles(
+                profiles, options.chats, options.only_topics, self._resolved_config()
+            )
+        return truncate_profiles(profiles, options, topk=options.topk)
+
+    async def aprofile(self, user_id: uuid.UUID, options: ProfileOptions) -> list[Profile]:
+        return await asyncio.to_thread(self.profile, user_id, options)
+
+    def context(self, user_id: uuid.UUID, options: ContextOptions) -> str:
+        """The memory block for a prompt (``GET /users/context``).
+
+        No LLM call unless asked: with ``chats`` and embeddings on, one embedding call finds
+        the gists closest to the last 3 messages (recency when it fails or embeddings are
+        off); the LLM profile filter runs only with ``full_profile_and_only_search_event=
+        False``, as on the server.
+        """
+        cfg = self._resolved_config()
+        profiles = self._profiles(user_id)
+        if options.chats and not options.full_profile_and_only_search_event:
+            profiles = self._pick_profiles(profiles, options.chats, options.only_topics, cfg)
+        gists = self._context_gists(user_id, options)
+        return pack_context(profiles, gists, options, cfg.language)
+
+    async def acontext(self, user_id: uuid.UUID, options: ContextOptions) -> str:
+        return await asyncio.to_thread(self.context, user_id, options)
+
+    def _context_gists(self, user_id: uuid.UUID, options: ContextOptions) -> list[EventGist]:
+        since = utcnow() - timedelta(days=options.time_range_in_days)
+        if options.chats and self.llm.embeddings_enabled:
+            query = "\n".join(m.content for m in options.chats[-_QUERY_MESSAGES:])
+            try:
+                return self._similar_gists(
+                    user_id, query, _CONTEXT_GISTS, options.event_similarity_threshold, since
+                )
+            except MemobaseError as exc:
+                logger.warning("memobase: gist search failed, using the newest gists: %s", exc)
+        return self.store.list_gists(user_id, since=since, limit=_CONTEXT_GISTS)
+
+    def _query_vector(self, query: str) -> list[float]:
+        if not self.llm.embeddings_enabled:
+            raise UnsupportedError(
+                "Search needs embeddings, which are off. Turn them on with "
+                "LLMSettings(enable_embeddings=True) or MEMOBASE_EMBEDDING_MODEL (new events get "
+                "vectors from then on); events() lists the newest without search."
+            )
+        return self.llm.embed([query])[0]
+
+    def _similar_gists(
+        self, user_id: uuid.UUID, query: str, topk: int, threshold: float, since: Any
+    ) -> list[EventGist]:
+        ranked = _rank(self._query_vector(query), self.store.gist_embeddings(user_id, since))
+        ranked = [(sim, row) for sim, row in ranked if sim > threshold][:topk]
+        found = {g.id: g for g in self.store.gists_by_ids(user_id, [r.id for _, r in ranked])}
+        return [
+            found[r.id].model_copy(update={"similarity": sim}) for sim, r in ranked if r.id in found
+        ]
+
+    def events(
+        self, user_id: uuid.UUID, topk: int = 10, max_token_size: int | None = None
+    ) -> list[UserEvent]:
+        """The newest ``topk`` events, newest first; with ``max_token_size``, cut at the first
+        event whose ``event_tip`` no longer fits the running token count."""
+        events = self.store.list_events(user_id, limit=topk)
+        if max_token_size is None:
+            return events
+        kept: list[UserEvent] = []
+        used = 0
+        for e in events:
+            used += count_tokens(e.event_data.event_tip or "")
+            if used > max_token_size:
+                break
+            kept.append(e)
+        return kept
+
+    async def aevents(
+        self, user_id: uuid.UUID, topk: int = 10, max_token_size: int | None = None
+    ) -> list[UserEvent]:
+        return await asyncio.to_thread(self.events, user_id, topk, max_token_size)
+
+    def search_events(
+        self,
+        user_id: uuid.UUID,
+        query: str,
+        topk: int = 10,
+        similarity_threshold: float = 0.2,
+        time_range_in_days: int = 180,
+    ) -> list[UserEvent]:
+        since = utcnow() - timedelta(days=time_range_in_days)
+        ranked = _rank(self._query_vector(query), self.store.event_embeddings(user_id, since))
+        ranked = [(sim, row) for sim, row in ranked if sim > similarity_threshold][:topk]
+        found = {e.id: e for e in self.store.events_by_ids(user_id, [r.id for _, r in ranked])}
+        return [
+            found[r.id].model_copy(update={"similarity": sim}) for sim, r in ranked if r.id in found
+        ]
+
+    async def asearch_events(
+        self,
+        user_id: uuid.UUID,
+        query: str,
+        topk: int = 10,
+        similarity_threshold: float = 0.2,
+        time_range_in_days: int = 180,
+    ) -> list[UserEvent]:
+        return await asyncio.to_thread(
+            self.search_events, user_id, query, topk, similarity_threshold, time_range_in_days
+        )
+
+    def search_gists(
+        self,
+        user_id: uuid.UUID,
+        query: str,
+        topk: int = 10,
+        similarity_threshold: float = 0.2,
+        time_range_in_days: int = 180,
+    ) -> list[EventGist]:
+        since = utcnow() - timedelta(days=time_range_in_days)
+        return self._similar_gists(user_id, query, topk, similarity_threshold, since)
+
+    async def asearch_gists(
+        self,
+        user_id: uuid.UUID,
+        query: str,
+        topk: int = 10,
+        similarity_threshold: float = 0.2,
+        time_range_in_days: int = 180,
+    ) -> list[EventGist]:
+        return await asyncio.to_thread(
+            self.search_gists, user_id, query, topk, similarity_threshold, time_range_in_days
+        )
+
+    # -- profile writes ---------------------------------------------------------------------
+    def add_profile(
+        self, user_id: uuid.UUID, content: str, topic: str, sub_topic: str
+    ) -> uuid.UUID:
+        if not topic.strip() or not sub_topic.strip():
+            raise ValidationError(
+                "A profile needs a non-empty topic and sub_topic, e.g. topic='work', "
+                "sub_topic='title'."
+            )
+        return self.store.add_profile(user_id, content, topic, sub_topic)
+
+    async def aadd_profile(
+        self, user_id: uuid.UUID, content: str, topic: str, sub_topic: str
+    ) -> uuid.UUID:
+        return await asyncio.to_thread(self.add_profile, user_id, content, topic, sub_topic)
+
+    def update_profile(
+        self,
+        user_id: uuid.UUID,
+        profile_id: uuid.UUID,
+        content: str,
+        topic: str | None = None,
+        sub_topic: str | None = None,
+    ) -> None:
+        self.store.update_profile(user_id, profile_id, content, topic, sub_topic)
+
+    async def aupdate_profile(
+        self,
+        user_id: uuid.UUID,
+        profile_id: uuid.UUID,
+        content: str,
+        topic: str | None = None,
+        sub_topic: str | None = None,
+    ) -> None:
+        await asyncio.to_thread(self.update_profile, user_id, profile_id, content, topic, sub_topic)
+
+    def delete_profile(self, user_id: uuid.UUID, profile_id: uuid.UUID) -> None:
+        self.store.delete_profile(user_id, profile_id)
+
+    async def adelete_profile(self, user_id: uuid.UUID, profile_id: uuid.UUID) -> None:
+        await asyncio.to_thread(self.delete_profile, user_id, profile_id)
+
+    def delete_event(self, user_id: uuid.UUID, event_id: uuid.UUID) -> None:
+        self.store.delete_event(user_id, event_id)
+
+    async def adelete_event(self, user_id: uuid.UUID, event_id: uuid.UUID) -> None:
+        await asyncio.to_thread(self.delete_event, user_id, event_id)
+
+    # -- project ----------------------------------------------------------------------------
+    def get_profile_config(self) -> str:
+        """The project's profile config YAML (``""`` when the defaults are used)."""
+        return self.store.get_profile_config() or ""
+
+    async def aget_profile_config(self) -> str:
+        return await asyncio.to_thread(self.get_profile_config)
+
+    def set_profile_config(self, config_yaml: str | None) -> None:
+        """Validate (``ProfileConfig.from_yaml``) and save; ``None`` or ``""`` resets to the
+        defaults. Every process sharing the store uses it from its next flush."""
+        ProfileConfig.from_yaml(config_yaml)
+        text = config_yaml if config_yaml and config_yaml.strip() else None
+        self.store.set_profile_config(text)
+
+    async def aset_profile_config(self, config_yaml: str | None) -> None:
+        await asyncio.to_thread(self.set_profile_config, config_yaml)
+
+    # -- operations -------------------------------------------------------------------------
+    def status(self, user_id: uuid.UUID | None = None) -> MemoryStatus:
+        """Pending / processing / failed turns, buffered tokens, last flush, last error.
+
+        Without an LLM, users with pending turns report the configuration problem as their
+        ``last_error``, so "why is nothing processed?" has an answer.
+        """
+        status = self.store.status(user_id, backend=self.kind)
+        if self.llm.configured:
+            return status
+        users = tuple(
+            UserStatus(
+                user_id=u.user_id,
+                pending_turns=u.pending_turns,
+                buffered_tokens=u.buffered_tokens,
+                processing=u.processing,
+                failed=u.failed,
+                last_flush_at=u.last_flush_at,
+                last_error=u.last_error or (NO_LLM_MESSAGE if u.pending_turns else None),
+            )
+            for u in status.users
+        )
+        return MemoryStatus(
+            backend=status.backend,
+            pending_turns=status.pending_turns,
+            buffered_tokens=status.buffered_tokens,
+            failed=status.failed,
+            users=users,
+        )
+
+    async def astatus(self, user_id: uuid.UUID | None = None) -> MemoryStatus:
+        return await asyncio.to_thread(self.status, user_id)
+
+    def export_user(self, user_id: uuid.UUID) -> dict[str, Any]:
+        """Everything about the user as JSON-ready data: profiles, events, gists, the blobs
+        still stored (buffered ones with their status and last error) and the flush log."""
+        return self.store.export_user(user_id)
+
+    async def aexport_user(self, user_id: uuid.UUID) -> dict[str, Any]:
+        return await asyncio.to_thread(self.export_user, user_id)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush what is buffered (if ``FlushPolicy.flush_on_close`` and an LLM is set),
+        bounded by ``timeout`` (default ``close_timeout_seconds``), then stop the threads.
+
+        Turns not processed in time stay durably buffered for the next start.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        budget = self.policy.close_timeout_seconds if timeout is None else timeout
+        drain = self.policy.flush_on_close and self.llm.configured
+        if self._worker is not None:
+            finished = self._worker.stop(drain=drain, timeout=budget)
+            if not finished:
+                logger.warning(
+                    "memobase: close() timed out after %.1fs; unprocessed turns stay buffered "
+                    "and are processed on the next start.",
+                    budget,
+                )
+        elif drain:
+            self._drain_inline(time.monotonic() + budget)
+        self._leases.stop()
+        self.llm.close()
+        self.store.close()
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        await asyncio.to_thread(self.close, timeout)
+
+    def _drain_inline(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            due = self.due_users(drain=True)
+            if not due:
+                return
+            progressed = False
+            for d in due:
+                if time.monotonic() >= deadline:
+                    return
+                try:
+                    progressed |= self.flush_once(d.user_id, d.blob_type, force=False)
+                except MemobaseError as exc:
+                    logger.warning("memobase: flush on close failed for %s: %s", d.user_id, exc)
+            if not progressed:
+                return
+
+
+def _close_at_exit(ref: weakref.ReferenceType[EmbeddedBackend]) -> None:
+    backend = ref()
+    if backend is not None and not backend._closed:
+        try:
+            backend.close()
+        except Exception:
+            logger.exception("memobase: closing the embedded backend at exit failed")
+
+
+def _rank(
+    query: Sequence[float], rows: Sequence[StoredEmbedded]
+) -> list[tuple[float, StoredEmbedded]]:
+    """Rows by cosine similarity to ``query``, best first (ties: newest first)."""
+    qn = math.sqrt(sum(x * x for x in query)) or 1.0
+    scored: list[tuple[float, StoredEmbedded]] = []
+    for row in rows:
+        vec = row.embedding
+        if not vec or len(vec) != len(query):
+            continue
+        vn = math.sqrt(sum(x * x for x in vec)) or 1.0
+        sim = sum(a * b for a, b in zip(query, vec, strict=True)) / (qn * vn)
+        scored.append((sim, row))
+    scored.sort(key=lambda sr: (sr[0], sr[1].created_at), reverse=True)
+    return scored

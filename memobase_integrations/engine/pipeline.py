@@ -1,0 +1,314 @@
+"""Memobase's chat-processing pipeline, in-process: blobs + current profile -> a :class:`FlushPlan`.
+
+The pipeline only *computes*: it calls the LLM (through :class:`~.llm.LLMClient`) and returns
+everything the flush will write. The store then writes the plan in one transaction together
+with retiring the buffer rows, so a failure anywhere here writes nothing at all.
+
+Steps (spec §3.3): entry summary (skipped for summary blobs) -> profile extraction -> one
+merge call (APPEND / UPDATE / ABORT) -> organize topics with too many sub-topics ->
+re-summarize over-long memos; event tagging when tags are configured; the event (``event_tip``,
+``profile_delta``, ``event_tags``), its gists (the memo's ``-`` lines) and, when enabled,
+embeddings (one batched call for the event text and all gists).
+
+Where we are stricter than Memobase, on purpose - an answer we cannot use must never cost the
+user data (the buffer is kept and retried instead):
+
+* an entry summary that is prose with no list line at all (and not a "nothing to log"
+  answer) is refused rather than stored as the event;
+* an extraction that has answer lines but none readable, or no ``---`` and no fact, is refused;
+* a merge answer must decide every item (Memobase silently skips the missing ones);
+* organize and re-summary answers must be usable (Memobase only logs their failures);
+* an embedding failure fails the flush (Memobase stores NULL and the gist is never found).
+Event tagging is metadata: an unreadable tagging answer just gives no tags.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import LLMError
+from ..messages import render_blob
+from ..models import BlobType, EventData, EventTag, ProfileDelta
+from ..tokens import count_tokens, truncate_tokens
+from .config import ResolvedConfig, attribute_unify
+from .llm import LLMClient
+from .parsing import (
+    Fact,
+    answer_section,
+    is_meaningless,
+    parse_entry_summary,
+    parse_event_tags,
+    parse_extract,
+    parse_merge,
+    parse_organize,
+    parse_resummary,
+)
+from .prompts import (
+    MergeItem,
+    Step,
+    already_logged,
+    entry_summary_prompt,
+    event_tagging_prompt,
+    extract_prompt,
+    merge_prompt,
+    organize_prompt,
+    resummary_prompt,
+)
+from .store import ClaimedBlob, FlushPlan, NewProfile, ProfileUpdate, StoredProfile
+
+__all__ = ["Pipeline", "UnusableAnswerError", "event_embedding_text", "gists_of"]
+
+logger = logging.getLogger(__name__)
+
+_LIST_LINE = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)])\s*\S")
+_SEPARATOR_LINE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,}|={3,})\s*$", re.MULTILINE)
+
+
+class UnusableAnswerError(LLMError):
+    """The LLM answered, but not in a form the step can use; nothing is written."""
+
+    def __init__(self, step: str, why: str) -> None:
+        super().__init__(
+            f"The LLM's answer to the '{step}' step could not be used ({why}). Nothing was "
+            "written; the turns stay buffered and will be retried. If this repeats, the "
+            "model may be too weak for the line format: try a stronger model."
+        )
+        self.step = step
+
+
+def gists_of(memo: str) -> list[str]:
+    """Each line of the memo that starts with ``-`` (after strip) is a gist, verbatim."""
+    return [line.strip() for line in memo.splitlines() if line.strip().startswith("-")]
+
+
+def event_embedding_text(event: EventData) -> str:
+    """What the event's embedding is computed on (Memobase's layout)."""
+    parts = [event.event_tip or ""]
+    if event.profile_delta:
+        parts.append(
+            "\n".join(
+                f"- {d.attributes.get('topic')}::{d.attributes.get('sub_topic')}: {d.content}"
+                for d in event.profile_delta
+            )
+        )
+    if event.event_tags:
+        parts.append("\n".join(f"- {t.tag}: {t.value}" for t in event.event_tags))
+    return "\n".join(p for p in parts if p)
+
+
+@dataclass(slots=True)
+class _Work:
+    """The profile changes being assembled (before organize and re-summary)."""
+
+    add: list[NewProfile]
+    update: dict[uuid.UUID, ProfileUpdate]
+    delete: list[uuid.UUID]
+    delta: list[tuple[str, str, str]]  # (topic, sub_topic, raw new info) of updated slots
+
+
+class Pipeline:
+    """Runs the LLM steps for one claimed batch. Stateless apart from the LLM client."""
+
+    def __init__(self, llm: LLMClient) -> None:
+        self.llm = llm
+
+    # -- entry point ------------------------------------------------------------------------
+    def run(
+        self,
+        blobs: Sequence[ClaimedBlob],
+        blob_type: BlobType,
+        profiles: Sequence[StoredProfile],
+        cfg: ResolvedConfig,
+    ) -> FlushPlan:
+        """Compute what processing ``blobs`` writes. Raises :class:`LLMError` (or
+        :class:`UnusableAnswerError`) and then nothing must be written."""
+        already = already_logged([(p.topic, p.sub_topic, p.content) for p in profiles], cfg)
+        text = "\n".join(render_blob(b.blob, b.created_at) for b in blobs)
+        if blob_type == BlobType.chat:
+            memo = self._entry_summary(text, already, cfg)
+            if not memo:
+                return FlushPlan()
+        else:
+            memo = text  # summary blobs skip the entry summary (spec §3.3)
+
+        facts = self._extract(memo, already, cfg)
+        work = self._merge(facts, profiles, cfg)
+        self._organize(work, profiles, cfg)
+        self._resummarize(work, cfg)
+        tags = self._tags(memo, cfg) if cfg.event_tags else None
+
+        delta = [
+            ProfileDelta(content=a.content, attributes={"topic": a.topic, "sub_topic": a.sub_topic})
+            for a in work.add
+        ] + [
+            ProfileDelta(content=raw, attributes={"topic": topic, "sub_topic": sub})
+            for topic, sub, raw in work.delta
+        ]
+        event = EventData(event_tip=memo, event_tags=tags, profile_delta=delta)
+        gists = gists_of(memo)
+        plan = FlushPlan(
+            event=event,
+            gists=[(g, None) for g in gists],
+            add=work.add,
+            update=list(work.update.values()),
+            delete=work.delete,
+        )
+        if self.llm.embeddings_enabled:
+            vectors = self.llm.embed([event_embedding_text(event), *gists])
+            plan.event_embedding = vectors[0]
+            plan.gists = list(zip(gists, vectors[1:], strict=True))
+        return plan
+
+    # -- steps ------------------------------------------------------------------------------
+    def _entry_summary(self, chat_text: str, already: str, cfg: ResolvedConfig) -> str:
+        system, user = entry_summary_prompt(chat_text, already, cfg)
+        raw = self.llm.complete(Step.entry_summary, system, user)
+        memo = parse_entry_summary(raw)
+        if not memo:
+            return ""  # nothing worth keeping: a legitimate answer
+        section = answer_section(raw)
+        if not any(_LIST_LINE.match(line) for line in section.splitlines()):
+            raise UnusableAnswerError(Step.entry_summary, "no '- ...' log line in the answer")
+        return memo
+
+    def _extract(self, memo: str, already: str, cfg: ResolvedConfig) -> list[Fact]:
+        system, user = extract_prompt(memo, already, cfg)
+        raw = self.llm.complete(Step.extract_profile, system, user)
+        facts = parse_extract(raw, cfg)
+        if facts:
+            return facts
+        if not raw.strip():
+            raise UnusableAnswerError(Step.extract_profile, "an empty answer")
+        has_separator = bool(_SEPARATOR_LINE.search(raw))
+        if not has_separator:
+            raise UnusableAnswerError(Step.extract_profile, "no '---' and no fact line")
+        body = raw[list(_SEPARATOR_LINE.finditer(raw))[-1].end() :].strip()
+        lines = [ln for ln in body.splitlines() if ln.strip() and not ln.strip().startswith("```")]
+        readable_but_dropped = all("::" in ln and _fact_was_filtered(ln, cfg) for ln in lines)
+        if lines and not readable_but_dropped:
+            raise UnusableAnswerError(Step.extract_profile, "fact lines that cannot be read")
+        return []
+
+    def _merge(
+        self, facts: Sequence[Fact], profiles: Sequence[StoredProfile], cfg: ResolvedConfig
+    ) -> _Work:
+        # Profiles come newest first: if an app added a duplicate slot by hand, the newest wins.
+        by_slot: dict[tuple[str, str], StoredProfile] = {}
+        for p in profiles:
+            by_slot.setdefault((p.topic, p.sub_topic), p)
+        work = _Work(add=[], update={}, delete=[], delta=[])
+        items: list[tuple[MergeItem, Fact, StoredProfile | None]] = []
+        for fact in facts:
+            existing = by_slot.get((fact.topic, fact.sub_topic))
+            slot = cfg.slot(fact.topic, fact.sub_topic)
+            if existing is None and not cfg.validate_mode and not (slot and slot.validate_value):
+                work.add.append(NewProfile(fact.topic, fact.sub_topic, fact.memo))
+                continue
+            item = MergeItem.for_slot(
+                len(items) + 1,
+                fact.topic,
+                fact.sub_topic,
+                fact.memo,
+                existing.content if existing else "",
+                cfg,
+            )
+            items.append((item, fact, existing))
+        if not items:
+            return work
+        system, user = merge_prompt([i for i, _, _ in items], cfg)
+        raw = self.llm.complete(Step.merge_profile, system, user)
+        decisions = parse_merge(raw, len(items))
+        missing = [i.memo_id for i, _, _ in items if i.memo_id not in decisions]
+        if missing:
+            raise UnusableAnswerError(
+                Step.merge_profile, f"no readable decision for item(s) {missing}"
+            )
+        for item, fact, existing in items:
+            decision = decisions[item.memo_id]
+            if decision.action == "ABORT":
+                continue
+            if decision.action == "UPDATE":
+                content = decision.memo or fact.memo
+            else:  # APPEND
+                content = f"{existing.content};{fact.memo}" if existing else fact.memo
+            if existing is None:
+                # UPDATE of an empty slot adds the LLM's memo; APPEND adds the raw fact.
+                work.add.append(NewProfile(fact.topic, fact.sub_topic, content))
+            else:
+                work.update[existing.id] = ProfileUpdate(
+                    existing.id, content, existing.update_hits + 1
+                )
+                work.delta.append((fact.topic, fact.sub_topic, fact.memo))
+        return work
+
+    def _organize(
+        self, work: _Work, profiles: Sequence[StoredProfile], cfg: ResolvedConfig
+    ) -> None:
+        """Regroup each topic that already had more than ``max_profile_subtopics`` rows.
+
+        Unlike Memobase (which organizes the pre-flush rows and then also applies this
+        flush's changes to rows it deletes), the LLM sees the topic *after* this flush's
+        merge, and the organized rows replace all of them.
+        """
+        by_topic: dict[str, list[StoredProfile]] = {}
+        for p in profiles:
+            by_topic.setdefault(p.topic, []).append(p)
+        for topic, rows in by_topic.items():
+            if len(rows) <= cfg.max_profile_subtopics:
+                continue
+            view = [
+                (p.sub_topic, work.update[p.id].content if p.id in work.update else p.content)
+                for p in rows
+            ] + [(a.sub_topic, a.content) for a in work.add if a.topic == topic]
+            system, user = organize_prompt(topic, view, cfg)
+            raw = self.llm.complete(Step.organize_profile, system, user)
+            pairs = parse_organize(raw, cfg.organize_target)
+            if not pairs:
+                raise UnusableAnswerError(Step.organize_profile, "no '- sub_topic::memo' line")
+            ids = {p.id for p in rows}
+            work.delete.extend(p.id for p in rows)
+            for pid in ids:
+                work.update.pop(pid, None)
+            work.add = [a for a in work.add if a.topic != topic] + [
+                NewProfile(topic, sub, memo) for sub, memo in pairs
+            ]
+
+    def _resummarize(self, work: _Work, cfg: ResolvedConfig) -> None:
+        limit = cfg.max_pre_profile_token_size
+        for i, add in enumerate(work.add):
+            if count_tokens(add.content) > limit:
+                work.add[i] = NewProfile(add.topic, add.sub_topic, self._shorten(add.content, cfg))
+        for pid, upd in list(work.update.items()):
+            if count_tokens(upd.content) > limit:
+                work.update[pid] = ProfileUpdate(
+                    upd.id, self._shorten(upd.content, cfg), upd.update_hits
+                )
+
+    def _shorten(self, content: str, cfg: ResolvedConfig) -> str:
+        system, user = resummary_prompt(content, cfg)
+        raw = self.llm.complete(Step.summary_profile, system, user)
+        short = parse_resummary(raw)
+        if not short:
+            raise UnusableAnswerError(Step.summary_profile, "an empty or meaningless memo")
+        return truncate_tokens(short, cfg.resummary_max_tokens, "...")
+
+    def _tags(self, memo: str, cfg: ResolvedConfig) -> list[EventTag]:
+        system, user = event_tagging_prompt(memo, cfg)
+        raw = self.llm.complete(Step.event_tagging, system, user)
+        return parse_event_tags(raw, cfg)
+
+
+def _fact_was_filtered(line: str, cfg: ResolvedConfig) -> bool:
+    """A ``::`` line that parsed but was dropped on purpose (meaningless value, or outside
+    the slots in strict mode) - as opposed to a line we could not read."""
+    parts = [p.strip() for p in line.strip().lstrip("-*• ").split("::")]
+    if len(parts) < 3:
+        return False
+    memo = "::".join(parts[2:])
+    if is_meaningless(memo):
+        return True
+    return not cfg.allows(attribute_unify(parts[0]), attribute_unify(parts[1]))

@@ -1,0 +1,1393 @@
+"""The embedded engine's storage: SQLAlchemy 2 Core on SQLite (default) or PostgreSQL.
+
+Design choices, and why:
+
+* **One code path for both dialects.** Dialect differences are confined to three places: the
+  ``INSERT ... ON CONFLICT DO NOTHING`` construct, how a write transaction starts (SQLite:
+  ``BEGIN IMMEDIATE``; PostgreSQL: row locks), and the connection pragmas.
+* **Every query is scoped by ``user_id`` in SQL.** No method reads another user's rows and
+  filters in Python, so a bug in a caller cannot leak one user's memory into another's.
+* **Short transactions.** Nothing here waits for an LLM while holding a transaction: a flush
+  *claims* its rows (a lease), the pipeline runs outside any transaction, and the results are
+  written in one final transaction together with marking the buffer done. A crash anywhere in
+  between leaves the rows ``processing`` with a lease that expires, and the next flush for that
+  user takes them over: nothing is half-written, nothing is lost.
+* **Exclusivity per user.** A claim first locks the user's row (PostgreSQL ``FOR NO KEY
+  UPDATE``; on SQLite the whole ``BEGIN IMMEDIATE`` transaction is exclusive), then refuses if
+  the user already has rows under a live lease. So one flush per user runs at a time across
+  threads and processes, and a user's turns are processed in the order they were recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from ..backends.base import MemoryStatus, RecordReceipt, UserStatus
+from ..errors import ConfigurationError, MemobaseError, NotFoundError, ServerError
+from ..errors import ConnectionError as MbConnectionError
+from ..messages import render_blob
+from ..models import (
+    PROCESSED_BLOB_TYPES,
+    Blob,
+    BlobData,
+    BlobType,
+    ChatBlob,
+    ChatModalResponse,
+    EventData,
+    EventGist,
+    EventGistData,
+    Profile,
+    ProfileAttributes,
+    SummaryBlob,
+    UserEvent,
+)
+from ..tokens import count_tokens
+from . import schema as t
+
+__all__ = [
+    "BUSY",
+    "DEFAULT_DATABASE_URL",
+    "Claim",
+    "ClaimedBlob",
+    "DueUser",
+    "FlushPlan",
+    "LeaseLostError",
+    "NewProfile",
+    "ProfileUpdate",
+    "Store",
+    "StoredEmbedded",
+    "StoredProfile",
+    "redact_url",
+    "turn_blob_id",
+    "utcnow",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATABASE_URL: Final = "sqlite:///memobase.db"
+#: Memobase refuses project configs longer than this (errno 400).
+MAX_PROFILE_CONFIG_CHARS: Final = 65535
+
+IDLE: Final = "idle"
+PROCESSING: Final = "processing"
+DONE: Final = "done"
+FAILED: Final = "failed"
+_OPEN: Final = (IDLE, PROCESSING, FAILED)
+_PROCESSED_TYPES: Final = tuple(str(x) for x in sorted(PROCESSED_BLOB_TYPES))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def turn_blob_id(user_id: uuid.UUID, turn_id: str, part: int) -> uuid.UUID:
+    """The blob id of part ``part`` of a turn: stable, so a replay names the same blobs."""
+    return uuid.uuid5(user_id, f"turn:{turn_id}:{part}")
+
+
+def redact_url(url: sa.URL | str) -> str:
+    """A database URL safe for messages and logs (password hidden)."""
+    try:
+        parsed = sa.make_url(url) if isinstance(url, str) else url
+    except Exception:
+        return "<unparseable database URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Value types exchanged with the pipeline and the backend
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProfile:
+    id: uuid.UUID
+    topic: str
+    sub_topic: str
+    content: str
+    update_hits: int
+    created_at: datetime
+    updated_at: datetime
+
+    def to_model(self) -> Profile:
+        return Profile(
+            id=self.id,
+            content=self.content,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            attributes=ProfileAttributes(
+                topic=self.topic, sub_topic=self.sub_topic, update_hits=self.update_hits
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewProfile:
+    topic: str
+    sub_topic: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileUpdate:
+    id: uuid.UUID
+    content: str
+    update_hits: int
+
+
+@dataclass(slots=True)
+class FlushPlan:
+    """Everything one flush writes, computed by the pipeline without touching the database.
+
+    ``event`` is ``None`` when the entry summary found nothing worth keeping: the buffer is
+    then marked done with an empty :class:`ChatModalResponse`, as Memobase does.
+    """
+
+    event: EventData | None = None
+    event_embedding: list[float] | None = None
+    gists: list[tuple[str, list[float] | None]] = field(default_factory=list)
+    add: list[NewProfile] = field(default_factory=list)
+    update: list[ProfileUpdate] = field(default_factory=list)
+    delete: list[uuid.UUID] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedBlob:
+    blob_id: uuid.UUID
+    turn_id: str | None
+    blob: ChatBlob | SummaryBlob
+    created_at: datetime
+    token_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A batch of one user's buffer rows leased to one flush."""
+
+    user_id: uuid.UUID
+    blob_type: BlobType
+    owner: str
+    seqs: tuple[int, ...]
+    blobs: tuple[ClaimedBlob, ...]
+    attempts: int
+    started_at: datetime
+
+    @property
+    def token_size(self) -> int:
+        return sum(b.token_size for b in self.blobs)
+
+    @property
+    def turn_ids(self) -> list[str]:
+        """Distinct turn ids in processing order (blobs from ``insert`` have none)."""
+        seen: dict[str, None] = {}
+        for b in self.blobs:
+            if b.turn_id is not None:
+                seen.setdefault(b.turn_id)
+        return list(seen)
+
+
+class _Busy:
+    """Returned by :meth:`Store.claim` when another flush holds a live lease on the user."""
+
+    _instance: _Busy | None = None
+
+    def __new__(cls) -> _Busy:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "BUSY"
+
+
+BUSY: Final = _Busy()
+
+
+@dataclass(frozen=True, slots=True)
+class DueUser:
+    user_id: uuid.UUID
+    blob_type: BlobType
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEmbedded:
+    """An event or gist with its stored embedding, for similarity search in Python."""
+
+    id: uuid.UUID
+    embedding: list[float] | None
+    created_at: datetime
+
+
+class LeaseLostError(MemobaseError):
+    """Internal: the flush's lease was taken over (or the user deleted) before it committed."""
+
+
+# --------------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------------
+
+
+class Store:
+    """All SQL of the embedded engine. Thread-safe; one instance per backend.
+
+    ``engine_options`` go to :func:`sqlalchemy.create_engine` (e.g. ``connect_args=
+    {"options": "-csearch_path=myschema"}`` to put the tables in a PostgreSQL schema).
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        engine_options: Mapping[str, Any] | None = None,
+        busy_timeout_seconds: float = 30.0,
+    ) -> None:
+        self.url = _normalise_url(database_url or DEFAULT_DATABASE_URL)
+        self.safe_url = redact_url(self.url)
+        self.dialect = self.url.get_backend_name()
+        self._memory = self.dialect == "sqlite" and _is_memory_sqlite(self.url)
+        # A single in-memory SQLite connection is shared by all threads: serialize its use.
+        self._serial: threading.RLock | None = threading.RLock() if self._memory else None
+        self.engine = self._create_engine(dict(engine_options or {}), busy_timeout_seconds)
+        self._open_schema()
+
+    # -- engine and schema ----------------------------------------------------------------------
+    def _create_engine(self, options: dict[str, Any], busy_timeout: float) -> Engine:
+        if self.dialect == "sqlite":
+            connect_args = dict(options.pop("connect_args", {}) or {})
+            connect_args.setdefault("check_same_thread", False)
+            connect_args.setdefault("timeout", busy_timeout)
+            if self._memory:
+                options.setdefault("poolclass", StaticPool)
+            options["connect_args"] = connect_args
+        else:
+            options.setdefault("pool_pre_ping", True)
+        try:
+            engine = sa.create_engine(self.url, **options)
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            raise ConfigurationError(
+                f"Cannot use the database URL {self.safe_url}: its driver is not installed "
+                f"({exc}). For PostgreSQL install the extra: pip install "
+                "'memobase-integrations[postgres]' (psycopg 3) and use "
+                "postgresql+psycopg://user:password@host/dbname."
+            ) from exc
+        except (sa.exc.ArgumentError, TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"Cannot use the database URL {self.safe_url}: {exc}. Use "
+                "sqlite:///path/to/memobase.db or postgresql+psycopg://user:password@host/db."
+            ) from exc
+        if self.dialect == "sqlite":
+            self._install_sqlite_hooks(engine, busy_timeout)
+        return engine
+
+    def _install_sqlite_hooks(self, engine: Engine, busy_timeout: float) -> None:
+        memory = self._memory
+
+        @sa_event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take transaction control away from pysqlite so BEGIN IMMEDIATE is possible.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            try:
+                if not memory:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+                cur.execute("PRAGMA foreign_keys=ON")
+            finally:
+                cur.close()
+
+        @sa_event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # Writers take the write lock up front: a deferred transaction that reads and then
+            # writes can fail with SQLITE_BUSY without waiting (the WAL snapshot upgrade case).
+            immediate = conn.get_execution_options().get("mb_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    def _open_schema(self) -> None:
+        try:
+            with self._write() as conn:
+                if self.dialect == "postgresql":
+                    # Serialize first-time creation between processes starting together.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(724113801)"))
+                t.metadata.create_all(conn, checkfirst=True)
+                row = conn.execute(sa.select(t.schema_version.c.version)).first()
+                if row is None:
+                    conn.execute(
+                        sa.insert(t.schema_version).values(
+                            id=1, version=t.SCHEMA_VERSION, updated_at=utcnow()
+                        )
+                    )
+                elif row.version > t.SCHEMA_VERSION:
+                    raise ConfigurationError(
+                        f"The database {self.safe_url} has memobase schema version "
+                        f"{row.version}, newer than this memobase-integrations supports "
+                        f"({t.SCHEMA_VERSION}). Upgrade memobase-integrations, or point "
+                        "database_url at another database."
+                    )
+        except MemobaseError:
+            self.engine.dispose()
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise ConfigurationError(
+                f"Cannot open the database {self.safe_url}: {_short(exc)}. Check that the "
+                "server is running and reachable, the credentials are right and, for SQLite, "
+                "that the directory exists and is writable."
+            ) from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions ---------------------------------------------------------------------------
+    @contextmanager
+    def _serialized(self) -> Iterator[None]:
+        if self._serial is None:
+            yield
+        else:
+            with self._serial:
+                yield
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._serialized(), self.engine.connect() as conn:
+            conn.execution_options(mb_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._serialized(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def guard(self, action: str) -> Iterator[None]:
+        """Turn database exceptions into the package's errors (only ours escape)."""
+        try:
+            yield
+        except MemobaseError:
+            raise
+        except sa.exc.OperationalError as exc:
+            raise MbConnectionError(
+                f"The database {self.safe_url} failed while {action}: {_short(exc)}. "
+                "Check that it is reachable and not locked by a long transaction; retry."
+            ) from exc
+        except sa.exc.SQLAlchemyError as exc:
+            raise ServerError(
+                f"The database {self.safe_url} failed while {action}: {_short(exc)}."
+            ) from exc
+
+    def _insert_ignore(self, table: sa.Table) -> Any:
+        """``INSERT ... ON CONFLICT DO NOTHING`` for the current dialect."""
+        if self.dialect == "postgresql":
+            return pg_dialect.insert(table)
+        return sqlite_dialect.insert(table)
+
+    @staticmethod
+    def _ensure_user(conn: Connection, ins: Any, user_id: uuid.UUID, now: datetime) -> None:
+        row = ins.values(id=user_id, data=None, created_at=now, updated_at=now)
+        conn.execute(row.on_conflict_do_nothing(index_elements=["id"]))
+
+    # -- users ----------------------------------------------------------------------------------
+    def ensure_user(self, user_id: uuid.UUID, data: dict[str, Any] | None = None) -> None:
+        now = utcnow()
+        with self.guard("creating a user"), self._write() as conn:
+            self._ensure_user(conn, self._insert_ignore(t.users), user_id, now)
+            if data is not None:
+                conn.execute(
+                    sa.update(t.users)
+                    .where(t.users.c.id == user_id)
+                    .values(data=data, updated_at=now)
+                )
+
+    def delete_user(self, user_id: uuid.UUID) -> bool:
+        """Delete the user and (by cascade) every row about them. True if they existed."""
+        with self.guard("deleting a user"), self._write() as conn:
+            return bool(conn.execute(sa.delete(t.users).where(t.users.c.id == user_id)).rowcount)
+
+    # -- recording ------------------------------------------------------------------------------
+    def record_turn(
+        self, user_id: uuid.UUID, turn_id: str, blobs: Sequence[ChatBlob]
+    ) -> tuple[RecordReceipt, int]:
+        """Write a turn's blobs and buffer rows in one transaction; a replay is a no-op.
+
+        Returns the receipt and the user's idle chat tokens afterwards (0 for a replay), so the
+        caller can wake the worker without another query.
+        """
+        if not turn_id or len(turn_id) > 255:
+            raise ValueError("turn_id must be a non-empty string of at most 255 characters")
+        now = utcnow()
+        ids = [turn_blob_id(user_id, turn_id, i) for i in range(len(blobs))]
+        blob_rows: list[dict[str, Any]] = []
+        buffer_rows: list[dict[str, Any]] = []
+        for part, (blob_id, blob) in enumerate(zip(ids, blobs, strict=True)):
+            blob_rows.append(self._blob_row(user_id, blob_id, blob, now, turn_id, part))
+            buffer_rows.append(self._buffer_row(user_id, blob_id, blob, now, turn_id))
+        with self.guard("recording a turn"), self._write() as conn:
+            self._ensure_user(conn, self._insert_ignore(t.users), user_id, now)
+            inserted = conn.execute(
+                self._insert_ignore(t.turns)
+                .values(
+                    user_id=user_id,
+                    turn_id=turn_id,
+                    blob_ids=[str(i) for i in ids],
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["user_id", "turn_id"])
+                # rowcount is not reliable for INSERT on every driver; RETURNING is.
+                .returning(t.turns.c.turn_id)
+            ).first()
+            if inserted is None:
+                stored = conn.execute(
+                    sa.select(t.turns.c.blob_ids).where(
+                        t.turns.c.user_id == user_id, t.turns.c.turn_id == turn_id
+                    )
+                ).scalar_one()
+                known = tuple(uuid.UUID(x) for x in stored)
+                return RecordReceipt(turn_id=turn_id, blob_ids=known, duplicate=True), 0
+            if blob_rows:
+                conn.execute(sa.insert(t.blobs), blob_rows)
+                conn.execute(sa.insert(t.buffer), buffer_rows)
+            idle = self._idle_tokens(conn, user_id, BlobType.chat)
+        return RecordReceipt(turn_id=turn_id, blob_ids=tuple(ids)), idle
+
+    def insert_blob(self, user_id: uuid.UUID, blob: Blob) -> tuple[uuid.UUID, int]:
+        """Store one blob (the seed endpoint). Chat and summary blobs are buffered; the other
+        types are stored only (Memobase cannot process them). Returns the id and the user's
+        idle tokens of that blob type afterwards."""
+        now = utcnow()
+        blob_id = uuid.uuid4()
+        processed = blob.type in PROCESSED_BLOB_TYPES
+        with self.guard("inserting a blob"), self._write() as conn:
+            self._ensure_user(conn, self._insert_ignore(t.users), user_id, now)
+            conn.execute(sa.insert(t.blobs), [self._blob_row(user_id, blob_id, blob, now)])
+            if not processed:
+                return blob_id, 0
+            assert isinstance(blob, ChatBlob | SummaryBlob)
+            conn.execute(sa.insert(t.buffer), [self._buffer_row(user_id, blob_id, blob, now)])
+            idle = self._idle_tokens(conn, user_id, blob.type)
+        return blob_id, idle
+
+    @staticmethod
+    def _blob_row(
+        user_id: uuid.UUID,
+        blob_id: uuid.UUID,
+        blob: Blob,
+        now: datetime,
+        turn_id: str | None = None,
+        part: int = 0,
+    ) -> dict[str, Any]:
+        data = blob.model_dump(mode="json", exclude={"type", "fields", "created_at"})
+        return {
+            "id": blob_id,
+            "user_id": user_id,
+            "turn_id": turn_id,
+            "part": part,
+            "blob_type": str(blob.type),
+            "blob_data": data,
+            "fields": blob.fields,
+            # An explicit blob time is honoured (e.g. importing history); Memobase uses insert time.
+            "created_at": blob.created_at or now,
+            "updated_at": now,
+        }
+
+    @staticmethod
+    def _buffer_row(
+        user_id: uuid.UUID,
+        blob_id: uuid.UUID,
+        blob: ChatBlob | SummaryBlob,
+        now: datetime,
+        turn_id: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "user_id": user_id,
+            "blob_id": blob_id,
+            "turn_id": turn_id,
+            "blob_type": str(blob.type),
+            "token_size": count_tokens(render_blob(blob, blob.created_at or now)),
+            "status": IDLE,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    @staticmethod
+    def _idle_tokens(conn: Connection, user_id: uuid.UUID, blob_type: BlobType) -> int:
+        b = t.buffer.c
+        total = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(b.token_size), 0)).where(
+                b.user_id == user_id, b.blob_type == str(blob_type), b.status == IDLE
+            )
+        ).scalar_one()
+        return int(total)
+
+    def idle_tokens(self, user_id: uuid.UUID, blob_type: BlobType) -> int:
+        with self.guard("reading the buffer"), self._read() as conn:
+            return self._idle_tokens(conn, user_id, blob_type)
+
+    def get_blob(self, user_id: uuid.UUID, blob_id: uuid.UUID) -> BlobData:
+        b = t.blobs.c
+        with self.guard("reading a blob"), self._read() as conn:
+            row = conn.execute(
+                sa.select(b.blob_type, b.blob_data, b.fields, b.created_at, b.updated_at).where(
+                    b.user_id == user_id, b.id == blob_id
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(
+                f"Blob {blob_id} of user {user_id} does not exist. Processed chat blobs are "
+                "deleted after their buffer is flushed (as Memobase does)."
+            )
+        return BlobData(
+            blob_type=BlobType(row.blob_type),
+            blob_data=row.blob_data,
+            fields=row.fields,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    # -- flushing: due users, claim, commit, fail ----------------------------------------------
+    def due_users(
+        self,
+        *,
+        threshold: int,
+        idle_seconds: float | None,
+        drain: bool = False,
+        limit: int = 100,
+    ) -> list[DueUser]:
+        """Users whose buffer should be flushed now, with the reason.
+
+        Due: idle tokens over ``threshold`` (strict ``>``, as Memobase); newest idle row older
+        than ``idle_seconds``; failed rows whose backoff elapsed; rows left ``processing`` under
+        an expired lease (a dead process). With ``drain`` any idle row is due (``close()``).
+        A user with a live lease is skipped (someone is flushing them), and so is a user whose
+        failed rows are still backing off (processing newer turns first would break order).
+        """
+        now = utcnow()
+        b = t.buffer.c
+        is_idle = b.status == IDLE
+        stmt = (
+            sa.select(
+                b.user_id,
+                b.blob_type,
+                sa.func.sum(sa.case((is_idle, b.token_size), else_=0)).label("idle_tokens"),
+                sa.func.sum(sa.case((is_idle, 1), else_=0)).label("idle_rows"),
+                sa.func.max(sa.case((is_idle, b.created_at), else_=None)).label("newest"),
+                sa.func.sum(
+                    sa.case(
+                        ((b.status == FAILED) & (b.next_attempt_at <= now), 1),
+                        else_=0,
+                    )
+                ).label("retry_due"),
+                sa.func.sum(
+                    sa.case(((b.status == FAILED) & (b.next_attempt_at > now), 1), else_=0)
+                ).label("backing_off"),
+                sa.func.sum(
+                    sa.case(((b.status == PROCESSING) & (b.lease_expires <= now), 1), else_=0)
+                ).label("expired"),
+                sa.func.sum(
+                    sa.case(((b.status == PROCESSING) & (b.lease_expires > now), 1), else_=0)
+                ).label("active"),
+            )
+            .where(b.status.in_(_OPEN), b.blob_type.in_(_PROCESSED_TYPES))
+            .group_by(b.user_id, b.blob_type)
+        )
+        with self.guard("looking for due buffers"), self._read() as conn:
+            rows = conn.execute(stmt).all()
+        due: list[DueUser] = []
+        busy_users = {r.user_id for r in rows if r.active}
+        for r in rows:
+            if r.user_id in busy_users or r.backing_off:
+                continue
+            reason = None
+            if r.expired:
+                reason = "expired lease"
+            elif r.retry_due:
+                reason = "retry"
+            elif int(r.idle_tokens or 0) > threshold:
+                reason = "threshold"
+            elif r.idle_rows and drain:
+                reason = "drain"
+            elif r.idle_rows and idle_seconds is not None and r.newest is not None:
+                newest = _as_utc(r.newest)
+                if newest <= now - timedelta(seconds=idle_seconds):
+                    reason = "idle"
+            if reason:
+                due.append(DueUser(r.user_id, BlobType(r.blob_type), reason))
+        return due[:limit]
+
+    def claim(
+        self,
+        user_id: uuid.UUID,
+        blob_type: BlobType,
+        owner: str,
+        *,
+        lease_seconds: float,
+        max_tokens: int,
+        force: bool,
+    ) -> Claim | _Busy | None:
+        """Lease the user's next batch (oldest first, at most ``max_tokens``).
+
+        Returns :data:`BUSY` when another flush holds a live lease on this user, ``None``
+        when nothing is eligible. ``force`` (explicit flushes) also takes failed rows whose
+        backoff has not elapsed. Rows left ``processing`` by a dead owner are taken over.
+        A single blob larger than ``max_tokens`` can never be processed: it is parked as
+        failed with an explanation (never dropped) and the claim goes on with the next rows.
+        """
+        now = utcnow()
+        b = t.buffer.c
+        with self.guard("claiming a buffer"), self._write() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(
+                    sa.select(t.users.c.id)
+                    .where(t.users.c.id == user_id)
+                    .with_for_update(key_share=True)
+                )
+            active = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.buffer)
+                .where(b.user_id == user_id, b.status == PROCESSING, b.lease_expires > now)
+            ).scalar_one()
+            if active:
+                return BUSY
+            failed_ok = (b.status == FAILED) & b.next_attempt_at.is_not(None)
+            if not force:
+                backing_off = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(t.buffer)
+                    .where(
+                        b.user_id == user_id,
+                        b.blob_type == str(blob_type),
+                        b.status == FAILED,
+                        b.next_attempt_at > now,
+                    )
+                ).scalar_one()
+                if backing_off:
+                    return None
+            eligible = sa.or_(
+                b.status == IDLE,
+                failed_ok,
+                (b.status == PROCESSING) & (b.lease_expires <= now),
+            )
+            stmt = (
+                sa.select(b.seq, b.blob_id, b.turn_id, b.token_size, b.attempts)
+                .where(b.user_id == user_id, b.blob_type == str(blob_type), eligible)
+                .order_by(b.seq)
+                .limit(5000)
+            )
+            if self.dialect == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            candidates = conn.execute(stmt).all()
+            chosen: list[Any] = []
+            total = 0
+            for row in candidates:
+                if row.token_size > max_tokens and not chosen:
+                    self._park_oversized(conn, row.seq, row.token_size, max_tokens, now)
+                    continue
+                if chosen and total + row.token_size > max_tokens:
+                    break
+                if row.token_size > max_tokens:
+                    break
+                chosen.append(row)
+                total += row.token_size
+            if not chosen:
+                return None
+            seqs = tuple(int(r.seq) for r in chosen)
+            conn.execute(
+                sa.update(t.buffer)
+                .where(b.seq.in_(seqs))
+                .values(
+                    status=PROCESSING,
+                    lease_owner=owner,
+                    lease_expires=now + timedelta(seconds=lease_seconds),
+                    updated_at=now,
+                )
+            )
+            bl = t.blobs.c
+            loaded = {
+                r.id: r
+                for r in conn.execute(
+                    sa.select(bl.id, bl.blob_type, bl.blob_data, bl.fields, bl.created_at).where(
+                        bl.user_id == user_id, bl.id.in_([r.blob_id for r in chosen])
+                    )
+                )
+            }
+        claimed: list[ClaimedBlob] = []
+        for r in chosen:
+            data = loaded[r.blob_id]
+            blob = BlobData(
+                blob_type=BlobType(data.blob_type), blob_data=data.blob_data, fields=data.fields
+            ).to_blob()
+            assert isinstance(blob, ChatBlob | SummaryBlob)
+            claimed.append(ClaimedBlob(r.blob_id, r.turn_id, blob, data.created_at, r.token_size))
+        return Claim(
+            user_id=user_id,
+            blob_type=blob_type,
+            owner=owner,
+            seqs=seqs,
+            blobs=tuple(claimed),
+            attempts=max(int(r.attempts) for r in chosen),
+            started_at=now,
+        )
+
+    @staticmethod
+    def _park_oversized(
+        conn: Connection, seq: int, tokens: int, max_tokens: int, now: datetime
+    ) -> None:
+        conn.execute(
+            sa.update(t.buffer)
+            .where(t.buffer.c.seq == seq)
+            .values(
+                status=FAILED,
+                next_attempt_at=None,
+                lease_owner=None,
+                lease_expires=None,
+                attempts=t.buffer.c.attempts + 1,
+                last_error=(
+                    f"This blob has {tokens} tokens, more than FlushPolicy.max_process_tokens "
+                    f"({max_tokens}); it can never be processed as one batch. Raise "
+                    "max_process_tokens and call retry_failed(), or discard_failed()."
+                ),
+                updated_at=now,
+            )
+        )
+
+    def renew(self, owners: Sequence[str], lease_seconds: float) -> int:
+        """Extend the leases of in-flight flushes (the lease keeper calls this)."""
+        if not owners:
+            return 0
+        b = t.buffer.c
+        now = utcnow()
+        with self.guard("renewing leases"), self._write() as conn:
+            return int(
+                conn.execute(
+                    sa.update(t.buffer)
+                    .where(b.lease_owner.in_(list(owners)), b.status == PROCESSING)
+                    .values(lease_expires=now + timedelta(seconds=lease_seconds))
+                ).rowcount
+            )
+
+    def commit_flush(
+        self, claim: Claim, plan: FlushPlan, *, keep_blobs: bool = False
+    ) -> ChatModalResponse:
+        """Write a flush's results and retire its buffer rows in ONE transaction.
+
+        Raises :class:`LeaseLostError` (and writes nothing) if the claim's rows are no longer
+        this flush's: another flush took them over after the lease expired, or the user was
+        deleted meanwhile. That check is what makes a batch commit at most once.
+        """
+        now = utcnow()
+        b = t.buffer.c
+        uid = claim.user_id
+        with self.guard("saving a flush"), self._write() as conn:
+            owned = conn.execute(
+                sa.update(t.buffer)
+                .where(
+                    b.seq.in_(claim.seqs),
+                    b.user_id == uid,
+                    b.lease_owner == claim.owner,
+                    b.status == PROCESSING,
+                )
+                .values(
+                    status=DONE,
+                    lease_owner=None,
+                    lease_expires=None,
+                    next_attempt_at=None,
+                    last_error=None,
+                    updated_at=now,
+                )
+            ).rowcount
+            if owned != len(claim.seqs):
+                raise LeaseLostError(
+                    f"The flush of user {uid} lost its lease before committing; another "
+                    "flush owns these turns now, so this one wrote nothing."
+                )
+            response = ChatModalResponse()
+            if plan.event is not None:
+                event_id = uuid.uuid4()
+                conn.execute(
+                    sa.insert(t.events).values(
+                        id=event_id,
+                        user_id=uid,
+                        event_data=plan.event.model_dump(mode="json"),
+                        embedding=plan.event_embedding,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                if plan.gists:
+                    conn.execute(
+                        sa.insert(t.gists),
+                        [
+                            {
+                                "id": uuid.uuid4(),
+                                "user_id": uid,
+                                "event_id": event_id,
+                                "content": content,
+                                "embedding": embedding,
+                                "created_at": now,
+                                "updated_at": now,
+                            }
+                            for content, embedding in plan.gists
+                        ],
+                    )
+                response.event_id = event_id
+            p = t.profiles.c
+            if plan.delete:
+                conn.execute(sa.delete(t.profiles).where(p.user_id == uid, p.id.in_(plan.delete)))
+                response.delete_profiles = list(plan.delete)
+            for upd in plan.update:
+                changed = conn.execute(
+                    sa.update(t.profiles)
+                    .where(p.user_id == uid, p.id == upd.id)
+                    .values(content=upd.content, update_hits=upd.update_hits, updated_at=now)
+                ).rowcount
+                if changed:  # a profile deleted by the app meanwhile is not resurrected
+                    response.update_profiles.append(upd.id)
+            if plan.add:
+                rows: list[dict[str, Any]] = [
+                    {
+                        "id": uuid.uuid4(),
+                        "user_id": uid,
+                        "topic": a.topic,
+                        "sub_topic": a.sub_topic,
+                        "content": a.content,
+                        "update_hits": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for a in plan.add
+                ]
+                conn.execute(sa.insert(t.profiles), rows)
+                response.add_profiles = [r["id"] for r in rows]
+            conn.execute(
+                sa.insert(t.flushes).values(
+                    id=uuid.uuid4(),
+                    user_id=uid,
+                    blob_type=str(claim.blob_type),
+                    turn_ids=claim.turn_ids,
+                    blob_ids=[str(x.blob_id) for x in claim.blobs],
+                    token_size=claim.token_size,
+                    event_id=response.event_id,
+                    result=response.model_dump(mode="json"),
+                    owner=claim.owner,
+                    started_at=claim.started_at,
+                    created_at=now,
+                )
+            )
+            conn.execute(sa.update(t.users).where(t.users.c.id == uid).values(last_flush_at=now))
+            # Processed chat blobs are deleted (their buffer rows go by cascade), as Memobase
+            # does; summary blobs are kept with a ``done`` buffer row.
+            if claim.blob_type == BlobType.chat and not keep_blobs:
+                conn.execute(
+                    sa.delete(t.blobs).where(
+                        t.blobs.c.user_id == uid,
+                        t.blobs.c.id.in_([x.blob_id for x in claim.blobs]),
+                    )
+                )
+        return response
+
+    def fail_flush(self, claim: Claim, error: str, retry_at: datetime | None) -> int:
+        """Give the claim's rows back as ``failed`` (retried at ``retry_at``; ``None`` parks
+        them until ``retry_failed``). Only rows this flush still owns are touched."""
+        b = t.buffer.c
+        with self.guard("recording a failed flush"), self._write() as conn:
+            return int(
+                conn.execute(
+                    sa.update(t.buffer)
+                    .where(
+                        b.seq.in_(claim.seqs),
+                        b.user_id == claim.user_id,
+                        b.lease_owner == claim.owner,
+                    )
+                    .values(
+                        status=FAILED,
+                        attempts=b.attempts + 1,
+                        last_error=error[:4000],
+                        next_attempt_at=retry_at,
+                        lease_owner=None,
+                        lease_expires=None,
+                        updated_at=utcnow(),
+                    )
+                ).rowcount
+            )
+
+    def release(self, claim: Claim) -> int:
+        """Give the claim's rows back as ``idle`` without counting an attempt (shutdown)."""
+        b = t.buffer.c
+        with self.guard("releasing a buffer"), self._write() as conn:
+            return int(
+                conn.execute(
+                    sa.update(t.buffer)
+                    .where(
+                        b.seq.in_(claim.seqs),
+                        b.user_id == claim.user_id,
+                        b.lease_owner == claim.owner,
+                    )
+                    .values(status=IDLE, lease_owner=None, lease_expires=None, updated_at=utcnow())
+                ).rowcount
+            )
+
+    def retry_failed(self, user_id: uuid.UUID) -> int:
+        """Make the user's failed rows eligible now (also parked ones). Returns the row count."""
+        b = t.buffer.c
+        with self.guard("retrying failed turns"), self._write() as conn:
+            return int(
+                conn.execute(
+                    sa.update(t.buffer)
+                    .where(b.user_id == user_id, b.status == FAILED)
+                    .values(status=IDLE, next_attempt_at=None, updated_at=utcnow())
+                ).rowcount
+            )
+
+    def discard_failed(self, user_id: uuid.UUID) -> int:
+        """Delete the user's failed blobs (and their buffer rows). Returns the row count."""
+        b = t.buffer.c
+        with self.guard("discarding failed turns"), self._write() as conn:
+            ids = [
+                r.blob_id
+                for r in conn.execute(
+                    sa.select(b.blob_id).where(b.user_id == user_id, b.status == FAILED)
+                )
+            ]
+            if not ids:
+                return 0
+            conn.execute(
+                sa.delete(t.blobs).where(t.blobs.c.user_id == user_id, t.blobs.c.id.in_(ids))
+            )
+            return len(ids)
+
+    # -- status ---------------------------------------------------------------------------------
+    def status(self, user_id: uuid.UUID | None, backend: str = "embedded") -> MemoryStatus:
+        """Pending/processing/failed work per user, counted in turns (a blob from ``insert``
+        counts as one turn), plus buffered tokens, last flush time and the last error."""
+        b = t.buffer.c
+        turns_expr = sa.func.count(sa.distinct(b.turn_id)) + sa.func.sum(
+            sa.case((b.turn_id.is_(None), 1), else_=0)
+        )
+        stmt = (
+            sa.select(
+                b.user_id,
+                b.status,
+                turns_expr.label("turns"),
+                sa.func.sum(b.token_size).label("tokens"),
+            )
+            .where(b.status.in_(_OPEN))
+            .group_by(b.user_id, b.status)
+        )
+        if user_id is not None:
+            stmt = stmt.where(b.user_id == user_id)
+        with self.guard("reading the status"), self._read() as conn:
+            rows = conn.execute(stmt).all()
+            user_ids = {r.user_id for r in rows}
+            if user_id is not None:
+                user_ids.add(user_id)
+            per_user: dict[uuid.UUID, dict[str, Any]] = {
+                u: {"pending": 0, "tokens": 0, "processing": 0, "failed": 0} for u in user_ids
+            }
+            for r in rows:
+                entry = per_user[r.user_id]
+                n = int(r.turns or 0)
+                entry["pending"] += n
+                entry["tokens"] += int(r.tokens or 0)
+                if r.status == PROCESSING:
+                    entry["processing"] += n
+                elif r.status == FAILED:
+                    entry["failed"] += n
+            last_flush: dict[uuid.UUID, datetime | None] = {}
+            errors: dict[uuid.UUID, str | None] = {}
+            ids = list(user_ids)
+            for chunk_start in range(0, len(ids), 500):
+                chunk = ids[chunk_start : chunk_start + 500]
+                for r in conn.execute(
+                    sa.select(t.users.c.id, t.users.c.last_flush_at).where(t.users.c.id.in_(chunk))
+                ):
+                    last_flush[r.id] = r.last_flush_at
+                failed_users = [u for u in chunk if per_user[u]["failed"]]
+                if failed_users:
+                    for r in conn.execute(
+                        sa.select(b.user_id, b.last_error)
+                        .where(b.user_id.in_(failed_users), b.status == FAILED)
+                        .order_by(b.updated_at.desc(), b.seq.desc())
+                    ):
+                        errors.setdefault(r.user_id, r.last_error)
+        statuses = [
+            UserStatus(
+                user_id=u,
+                pending_turns=v["pending"],
+                buffered_tokens=v["tokens"],
+                processing=v["processing"],
+                failed=v["failed"],
+                last_flush_at=last_flush.get(u),
+                last_error=errors.get(u),
+            )
+            for u, v in sorted(per_user.items(), key=lambda kv: str(kv[0]))
+        ]
+        return MemoryStatus(
+            backend=backend,
+            pending_turns=sum(s.pending_turns for s in statuses),
+            buffered_tokens=sum(s.buffered_tokens for s in statuses),
+            failed=sum(s.failed for s in statuses),
+            users=tuple(statuses),
+        )
+
+    # -- profiles -------------------------------------------------------------------------------
+    def list_profiles(self, user_id: uuid.UUID) -> list[StoredProfile]:
+        """The user's profile rows, most recently updated first (Memobase's order)."""
+        p = t.profiles.c
+        with self.guard("reading profiles"), self._read() as conn:
+            rows = conn.execute(
+                sa.select(t.profiles)
+                .where(p.user_id == user_id)
+                .order_by(p.updated_at.desc(), p.created_at.desc(), p.topic, p.sub_topic)
+            ).all()
+        return [
+            StoredProfile(
+                id=r.id,
+                topic=r.topic,
+                sub_topic=r.sub_topic,
+                content=r.content,
+                update_hits=int(r.update_hits),
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+            )
+            for r in rows
+        ]
+
+    def add_profile(
+        self, user_id: uuid.UUID, content: str, topic: str, sub_topic: str
+    ) -> uuid.UUID:
+        now = utcnow()
+        pid = uuid.uuid4()
+        with self.guard("adding a profile"), self._write() as conn:
+            self._ensure_user(conn, self._insert_ignore(t.users), user_id, now)
+            conn.execute(
+                sa.insert(t.profiles).values(
+                    id=pid,
+                    user_id=user_id,
+                    topic=topic,
+                    sub_topic=sub_topic,
+                    content=content,
+                    update_hits=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return pid
+
+    def update_profile(
+        self,
+        user_id: uuid.UUID,
+        profile_id: uuid.UUID,
+        content: str,
+        topic: str | None,
+        sub_topic: str | None,
+    ) -> None:
+        values: dict[str, Any] = {"content": content, "updated_at": utcnow()}
+        if topic is not None:
+            values["topic"] = topic
+        if sub_topic is not None:
+            values["sub_topic"] = sub_topic
+        p = t.profiles.c
+        with self.guard("updating a profile"), self._write() as conn:
+            changed = conn.execute(
+                sa.update(t.profiles).where(p.user_id == user_id, p.id == profile_id).values(values)
+            ).rowcount
+        if not changed:
+            raise NotFoundError(f"Profile {profile_id} of user {user_id} does not exist.")
+
+    def delete_profile(self, user_id: uuid.UUID, profile_id: uuid.UUID) -> None:
+        p = t.profiles.c
+        with self.guard("deleting a profile"), self._write() as conn:
+            gone = conn.execute(
+                sa.delete(t.profiles).where(p.user_id == user_id, p.id == profile_id)
+            ).rowcount
+        if not gone:
+            raise NotFoundError(f"Profile {profile_id} of user {user_id} does not exist.")
+
+    # -- events and gists -----------------------------------------------------------------------
+    def list_events(
+        self, user_id: uuid.UUID, *, limit: int | None, since: datetime | None = None
+    ) -> list[UserEvent]:
+        e = t.events.c
+        stmt = sa.select(t.events).where(e.user_id == user_id)
+        if since is not None:
+            stmt = stmt.where(e.created_at >= since)
+        stmt = stmt.order_by(e.created_at.desc(), e.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.guard("reading events"), self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [_event_model(r) for r in rows]
+
+    def events_by_ids(self, user_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[UserEvent]:
+        if not ids:
+            return []
+        e = t.events.c
+        with self.guard("reading events"), self._read() as conn:
+            rows = conn.execute(
+                sa.select(t.events).where(e.user_id == user_id, e.id.in_(list(ids)))
+            ).all()
+        return [_event_model(r) for r in rows]
+
+    def event_embeddings(self, user_id: uuid.UUID, since: datetime) -> list[StoredEmbedded]:
+        e = t.events.c
+        with self.guard("reading event embeddings"), self._read() as conn:
+            rows = conn.execute(
+                sa.select(e.id, e.embedding, e.created_at).where(
+                    e.user_id == user_id, e.created_at >= since, e.embedding.is_not(None)
+                )
+            ).all()
+        return [StoredEmbedded(r.id, r.embedding, r.created_at) for r in rows]
+
+    def delete_event(self, user_id: uuid.UUID, event_id: uuid.UUID) -> None:
+        e = t.events.c
+        with self.guard("deleting an event"), self._write() as conn:
+            gone = conn.execute(
+                sa.delete(t.events).where(e.user_id == user_id, e.id == event_id)
+            ).rowcount
+        if not gone:
+            raise NotFoundError(f"Event {event_id} of user {user_id} does not exist.")
+
+    def list_gists(
+        self, user_id: uuid.UUID, *, since: datetime | None, limit: int | None
+    ) -> list[EventGist]:
+        """The newest gists first."""
+        g = t.gists.c
+        stmt = sa.select(g.id, g.content, g.created_at, g.updated_at).where(g.user_id == user_id)
+        if since is not None:
+            stmt = stmt.where(g.created_at >= since)
+        stmt = stmt.order_by(g.created_at.desc(), g.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.guard("reading gists"), self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [_gist_model(r) for r in rows]
+
+    def gist_embeddings(self, user_id: uuid.UUID, since: datetime) -> list[StoredEmbedded]:
+        g = t.gists.c
+        with self.guard("reading gist embeddings"), self._read() as conn:
+            rows = conn.execute(
+                sa.select(g.id, g.embedding, g.created_at).where(
+                    g.user_id == user_id, g.created_at >= since, g.embedding.is_not(None)
+                )
+            ).all()
+        return [StoredEmbedded(r.id, r.embedding, r.created_at) for r in rows]
+
+    def gists_by_ids(self, user_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[EventGist]:
+        if not ids:
+            return []
+        g = t.gists.c
+        with self.guard("reading gists"), self._read() as conn:
+            rows = conn.execute(
+                sa.select(g.id, g.content, g.created_at, g.updated_at).where(
+                    g.user_id == user_id, g.id.in_(list(ids))
+                )
+            ).all()
+        return [_gist_model(r) for r in rows]
+
+    # -- project config -------------------------------------------------------------------------
+    def get_profile_config(self) -> str | None:
+        with self.guard("reading the profile config"), self._read() as conn:
+            return conn.execute(
+                sa.select(t.project.c.profile_config).where(t.project.c.id == 1)
+            ).scalar_one_or_none()
+
+    def set_profile_config(self, text: str | None) -> None:
+        now = utcnow()
+        with self.guard("saving the profile config"), self._write() as conn:
+            conn.execute(
+                self._insert_ignore(t.project)
+                .values(id=1, profile_config=None, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+            conn.execute(
+                sa.update(t.project)
+                .where(t.project.c.id == 1)
+                .values(profile_config=text, updated_at=now)
+            )
+
+    # -- export and flush log -------------------------------------------------------------------
+    def flush_log(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The user's committed flushes, oldest first (turn ids in processing order)."""
+        f = t.flushes.c
+        with self.guard("reading the flush log"), self._read() as conn:
+            rows = conn.execute(
+                sa.select(t.flushes).where(f.user_id == user_id).order_by(f.seq)
+            ).all()
+        return [
+            {
+                "id": str(r.id),
+                "blob_type": r.blob_type,
+                "turn_ids": list(r.turn_ids),
+                "blob_ids": list(r.blob_ids),
+                "token_size": int(r.token_size),
+                "event_id": str(r.event_id) if r.event_id else None,
+                "result": r.result,
+                "owner": r.owner,
+                "started_at": _iso(r.started_at),
+                "created_at": _iso(r.created_at),
+            }
+            for r in rows
+        ]
+
+    def export_user(self, user_id: uuid.UUID) -> dict[str, Any]:
+        """Everything stored about the user, as JSON-ready data (ISO dates, string ids)."""
+        with self.guard("exporting a user"), self._read() as conn:
+            user = conn.execute(sa.select(t.users).where(t.users.c.id == user_id)).first()
+            profile_rows = conn.execute(
+                sa.select(t.profiles)
+                .where(t.profiles.c.user_id == user_id)
+                .order_by(t.profiles.c.topic, t.profiles.c.sub_topic)
+            ).all()
+            event_rows = conn.execute(
+                sa.select(t.events)
+                .where(t.events.c.user_id == user_id)
+                .order_by(t.events.c.created_at)
+            ).all()
+            gist_rows = conn.execute(
+                sa.select(t.gists)
+                .where(t.gists.c.user_id == user_id)
+                .order_by(t.gists.c.created_at)
+            ).all()
+            blob_rows = conn.execute(
+                sa.select(t.blobs, t.buffer.c.status, t.buffer.c.attempts, t.buffer.c.last_error)
+                .select_from(t.blobs.outerjoin(t.buffer, t.buffer.c.blob_id == t.blobs.c.id))
+                .where(t.blobs.c.user_id == user_id)
+                .order_by(t.blobs.c.created_at, t.blobs.c.turn_id, t.blobs.c.part)
+            ).all()
+        return {
+            "user_id": str(user_id),
+            "exists": user is not None,
+            "data": user.data if user is not None else None,
+            "created_at": _iso(user.created_at) if user is not None else None,
+            "last_flush_at": _iso(user.last_flush_at) if user is not None else None,
+            "profiles": [
+                {
+                    "id": str(r.id),
+                    "topic": r.topic,
+                    "sub_topic": r.sub_topic,
+                    "content": r.content,
+                    "update_hits": int(r.update_hits),
+                    "created_at": _iso(r.created_at),
+                    "updated_at": _iso(r.updated_at),
+                }
+                for r in profile_rows
+            ],
+            "events": [
+                {
+                    "id": str(r.id),
+                    "event_data": r.event_data,
+                    "has_embedding": r.embedding is not None,
+                    "created_at": _iso(r.created_at),
+                    "updated_at": _iso(r.updated_at),
+                }
+                for r in event_rows
+            ],
+            "gists": [
+                {
+                    "id": str(r.id),
+                    "event_id": str(r.event_id),
+                    "content": r.content,
+                    "created_at": _iso(r.created_at),
+                }
+                for r in gist_rows
+            ],
+            "blobs": [
+                {
+                    "id": str(r.id),
+                    "turn_id": r.turn_id,
+                    "part": int(r.part),
+                    "blob_type": r.blob_type,
+                    "blob_data": r.blob_data,
+                    "fields": r.fields,
+                    "status": r.status,
+                    "attempts": int(r.attempts) if r.attempts is not None else None,
+                    "last_error": r.last_error,
+                    "created_at": _iso(r.created_at),
+                }
+                for r in blob_rows
+            ],
+            "flushes": self.flush_log(user_id),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _normalise_url(raw: str) -> sa.URL:
+    try:
+        url = sa.make_url(raw)
+    except (sa.exc.ArgumentError, ValueError, TypeError) as exc:
+        raise ConfigurationError(
+            f"{redact_url(raw)!s} is not a database URL ({exc}). Use "
+            "sqlite:///path/to/memobase.db or postgresql+psycopg://user:password@host/db."
+        ) from exc
+    name = url.get_backend_name()
+    if name in ("postgresql", "postgres"):
+        # Bare postgresql:// means psycopg2 to SQLAlchemy; this package ships psycopg 3.
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        return url
+    if name == "sqlite":
+        return url
+    raise ConfigurationError(
+        f"The embedded engine supports SQLite and PostgreSQL, not {name!r} "
+        f"({redact_url(url)}). Use sqlite:///path/to/memobase.db or "
+        "postgresql+psycopg://user:password@host/db."
+    )
+
+
+def _is_memory_sqlite(url: sa.URL) -> bool:
+    db = url.database or ""
+    return db in ("", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _as_utc(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite aggregates lose the column type
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _event_model(r: Any) -> UserEvent:
+    return UserEvent(
+        id=r.id,
+        event_data=EventData.model_validate(r.event_data),
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def _gist_model(r: Any) -> EventGist:
+    return EventGist(
+        id=r.id,
+        gist_data=EventGistData(content=r.content),
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
