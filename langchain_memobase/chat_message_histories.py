@@ -101,7 +101,16 @@ def _json_default(value: Any) -> Any:
 
 
 def _default_database_url(memobase: Memobase) -> str | None:
-    url = getattr(memobase.backend, "database_url", None)
+    """The embedded store's database URL, or None for backends without one (remote).
+
+    The transcript gets its own engine on that URL rather than sharing the store's: the
+    store serialises its own connection use, and the transcript must not hold its locks.
+    (For an in-memory SQLite store this means a separate in-memory transcript database.)
+    """
+    backend = memobase.backend
+    url = getattr(backend, "database_url", None)
+    if url is None:
+        url = getattr(getattr(backend, "store", None), "url", None)
     if url is None:
         return None
     rendered = getattr(url, "render_as_string", None)  # a sqlalchemy URL object
