@@ -63,6 +63,7 @@ UserIdResolver = Callable[[Runtime[Any]], "str | uuid.UUID | None"]
 _CONTEXT_PLACEHOLDER = "{context}"
 _SEPARATOR = "\n\n"
 _TURN_ID_PREFIX = "langchain:"
+_MAX_TURN_ID = 255
 
 
 def default_user_id(runtime: Runtime[Any]) -> str | uuid.UUID | None:
@@ -332,7 +333,12 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         if anchor_id is None:
             anchor = last_user_message(messages)
             anchor_id = anchor.id if anchor is not None else None
-        return f"{_TURN_ID_PREFIX}{anchor_id}" if anchor_id else None
+        if not anchor_id:
+            return None
+        turn_id = f"{_TURN_ID_PREFIX}{anchor_id}"
+        if len(turn_id) > _MAX_TURN_ID:  # backends cap turn ids; keep it stable, just shorter
+            turn_id = f"{_TURN_ID_PREFIX}{uuid.uuid5(uuid.NAMESPACE_URL, anchor_id)}"
+        return turn_id
 
     def _request_with_memory(self, request: ModelRequest[Any], turn: _Turn) -> ModelRequest[Any]:
         if not turn.context.strip():

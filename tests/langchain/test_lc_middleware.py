@@ -603,3 +603,16 @@ def test_strict_wraps_unexpected_exceptions_in_memobase_error(
     with pytest.raises(mb_errors.MemobaseError, match="KeyError") as info:
         agent.invoke({"messages": [HumanMessage("hi")]})
     assert isinstance(info.value.__cause__, KeyError)
+
+
+def test_very_long_message_ids_give_a_short_stable_turn_id(
+    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+) -> None:
+    agent = create_agent(
+        make_model("a", "b"), middleware=[MemobaseMiddleware(memobase, user_id="alice")]
+    )
+    long_id = "client-" + "x" * 400
+    agent.invoke({"messages": [HumanMessage("hi", id=long_id)]})
+    agent.invoke({"messages": [HumanMessage("hi", id=long_id)]})
+    (turn,) = fake_backend.turns
+    assert turn.turn_id.startswith("langchain:") and len(turn.turn_id) <= 255
