@@ -24,6 +24,8 @@ from .config import Language, ResolvedConfig, TopicSpec, attribute_unify
 
 __all__ = [
     "HEADERS",
+    "MERGE_LABELS",
+    "STEP_HEADER",
     "MergeItem",
     "Step",
     "already_logged",
@@ -322,7 +324,7 @@ N. APPEND::APPEND
 N. UPDATE::<完整的新内容>
 N. ABORT::ABORT"""
 
-_MERGE_LABELS: Mapping[Language, tuple[str, str, str, str, str]] = {
+MERGE_LABELS: Mapping[Language, tuple[str, str, str, str, str]] = {
     "en": ("description", "update rule", "current", "new", "(empty)"),
     "zh": ("描述", "更新规则", "当前", "新信息", "（空）"),
 }
@@ -335,7 +337,7 @@ def merge_prompt(items: Sequence[MergeItem], cfg: ResolvedConfig) -> tuple[str, 
     refer to these numbers.
     """
     zh = cfg.language == "zh"
-    desc, rule, current, new, empty = _MERGE_LABELS[cfg.language]
+    desc, rule, current, new, empty = MERGE_LABELS[cfg.language]
     blocks: list[str] = []
     for item in items:
         lines = [f"[{item.memo_id}] {item.topic}::{item.sub_topic}"]
