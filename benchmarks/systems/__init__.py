@@ -1,0 +1,1 @@
+"""The systems under test, one small adapter each, behind :class:`base.BenchSystem`."""

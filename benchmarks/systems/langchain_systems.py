@@ -1,0 +1,134 @@
+"""LangChain 1.x systems: ``create_agent`` bare, with classic chat history, with Memobase.
+
+The chat model is a scripted fake that answers instantly with the conversation's own reply,
+so the measured time is the framework plus the memory, never a model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain.agents import create_agent
+from langchain_core.chat_history import InMemoryChatMessageHistory
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables.history import RunnableWithMessageHistory
+
+from benchmarks.conversations import Turn
+from benchmarks.systems.base import BenchEnv, BenchSystem, Script
+from benchmarks.systems.memobase_env import MemobaseFactory
+
+__all__ = [
+    "LangChainChatHistory",
+    "LangChainMemobase",
+    "LangChainNoMemory",
+    "ScriptedChatModel",
+]
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Answers every call with ``script.reply``; no I/O, no tokens."""
+
+    script: Script
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-fake"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return ChatResult(
+            generations=[ChatGeneration(message=AIMessage(content=self.script.reply))]
+        )
+
+
+class LangChainNoMemory(BenchSystem):
+    """``create_agent`` with no memory at all: the LangChain baseline."""
+
+    name = "langchain: create_agent, no memory"
+    framework = "langchain"
+
+    def setup(self) -> None:
+        self.agent: Any = create_agent(ScriptedChatModel(script=self.env.script))
+
+    def begin_session(self, user_id: str, session_index: int) -> None:
+        self.user_id = user_id
+
+    def run_turn(self, turn: Turn) -> None:
+        self.agent.invoke({"messages": [HumanMessage(content=turn.user)]})
+
+
+class LangChainChatHistory(BenchSystem):
+    """The classic pattern: ``RunnableWithMessageHistory`` + ``InMemoryChatMessageHistory``
+    around the same agent (the history is replayed into each call and appended after it)."""
+
+    name = "langchain: create_agent + InMemoryChatMessageHistory (RunnableWithMessageHistory)"
+    framework = "langchain"
+    peer = True
+
+    def setup(self) -> None:
+        agent: Any = create_agent(ScriptedChatModel(script=self.env.script))
+        self.histories: dict[str, InMemoryChatMessageHistory] = {}
+
+        def call_agent(inputs: dict[str, Any]) -> BaseMessage:
+            out = agent.invoke({"messages": [*inputs["history"], *inputs["input"]]})
+            message: BaseMessage = out["messages"][-1]
+            return message
+
+        def history(session_id: str) -> InMemoryChatMessageHistory:
+            return self.histories.setdefault(session_id, InMemoryChatMessageHistory())
+
+        self.chain = RunnableWithMessageHistory(
+            RunnableLambda(call_agent),
+            history,
+            input_messages_key="input",
+            history_messages_key="history",
+        )
+
+    def begin_session(self, user_id: str, session_index: int) -> None:
+        self.config: Any = {"configurable": {"session_id": f"{user_id}:{session_index}"}}
+
+    def run_turn(self, turn: Turn) -> None:
+        self.chain.invoke({"input": [HumanMessage(content=turn.user)]}, config=self.config)
+
+
+class LangChainMemobase(BenchSystem):
+    """``create_agent`` + ``MemobaseMiddleware`` on the embedded or remote backend."""
+
+    framework = "langchain"
+    memobase = True
+
+    def __init__(self, env: BenchEnv, backend: str) -> None:
+        super().__init__(env)
+        self.backend = backend
+        self.name = f"langchain: create_agent + MemobaseMiddleware ({backend})"
+
+    def setup(self) -> None:
+        from langchain_memobase import MemobaseMiddleware
+
+        self.factory = MemobaseFactory(self.env, self.backend, "langchain")
+        middleware = MemobaseMiddleware(self.factory.memobase)
+        self.agent: Any = create_agent(
+            ScriptedChatModel(script=self.env.script), middleware=[middleware]
+        )
+
+    def begin_session(self, user_id: str, session_index: int) -> None:
+        self.config: Any = {
+            "configurable": {"user_id": user_id, "thread_id": f"{user_id}:{session_index}"}
+        }
+
+    def run_turn(self, turn: Turn) -> None:
+        self.agent.invoke({"messages": [HumanMessage(content=turn.user)]}, config=self.config)
+
+    def drain(self) -> None:
+        self.factory.drain()
+
+    def close(self) -> None:
+        self.factory.close()
