@@ -43,7 +43,10 @@ from .block import MemobaseMemoryBlock
 from .messages import is_final_answer, message_text, to_memobase_message
 from .tools import memobase_tools
 
-__all__ = ["MemobaseMemory"]
+__all__ = ["LiteralTextBlock", "MemobaseMemory"]
+
+# "llamaindex:" + session + ":" + 32 hex digits must fit the backends' 255-character cap.
+_MAX_SESSION_IN_TURN_ID = 200
 
 
 class LiteralTextBlock(TextBlock):
@@ -284,7 +287,12 @@ class MemobaseMemory(Memory):
                 handle_failure(exc, "record the turn", strict=self.strict, on_error=self.on_error)
 
     def _turn_id(self) -> str:
-        return f"llamaindex:{self.session_id}:{uuid.uuid4().hex}"
+        """Unique per recorded turn and traceable to the session; backends cap turn ids at
+        255 characters, so a very long session id is replaced by its uuid5."""
+        session = self.session_id
+        if len(session) > _MAX_SESSION_IN_TURN_ID:
+            session = str(uuid.uuid5(uuid.NAMESPACE_URL, session))
+        return f"llamaindex:{session}:{uuid.uuid4().hex}"
 
     def record(self, messages: Sequence[ChatMessage]) -> RecordReceipt:
         """Record messages in Memobase directly (bypassing the tracker), e.g. an import."""

@@ -31,6 +31,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
+    ToolCallBlock,
 )
 from llama_index.core.llms import CustomLLM
 from llama_index.core.llms.mock import MockFunctionCallingLLM
@@ -320,11 +321,44 @@ class RecordingLLM(CustomLLM):
         return gen()
 
 
+def tool_then_answer(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+    """Per user message: call every tool once (with default arguments), then answer.
+
+    LlamaIndex's default mock generator answers as soon as *any* tool result is in the
+    history, so a second run with the same memory would never call a tool again.
+    """
+    users = [i for i, m in enumerate(messages) if m.role == MessageRole.USER]
+    since_user = messages[users[-1] :] if users else messages
+    tools = kwargs.get("tools") or []
+    if not tools or any(m.role == MessageRole.TOOL for m in since_user):
+        return ChatMessage(role=MessageRole.ASSISTANT, content="Tool calls complete.")
+    calls = []
+    for tool in tools:
+        schema = tool.metadata.fn_schema
+        defaults = {
+            name: info.get_default(call_default_factory=True)
+            for name, info in (schema.model_fields.items() if schema else [])
+            if not info.is_required()
+        }
+        calls.append(
+            ToolCallBlock(
+                tool_call_id=f"call-{uuid.uuid4().hex[:8]}",
+                tool_name=tool.metadata.name or "",
+                tool_kwargs=defaults,
+            )
+        )
+    return ChatMessage(role=MessageRole.ASSISTANT, blocks=calls)
+
+
 class RecordingFunctionLLM(MockFunctionCallingLLM):
-    """LlamaIndex's mock function-calling LLM (calls every tool once, then answers "Tool calls
-    complete.") that also keeps every message list it was sent, not just the last."""
+    """LlamaIndex's mock function-calling LLM driven by :func:`tool_then_answer`, keeping
+    every message list it was sent, not just the last."""
 
     calls: list[list[ChatMessage]] = Field(default_factory=list, exclude=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("response_generator", tool_then_answer)
+        super().__init__(**kwargs)
 
     @property
     def all_text(self) -> list[str]:

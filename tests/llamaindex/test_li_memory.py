@@ -286,3 +286,13 @@ async def test_extra_operations_go_through_the_facade(mb: Memobase, backend: Fak
     )
     assert receipt.turn_id.startswith(f"llamaindex:{memory.session_id}:")
     assert backend.recorded(ALICE) == [[("user", "imported")]]
+
+
+async def test_long_session_ids_give_turn_ids_within_the_backend_cap(
+    mb: Memobase, backend: FakeBackend
+) -> None:
+    memory = make_memory(mb, session_id="s" * 400)
+    await memory.aput(ChatMessage(role="user", content="hi"))
+    await memory.aput(ChatMessage(role="assistant", content="hello"))
+    ((turn_id, _blobs),) = backend.turns[ALICE]
+    assert turn_id.startswith("llamaindex:") and len(turn_id) <= 255
