@@ -171,7 +171,7 @@ class LLMClient:
         started = time.perf_counter()
         try:
             response = client.chat.completions.create(**args)
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, ValueError) as exc:
             self._count_failure(step, started)
             raise _llm_error(step, exc, self.settings.timeout) from None
         return self._answer(step, response, started)
@@ -186,7 +186,7 @@ class LLMClient:
         started = time.perf_counter()
         try:
             response = await client.chat.completions.create(**args)
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, ValueError) as exc:
             self._count_failure(step, started)
             raise _llm_error(step, exc, self.settings.timeout) from None
         return self._answer(step, response, started)
@@ -245,7 +245,7 @@ class LLMClient:
         started = time.perf_counter()
         try:
             response = client.embeddings.create(**self._embed_args(texts))
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, ValueError) as exc:
             self._count_failure(EMBEDDING_STEP, started)
             raise _llm_error(EMBEDDING_STEP, exc, self.settings.timeout) from None
         return self._vectors(response, len(texts), started)
@@ -258,7 +258,7 @@ class LLMClient:
         started = time.perf_counter()
         try:
             response = await client.embeddings.create(**self._embed_args(texts))
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, ValueError) as exc:
             self._count_failure(EMBEDDING_STEP, started)
             raise _llm_error(EMBEDDING_STEP, exc, self.settings.timeout) from None
         return self._vectors(response, len(texts), started)
@@ -320,8 +320,14 @@ class LLMClient:
                 setattr(self, attr, None)
 
 
-def _llm_error(step: str, exc: openai.OpenAIError, timeout: float) -> LLMError:
+def _llm_error(step: str, exc: Exception, timeout: float) -> LLMError:
     """An :class:`LLMError` that names the step and says what to do - and never the key."""
+    if isinstance(exc, ValueError):  # the SDK raises JSONDecodeError for a non-JSON body
+        return LLMError(
+            f"The LLM endpoint's answer for the '{step}' step was not valid JSON. Check that "
+            "OPENAI_BASE_URL points at an OpenAI-compatible API (it usually ends in /v1); the "
+            "turns stay buffered and will be retried."
+        )
     if isinstance(exc, openai.APITimeoutError):
         return LLMError(
             f"The LLM call for the '{step}' step timed out (LLMSettings.timeout={timeout}s). "

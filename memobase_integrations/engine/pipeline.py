@@ -65,6 +65,7 @@ __all__ = ["Pipeline", "UnusableAnswerError", "event_embedding_text", "gists_of"
 logger = logging.getLogger(__name__)
 
 _LIST_LINE = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)])\s*\S")
+_LIST_PREFIX = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)])\s*")
 _SEPARATOR_LINE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,}|={3,})\s*$", re.MULTILINE)
 
 
@@ -178,20 +179,28 @@ class Pipeline:
     def _extract(self, memo: str, already: str, cfg: ResolvedConfig) -> list[Fact]:
         system, user = extract_prompt(memo, already, cfg)
         raw = self.llm.complete(Step.extract_profile, system, user)
-        facts = parse_extract(raw, cfg)
-        if facts:
-            return facts
         if not raw.strip():
             raise UnusableAnswerError(Step.extract_profile, "an empty answer")
+        facts = parse_extract(raw, cfg)
         has_separator = bool(_SEPARATOR_LINE.search(raw))
-        if not has_separator:
+        if not facts and not has_separator:
             raise UnusableAnswerError(Step.extract_profile, "no '---' and no fact line")
-        body = raw[list(_SEPARATOR_LINE.finditer(raw))[-1].end() :].strip()
-        lines = [ln for ln in body.splitlines() if ln.strip() and not ln.strip().startswith("```")]
-        readable_but_dropped = all("::" in ln and _fact_was_filtered(ln, cfg) for ln in lines)
-        if lines and not readable_but_dropped:
-            raise UnusableAnswerError(Step.extract_profile, "fact lines that cannot be read")
-        return []
+        # A fact line we cannot read is a fact we would lose: refuse the whole answer (it is
+        # retried) rather than keep the readable half. Prose lines are thinking, not facts.
+        section = answer_section(raw, lambda s: "::" in s)
+        unreadable = [
+            line
+            for line in section.splitlines()
+            if _is_fact_attempt(line, has_separator)
+            and not parse_extract(line, cfg)
+            and not _fact_was_filtered(line, cfg)
+        ]
+        if unreadable:
+            raise UnusableAnswerError(
+                Step.extract_profile,
+                f"{len(unreadable)} fact line(s) that cannot be read, e.g. {unreadable[0][:60]!r}",
+            )
+        return facts
 
     def _merge(
         self, facts: Sequence[Fact], profiles: Sequence[StoredProfile], cfg: ResolvedConfig
@@ -302,13 +311,24 @@ class Pipeline:
         return parse_event_tags(raw, cfg)
 
 
+def _is_fact_attempt(line: str, after_separator: bool) -> bool:
+    """Whether a line of the extraction answer is meant as a fact: any ``::`` line, and after
+    a ``---`` also any list line."""
+    text = line.strip()
+    if not text or text.startswith(("```", "~~~")):
+        return False
+    return "::" in text or (after_separator and bool(_LIST_LINE.match(text)))
+
+
 def _fact_was_filtered(line: str, cfg: ResolvedConfig) -> bool:
-    """A ``::`` line that parsed but was dropped on purpose (meaningless value, or outside
-    the slots in strict mode) - as opposed to a line we could not read."""
-    parts = [p.strip() for p in line.strip().lstrip("-*• ").split("::")]
+    """A fact line dropped on purpose (a meaningless value such as "- none", or a slot outside
+    strict mode's list) - as opposed to a line we could not read."""
+    body = _LIST_PREFIX.sub("", line.strip())
+    if is_meaningless(body):
+        return True
+    parts = [p.strip() for p in body.split("::")]
     if len(parts) < 3:
         return False
-    memo = "::".join(parts[2:])
-    if is_meaningless(memo):
+    if is_meaningless("::".join(parts[2:])):
         return True
     return not cfg.allows(attribute_unify(parts[0]), attribute_unify(parts[1]))

@@ -38,6 +38,11 @@ MANUAL = FlushPolicy(
 )
 
 
+def manual(**updates: Any) -> FlushPolicy:
+    """:data:`MANUAL` with some fields changed."""
+    return MANUAL.model_copy(update=updates)
+
+
 @dataclass(frozen=True)
 class DbTarget:
     """Where a test's store lives: a URL plus the engine options isolating it."""
