@@ -19,6 +19,7 @@ from llama_index.core.utils import get_tokenizer
 from memobase_integrations.facade import Memobase, UserMemory
 
 from ._context import is_empty_context, neutralize_placeholders, truncate_context
+from ._env import env_memobase
 from ._failures import ErrorHandler, handle_failure
 from .messages import to_memobase_messages
 
@@ -84,10 +85,10 @@ class MemobaseMemoryBlock(BaseMemoryBlock[str]):
         memobase: Memobase | None = None,
         **data: Any,
     ) -> None:
-        """``memobase`` defaults to ``Memobase.from_env()``; pass one instance shared by all
-        users so they share one backend, one worker and one context cache."""
+        """``memobase`` defaults to one ``Memobase.from_env()`` shared by the process; pass your
+        own instance (shared by all users: one backend, one worker, one context cache)."""
         super().__init__(user_id=str(user_id), **data)
-        self._user = (memobase if memobase is not None else Memobase.from_env()).user(user_id)
+        self._user = (memobase if memobase is not None else env_memobase()).user(user_id)
 
     @property
     def user(self) -> UserMemory:

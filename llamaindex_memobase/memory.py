@@ -38,6 +38,7 @@ from memobase_integrations.facade import Memobase, UserMemory
 from memobase_integrations.messages import Message
 from memobase_integrations.models import ChatModalResponse, Profile
 
+from ._env import env_memobase
 from ._failures import ErrorHandler, handle_failure
 from .block import MemobaseMemoryBlock
 from .messages import is_final_answer, message_text, to_memobase_message
@@ -106,8 +107,8 @@ class MemobaseMemory(Memory):
     """Drop-in ``memory=`` for chat engines and agents with Memobase long-term user memory.
 
     Build it with :meth:`from_defaults` (``user_id`` plus a shared ``Memobase``; without one,
-    ``Memobase.from_env()``). ``reset()`` clears this session's short-term history only;
-    forgetting the user in Memobase is the explicit :meth:`forget`.
+    a ``Memobase.from_env()`` shared by the process). ``reset()`` clears this session's
+    short-term history only; forgetting the user in Memobase is the explicit :meth:`forget`.
 
     Failures of Memobase (context reads and turn recording) never fail the turn unless
     ``strict=True``; they are logged and passed to ``on_error(exc, action)``.
@@ -139,7 +140,7 @@ class MemobaseMemory(Memory):
         on_error: ErrorHandler | None = None,
         **data: Any,
     ) -> None:
-        memobase = memobase if memobase is not None else Memobase.from_env()
+        memobase = memobase if memobase is not None else env_memobase()
         block = MemobaseMemoryBlock(
             user_id=user_id,
             memobase=memobase,

@@ -296,3 +296,33 @@ async def test_long_session_ids_give_turn_ids_within_the_backend_cap(
     await memory.aput(ChatMessage(role="assistant", content="hello"))
     ((turn_id, _blobs),) = backend.turns[ALICE]
     assert turn_id.startswith("llamaindex:") and len(turn_id) <= 255
+
+
+def test_without_a_memobase_one_env_instance_is_shared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("MEMOBASE_PROJECT_URL", "MEMOBASE_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MEMOBASE_DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    first = MemobaseMemory.from_defaults("alice")
+    second = MemobaseMemory.from_defaults("bob")
+    block = MemobaseMemoryBlock(user_id="carol")
+    shared = first.user.memobase
+    try:
+        assert shared.backend.kind == "embedded"
+        assert second.user.memobase is shared and block.user.memobase is shared
+        monkeypatch.setenv("MEMOBASE_DATABASE_URL", f"sqlite:///{tmp_path / 'other.db'}")
+        other = MemobaseMemory.from_defaults("alice").user.memobase
+        assert other is not shared  # a different configuration gets its own instance
+        other.close(timeout=5)
+    finally:
+        shared.close(timeout=5)
+
+
+def test_memory_serialises_without_the_backend(mb: Memobase) -> None:
+    memory = make_memory(mb, session_id="s-1", strict=True, on_error=lambda e, a: None)
+    dumped = memory.model_dump()
+    assert dumped["user_id"] == "alice" and dumped["session_id"] == "s-1"
+    assert dumped["strict"] is True and "on_error" not in dumped
+    assert dumped["memory_blocks"][0]["name"] == "memobase"
+    assert "sk-" not in repr(memory)
