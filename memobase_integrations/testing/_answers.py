@@ -65,15 +65,32 @@ def _annotation(mention: str | None, st: Statement) -> str:
     return f" [{event}]" if event else ""
 
 
+_MOOD_TAG = re.compile(r"^- (?:emotion|mood|feeling|sentiment)s?\b", re.I | re.M)
+
+
+def _moods(text: str) -> list[str]:
+    pattern = (
+        r"\bI(?:'m|\s+am|\s+feel|\s+felt|\s+was)\s+(?:so\s+|very\s+|really\s+|a\s+bit\s+)?"
+        rf"({'|'.join(_EMOTIONS)})\b"
+    )
+    return [m.group(1).lower() for m in re.finditer(pattern, text.replace("’", "'"), re.I)]
+
+
 def entry_summary(system: str, user: str) -> str:
+    """Log lines of the user's statements; when a mood-like event tag is configured (it is
+    listed in the prompt), moods ("I'm so excited") are logged too."""
     lang = language_of(system)
     chats = _after(user, HEADERS[lang].chats)
+    wants_moods = bool(_MOOD_TAG.search(system))
     lines: list[str] = []
     for when, role, text in _chat_messages(chats):
         if role != "user":
             continue
         mention = format_date(when) if when else None
-        for st in recognize(text, when):
+        statements = recognize(text, when)
+        if wants_moods:
+            statements += [Statement(f"User feels {m}.", "event", ()) for m in _moods(text)]
+        for st in statements:
             line = f"- {st.sentence}{_annotation(mention, st)} // {st.marker}"
             if line not in lines:
                 lines.append(line)

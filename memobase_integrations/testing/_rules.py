@@ -1032,8 +1032,8 @@ def _recognize_en(clause: str, today: date | None) -> Iterable[Statement]:
     )
     if m:
         when, _ = find_when(m.group(2) or c, today)
-        if when:
-            value = _phrase(m.group(1), 6)
+        value = _phrase(m.group(1), 6)
+        if value:
             yield Statement(
                 f"User has a {value}.", "schedule", (("plans", value),), when=when, label=value
             )
