@@ -8,6 +8,7 @@ failure is one line on stderr and an exit code from :class:`ExitCode`, never a t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import traceback
@@ -18,8 +19,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from .. import __version__
+from ..backends.base import MemoryStatus
 from ..errors import NotFoundError, ValidationError
 from ..facade import Memobase, UserMemory
 from ..settings import LLMSettings
@@ -213,11 +216,24 @@ def status(
     """Work outstanding: turns waiting to be processed, buffered tokens, failures."""
     target = Target.resolve(database_url, project_url)
     with _memobase(target) as mb:
-        result = mb.user(user).status() if user else mb.status()
+        result = _without_cli_llm_note(mb.user(user).status() if user else mb.status())
         if json_out:
             _print_json(render.status_json(result))
             return
         _stdout().print(render.status_table(result))
+
+
+def _without_cli_llm_note(status: MemoryStatus) -> MemoryStatus:
+    """The embedded backend explains pending turns with "no LLM configured" when *this*
+    process has none; the CLI opens stores without an LLM on purpose, so that note would
+    blame the app, which may well have one."""
+    from ..engine.llm import NO_LLM_MESSAGE
+
+    users = tuple(
+        dataclasses.replace(u, last_error=None) if u.last_error == NO_LLM_MESSAGE else u
+        for u in status.users
+    )
+    return dataclasses.replace(status, users=users)
 
 
 def _processing_llm(target: Target, stand_in: bool) -> LLMSettings | None:
@@ -231,9 +247,9 @@ def _processing_llm(target: Target, stand_in: bool) -> LLMSettings | None:
             )
         return None
     if stand_in:
-        from ..testing import StandInLLM
+        from ..testing import LABEL, StandInLLM
 
-        _stderr().print("[yellow]Processing with the offline stand-in LLM.[/]")
+        _stderr().print(Text(f"Processing with {LABEL}.", style="yellow"))
         return StandInLLM().settings()
     llm = LLMSettings.from_env()
     if not llm.configured:

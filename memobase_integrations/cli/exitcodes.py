@@ -69,6 +69,10 @@ def describe_failure(exc: BaseException) -> tuple[str, ExitCode]:
     if isinstance(exc, CLIError):
         return _one_line(exc.message), exc.code
     if isinstance(exc, errors.MemobaseError):
+        if isinstance(exc, errors.ConfigurationError) and _cause_is_unreachable_db(exc):
+            # The embedded store reports "Cannot open the database" as a configuration
+            # problem; when the driver could not connect at all, scripts want "unreachable".
+            return _one_line(exc.message), ExitCode.UNREACHABLE
         for cls, code in _ERROR_CODES:
             if isinstance(exc, cls):
                 return _one_line(exc.message), code
@@ -93,6 +97,16 @@ def describe_failure(exc: BaseException) -> tuple[str, ExitCode]:
         ),
         ExitCode.INTERNAL,
     )
+
+
+def _cause_is_unreachable_db(exc: BaseException) -> bool:
+    """True when a wrapped SQLAlchemy error says the database server could not be reached."""
+    try:
+        from sqlalchemy import exc as sa_exc
+    except ImportError:  # pragma: no cover - sqlalchemy is a core dependency
+        return False
+    cause = exc.__cause__
+    return isinstance(cause, sa_exc.OperationalError | sa_exc.InterfaceError)
 
 
 def _describe_sqlalchemy(exc: BaseException) -> tuple[str, ExitCode] | None:

@@ -111,12 +111,12 @@ def status_table(status: MemoryStatus) -> Table:
         ),
     )
     table.add_column("user", no_wrap=True)
-    table.add_column("pending turns", justify="right")
-    table.add_column("buffered tokens", justify="right")
-    table.add_column("processing", justify="right")
-    table.add_column("failed", justify="right")
+    table.add_column("pending", justify="right", no_wrap=True)
+    table.add_column("tokens", justify="right", no_wrap=True)
+    table.add_column("running", justify="right", no_wrap=True)
+    table.add_column("failed", justify="right", no_wrap=True)
     table.add_column("last flush", no_wrap=True)
-    table.add_column("last error", overflow="fold")
+    table.add_column("last error", overflow="fold", min_width=10)
     for user in status.users:
         table.add_row(
             Text(str(user.user_id)),

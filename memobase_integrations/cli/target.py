@@ -75,7 +75,10 @@ class Target:
             return Memobase.remote(self.project_url, os.environ.get("MEMOBASE_API_KEY"))
         url = self.database_url or DEFAULT_DATABASE_URL
         _check_database_url(url)
-        return Memobase.embedded(url, llm=llm or LLMSettings(), policy=_CLI_POLICY)
+        # No background worker: a CLI command processes only when asked (``flush``).
+        return Memobase.embedded(
+            url, llm=llm or LLMSettings(), policy=_CLI_POLICY, start_worker=False
+        )
 
 
 def _redact(url: str) -> str:

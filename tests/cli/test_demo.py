@@ -1,0 +1,95 @@
+"""The README's main-job command: ``memobase-integrations demo``, offline, end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from memobase_integrations.cli.demo import offline_reply, remembered_facts
+from memobase_integrations.testing import LABEL
+
+from .conftest import RunCLI, clean_env
+
+CONTEXT = """You are a friendly assistant.
+
+---
+# Memory
+Unless the user has relevant queries, do not actively mention those memories in the conversation.
+## User Current Profile:
+- basic_info::name: Gus
+- work::title: nurse
+
+## Past Events:
+- Gus said hi [mention 2025/01/14]
+---
+"""
+
+
+def test_offline_reply_uses_the_profile_in_the_system_prompt() -> None:
+    assert remembered_facts([CONTEXT]) == ["name: Gus", "title: nurse"]
+    assert "name: Gus" in offline_reply([CONTEXT], "Any idea for my weekend?")
+    assert "Gus" not in offline_reply(["You are a friendly assistant."], "Hi")
+
+
+def test_demo_runs_offline_end_to_end(cli: RunCLI, tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    result = cli("demo", "--db", str(db))
+    assert result.code == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "Traceback" not in result.stderr
+    # the banner says plainly that nothing here is a real LLM
+    assert "OFFLINE DEMO" in out and LABEL in out
+    # both frameworks ran
+    assert "create_agent(" in out and "SimpleChatEngine(" in out
+    # what was recorded, turn by turn
+    assert "recorded (ChatBlob)" in out and "My name is Gus" in out
+    # processing results and the profile table with what Gus said
+    assert "processing result" in out
+    assert "profile of gus" in out
+    for fact in ("Gus", "nurse", "Porto"):
+        assert fact in out, fact
+    # the exact system prompt, with the memory appended to the app's own instructions
+    assert "the exact system prompt the langchain model received" in out
+    assert "the exact system prompt the llamaindex model received" in out
+    prompt = out.split("the exact system prompt the langchain model received", 1)[1]
+    assert "You are a friendly assistant." in prompt.split("# Memory", 1)[0]
+    assert "## User Current Profile:" in prompt
+    # the store is left behind for the CLI, which can read it
+    assert db.is_file()
+    profile = cli("profile", "gus", "--database-url", f"sqlite:///{db}")
+    assert profile.code == 0 and "Gus" in profile.stdout
+
+
+def test_demo_offline_flag_ignores_a_configured_llm_and_starts_fresh(
+    cli: RunCLI, tmp_path: Path
+) -> None:
+    """--offline must not touch the (unreachable) endpoint from the environment, and an
+    existing file is replaced (fresh each run unless --keep)."""
+    db = tmp_path / "demo.db"
+    db.write_bytes(b"not a database")
+    env = clean_env(OPENAI_API_KEY="sk-test-not-real", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+    result = cli("demo", "--offline", "--framework", "langchain", "--db", str(db), env=env)
+    assert result.code == 0, result.stderr[-3000:]
+    assert "OFFLINE DEMO" in result.stdout
+    assert "SimpleChatEngine(" not in result.stdout  # only the chosen framework ran
+    assert "sk-test-not-real" not in result.stdout + result.stderr
+    assert db.read_bytes()[:16] == b"SQLite format 3\x00"
+
+
+def test_unknown_framework_is_a_usage_error(cli: RunCLI, tmp_path: Path) -> None:
+    result = cli("demo", "--framework", "haystack", "--db", str(tmp_path / "d.db"))
+    assert result.code == 2
+    assert "Traceback" not in result.stderr and "haystack" in result.stderr
+
+
+def test_importing_the_cli_imports_no_framework() -> None:
+    """The core never imports LangChain or LlamaIndex; the demo loads them only when run."""
+    code = (
+        "import sys, memobase_integrations.cli, memobase_integrations.cli.demo\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('langchain', 'langchain_core', 'langgraph', 'llama_index')]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
