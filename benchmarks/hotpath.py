@@ -38,6 +38,7 @@ class SystemRun:
     peer: bool
     memobase: bool
     floor: bool
+    baseline: bool = False
     turn_s: list[float] = field(default_factory=list)
     calls_per_turn: float = 0.0
     calls_breakdown: dict[str, float] = field(default_factory=dict)
@@ -103,6 +104,7 @@ def run_system(
         peer=system.peer,
         memobase=system.memobase,
         floor=system.floor,
+        baseline=system.baseline,
     )
     label = f"{mode}:{system.name}"
     env.llm.label = label
@@ -165,11 +167,12 @@ def _raw_tokens_of_first(conversations: Sequence[Conversation], n_turns: int) ->
 
 
 def add_overheads(runs: Sequence[SystemRun]) -> None:
-    """Overhead = p50/p95 of the system minus p50/p95 of its framework's no-memory baseline
-    in the same mode. The floor's overhead is its own latency (it has no framework)."""
+    """Overhead = p50/p95 of the system minus p50/p95 of its framework's baseline (LangChain:
+    ``create_agent`` with no memory; LlamaIndex: ``SimpleChatEngine`` with its default
+    ``Memory``) in the same mode. The floor's overhead is its own latency (no framework)."""
     baselines: dict[tuple[str, str], SystemRun] = {}
     for run in runs:
-        if not run.peer and not run.memobase and not run.floor and not run.error:
+        if run.baseline and not run.error:
             baselines[(run.framework, run.mode)] = run
     for run in runs:
         if run.error or not run.turn_s:

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import openai
@@ -266,7 +266,7 @@ class BenchLLM(httpx.BaseTransport, httpx.AsyncBaseTransport):
             base_url=BASE_URL,
             api_key="sk-bench",
             max_retries=0,
-            http_client=httpx.Client(transport=self),
+            http_client=cast(Any, httpx.Client(transport=self)),  # openai types a vendored httpx
         )
 
     def async_openai_client(self) -> openai.AsyncOpenAI:
@@ -274,7 +274,7 @@ class BenchLLM(httpx.BaseTransport, httpx.AsyncBaseTransport):
             base_url=BASE_URL,
             api_key="sk-bench",
             max_retries=0,
-            http_client=httpx.AsyncClient(transport=self),
+            http_client=cast(Any, httpx.AsyncClient(transport=self)),
         )
 
 

@@ -221,7 +221,8 @@ class Report:
             p95 = ms(percentile(largest.context_s, 95))
             out.append(
                 Target(
-                    f"context() p95 < {CONTEXT_P95_MAX_MS:g} ms at {largest.users:,} users (SQLite)",
+                    f"context() p95 < {CONTEXT_P95_MAX_MS:g} ms at {largest.users:,} users "
+                    "(SQLite)",
                     f"{p95:.3f} ms",
                     p95 < CONTEXT_P95_MAX_MS,
                 )
@@ -381,13 +382,13 @@ class Report:
             for backend in sorted({p.backend for p in self.scale}):
                 pts = [p for p in self.scale if p.backend == backend and p.context_s]
                 ctx = growth_exponent([(p.users, ms(percentile(p.context_s, 95))) for p in pts])
-                rec = growth_exponent(
+                per_call = growth_exponent(
                     [(p.users, 1.0 / p.record_per_s) for p in pts if p.record_per_s]
                 )
                 out.append(
                     f"- {backend}: context p95 grows like users^{_fmt(ctx)} "
-                    f"({_growth_word(ctx)}); record time per call like users^{_fmt(rec)} "
-                    f"({_growth_word(rec)})."
+                    f"({_growth_word(ctx)}); record time per call like users^{_fmt(per_call)} "
+                    f"({_growth_word(per_call)})."
                 )
             out.append("")
         out += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]

@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,8 @@ def _factories() -> list[tuple[str, Callable[[BenchEnv], BenchSystem]]]:
         LlamaNoMemory,
     )
 
+    # langchain_core installs its own "always" filter for its deprecation warnings on import.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     return [
         ("lc-none", LangChainNoMemory),
         ("lc-history", LangChainChatHistory),
@@ -201,6 +204,9 @@ def _scale(
         record_samples=cfg.scale_record_samples,
     )
     pg = args.postgres_url or os.environ.get("MEMOBASE_TEST_POSTGRES_URL")
+    if args.skip_postgres:
+        notes.append("PostgreSQL scale skipped (--skip-postgres).")
+        return points
     if not pg:
         notes.append(
             "PostgreSQL scale skipped: no --postgres-url and MEMOBASE_TEST_POSTGRES_URL unset."
@@ -234,6 +240,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-record", action="store_true")
+    parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--scale-sizes", default="", help="e.g. 1000,10000,100000")
     parser.add_argument("--keep-workdir", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -248,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("httpx", "mem0", "openai", "llama_index", "langchain_memobase"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # The classic LangChain history classes are deprecated; benchmarking them is the point.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     cfg = Config.quick_config() if args.quick else Config.full()
     cfg.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if args.scale_sizes:
@@ -259,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MEM0_DIR", str(workdir / "mem0"))
     conversations = generate(cfg.conversations, cfg.sessions, cfg.turns_per_session)
     notes: list[str] = []
+    load_before = os.getloadavg()
     began = time.perf_counter()
     probe = CallerThreadProbe()
     probe.install()
@@ -299,7 +309,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for run in runs:
         if run.error:
             notes.append(f"{run.name} ({run.mode}) failed: {run.error}")
-    notes.append(f"Whole run took {time.perf_counter() - began:.0f} s.")
+    load_after = os.getloadavg()
+    notes.append(
+        f"Whole run took {time.perf_counter() - began:.0f} s. Load average (1/5/15 min) at the "
+        f"start {load_before[0]:.1f}/{load_before[1]:.1f}/{load_before[2]:.1f}, at the end "
+        f"{load_after[0]:.1f}/{load_after[1]:.1f}/{load_after[2]:.1f} on {os.cpu_count()} cores "
+        "(other work on the machine inflates absolute times; compare ratios)."
+    )
+    if not cfg.systems or any("mem0" in key for key in cfg.systems):
+        from benchmarks.mem0_check import mem0_offline_check
+
+        notes.append(mem0_offline_check(env.llm, workdir))
     paths = report.write(out_dir)
     if not args.keep_workdir:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -46,10 +46,10 @@ _TOPICS: list[tuple[str, list[str]]] = [
     ("psychological", ["personality", "values", "beliefs", "motivations", "goals"]),
     ("life_event", ["marriage", "relocation", "retirement"]),
 ]
-_WORDS = (
+_WORDS = (  # noqa: SIM905 - a word list reads better as a sentence
     "likes enjoys works lives plans weekend coffee hiking Berlin Lisbon jazz novels engineer "
     "nurse teacher family daughter sister dog cat garden marathon Spanish German travel"
-).split()  # noqa: SIM905 - a word list reads better as a sentence
+).split()
 
 SEED_USER_PREFIX = "scale-user-"
 _POOL = 4096  # distinct texts / timestamps / event payloads drawn from (a power of two)

@@ -37,12 +37,14 @@ class BenchEnv:
 class BenchSystem(abc.ABC):
     """One memory system wrapped in its framework's chat loop.
 
-    ``framework`` groups systems with their no-memory baseline (overhead is measured against
-    it); ``peer`` marks the systems Memobase is compared with; ``floor`` the physical floor.
+    ``framework`` groups systems with their framework's baseline, the configuration an app has
+    before adding long-term memory (overhead is measured against it); ``peer`` marks the
+    systems Memobase is compared with; ``floor`` the physical floor.
     """
 
     name: str = ""
     framework: str = ""
+    baseline: bool = False
     peer: bool = False
     memobase: bool = False
     floor: bool = False

@@ -54,6 +54,7 @@ class LangChainNoMemory(BenchSystem):
 
     name = "langchain: create_agent, no memory"
     framework = "langchain"
+    baseline = True
 
     def setup(self) -> None:
         self.agent: Any = create_agent(ScriptedChatModel(script=self.env.script))

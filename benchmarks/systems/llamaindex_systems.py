@@ -145,15 +145,20 @@ class _LlamaSystem(BenchSystem):
 
 
 class LlamaNoMemory(_LlamaSystem):
-    name = "llamaindex: SimpleChatEngine, no memory"
+    """Not a configuration anyone ships (the engine always has a memory): it shows what the
+    default short-term ``Memory`` itself costs per turn."""
+
+    name = "llamaindex: SimpleChatEngine, no-op memory (reference)"
 
     def begin_session(self, user_id: str, session_index: int) -> None:
         self._engine(NoMemory())
 
 
 class LlamaDefaultMemory(_LlamaSystem):
-    name = "llamaindex: SimpleChatEngine + default Memory"
-    peer = True
+    """What ``SimpleChatEngine.from_defaults()`` uses: the LlamaIndex baseline."""
+
+    name = "llamaindex: SimpleChatEngine + default Memory (no long-term memory)"
+    baseline = True
 
     def begin_session(self, user_id: str, session_index: int) -> None:
         self._engine(Memory.from_defaults(session_id=f"{user_id}:{session_index}"))
