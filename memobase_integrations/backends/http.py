@@ -168,8 +168,8 @@ def normalise_project_url(project_url: str) -> str:
         )
     if parts.query or parts.fragment:
         raise errors.ConfigurationError(
-            f"The Memobase project URL {text!r} has a query or fragment; give only the "
-            "server's address, e.g. https://api.memobase.dev."
+            f"The Memobase project URL {text!r} has a query or fragment; set project_url / "
+            "MEMOBASE_PROJECT_URL to the server's address only, e.g. https://api.memobase.dev."
         )
     path = parts.path.rstrip("/")
     if path.endswith(API_PREFIX):

@@ -51,8 +51,9 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 from uuid import UUID
 
 from .. import errors
@@ -157,7 +158,7 @@ class UndeliveredTurn:
     def to_json(self) -> dict[str, Any]:
         return {
             "turn_id": self.turn_id,
-            "recorded_at": self.recorded_at,
+            "recorded_at": _datetime(self.recorded_at).isoformat(),
             "blobs": self.blobs,
             "delivered_blobs": self.delivered_blobs,
             "state": self.state,
@@ -554,6 +555,13 @@ class OutboxStore:
                     (json.dumps(remaining), scope, str(user_id)),
                 )
 
+    def rebuffer_finished(self, scope: str, user_id: UUID) -> None:
+        """Every blob of the failed buffer was handled (or no longer exists here)."""
+        self._conn().execute(
+            "UPDATE outbox_users SET rebuffer_ids='[]' WHERE scope=? AND user_id=?",
+            (scope, str(user_id)),
+        )
+
     def set_uncertain(self, seq: int, index: int | None) -> None:
         self._conn().execute("UPDATE outbox_turns SET uncertain=? WHERE seq=?", (index, seq))
 
@@ -739,9 +747,11 @@ def _latest_error(conn: sqlite3.Connection, scope: str, user_id: str) -> str | N
     return str(row["last_error"]) if row else None
 
 
-def _datetime(ts: float | None) -> Any:
-    from datetime import UTC, datetime
-
+@overload
+def _datetime(ts: float) -> datetime: ...
+@overload
+def _datetime(ts: None) -> None: ...
+def _datetime(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
@@ -1076,7 +1086,7 @@ class DeliveryWorker:
         return idle is not None and now - (state.last_delivery_at or 0.0) >= idle
 
     def _backoff(self, attempts: int) -> float:
-        base = self.policy.retry_base_seconds * (2.0 ** max(0, attempts - 1))
+        base = self.policy.retry_base_seconds * (2.0 ** min(max(0, attempts - 1), 30))
         return min(self.policy.retry_max_seconds, base) * random.uniform(0.5, 1.0)
 
     def _deliver_row(self, row: _Row, *, force: bool) -> bool:
@@ -1131,7 +1141,11 @@ class DeliveryWorker:
             parked=parked,
             next_attempt_at=time.time() + self._backoff(attempts),
         )
-        log.warning(
+        # The first failure, a parked turn and every tenth attempt are worth a warning; the
+        # rest of a long outage would only flood the log.
+        level = logging.WARNING if parked or attempts % 10 == 1 else logging.DEBUG
+        log.log(
+            level,
             "Memobase outbox: turn %s of user %s not delivered (attempt %d%s): %s",
             row.turn_id,
             row.user_id,
@@ -1234,4 +1248,5 @@ class DeliveryWorker:
                     # The failed copy sits in a failed buffer, which the server never
                     # processes again: leaving it costs storage, not correctness.
                     log.info("Memobase outbox: could not delete blob %s: %s", old, exc.message)
+        self.store.rebuffer_finished(self.scope, user_id)
         return True

@@ -238,3 +238,33 @@ def raising_transport(message: str) -> httpx.MockTransport:
 
 
 Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def exchange(
+    name: str,
+    method: str,
+    path: str,
+    response: dict[str, Any],
+    *,
+    query: list[tuple[str, str]] | None = None,
+    body: Any = None,
+    status: int = 200,
+) -> dict[str, Any]:
+    """An exchange in the recorded format, for sequences the recordings do not contain
+    (built from recorded answer shapes)."""
+    return {
+        "name": name,
+        "request": {
+            "method": method,
+            "path": path,
+            "query": query or [],
+            "auth": "valid",
+            "content_type": "application/json" if body is not None else None,
+            "body": body,
+        },
+        "response": {"status": status, "body": response},
+    }
+
+
+def ok(data: Any) -> dict[str, Any]:
+    return {"data": data, "errno": 0, "errmsg": ""}

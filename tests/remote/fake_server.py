@@ -1,0 +1,284 @@
+"""A small imitation of the Memobase server's user, blob and buffer endpoints.
+
+It answers with the shapes and error texts recorded from the real server (``data/``): the
+``{data, errno, errmsg}`` envelope, ``errno 404 "User <id> not found"``, the foreign-key
+``errno 500`` for an insert without a user, the unique-violation ``errno 500`` for a duplicate
+create. Like the real server it deletes chat blobs once a flush processed them, marks the
+buffer ``failed`` (keeping the blobs) when its LLM is down, and never retries failed blobs.
+
+It counts what matters for delivery guarantees: every stored blob (``stored``) and every
+blob that reached processing (``processed``), both as ``(user, turn_id, blob_index)``.
+
+Two front ends: :meth:`FakeMemobase.transport` (an ``httpx.MockTransport``) and
+:func:`loopback` (a stdlib HTTP server on 127.0.0.1 for real sockets). A ``fault`` hook
+decides per request: ``None``, ``"refuse"`` (connection refused), ``"503"`` (a gateway's
+HTTP 503, nothing applied), ``"drop_before"`` (connection closed after reading the request,
+nothing applied), ``"drop_after"`` (applied, then the connection closed without an answer),
+``"timeout_after"`` (mock only: applied, then a read timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+Fault = Callable[[str, str], str | None]
+
+FK_ERRMSG = (
+    "Error inserting blob: (psycopg2.errors.ForeignKeyViolation) insert or update on table "
+    '"general_blobs" violates foreign key constraint "general_blobs_user_id_project_id_fkey"\n'
+    'DETAIL:  Key (user_id, project_id)=({user}, __root__) is not present in table "users".\n\n'
+    "[SQL: INSERT INTO general_blobs (user_id, blob_type, blob_data, project_id, "
+    "additional_fields, id) VALUES (...)]\n[parameters: {{...}}]\n"
+    "(Background on this error at: https://sqlalche.me/e/20/gkpj)"
+)
+DUP_ERRMSG = (
+    "Sorry, we have encountered an unknown error: \n(psycopg2.errors.UniqueViolation) duplicate "
+    'key value violates unique constraint "users_pkey"\nDETAIL:  Key (id, project_id)=({user}, '
+    "__root__) already exists.\n\nPlease report this issue to "
+    "https://github.com/memodb-io/memobase/issues"
+)
+
+
+@dataclass
+class _Blob:
+    body: dict[str, Any]
+    status: str = "idle"
+
+
+@dataclass
+class FakeMemobase:
+    users: dict[str, Any] = field(default_factory=dict)
+    blobs: dict[str, dict[str, _Blob]] = field(default_factory=dict)
+    stored: list[tuple[str, str, int]] = field(default_factory=list)
+    processed: list[tuple[str, str, int]] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    faults: list[tuple[str, str, str]] = field(default_factory=list)
+    threads: list[str] = field(default_factory=list)
+    llm_down: bool = False
+    fault: Fault | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- the API ------------------------------------------------------------------------------
+    def decide(self, method: str, path: str) -> str | None:
+        with self.lock:
+            self.requests.append((method, path))
+            self.threads.append(threading.current_thread().name)
+            verdict = self.fault(method, path) if self.fault else None
+            if verdict:
+                self.faults.append((verdict, method, path))
+            return verdict
+
+    def handle(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any
+    ) -> tuple[int, Any]:
+        with self.lock:
+            return self._route(method, path.removeprefix("/api/v1").split("/")[1:], query, body)
+
+    def _route(
+        self, method: str, parts: list[str], query: dict[str, list[str]], body: Any
+    ) -> tuple[int, Any]:
+        if parts == ["healthcheck"]:
+            return _ok(None)
+        if parts == ["users"] and method == "POST":
+            uid = body.get("id") or str(uuid.uuid4())
+            if uid in self.users:
+                return _err(500, DUP_ERRMSG.format(user=uid))
+            self.users[uid] = body.get("data")
+            return _ok({"id": uid})
+        if parts[0] == "users" and len(parts) == 2:
+            uid = parts[1]
+            if uid not in self.users:
+                return _err(404, f"User {uid} not found")
+            if method == "GET":
+                return _ok(
+                    {"data": self.users[uid], "id": None, "created_at": _NOW, "updated_at": _NOW}
+                )
+            if method == "DELETE":
+                del self.users[uid]
+                self.blobs.pop(uid, None)
+                return _ok(None)
+        if parts[:2] == ["blobs", "insert"]:
+            uid = parts[2]
+            if uid not in self.users:
+                return _err(500, FK_ERRMSG.format(user=uid))
+            bid = str(uuid.uuid4())
+            self.blobs.setdefault(uid, {})[bid] = _Blob(body)
+            self.stored.append(_key(uid, body))
+            return _ok({"id": bid, "chat_results": []})
+        if parts[:2] == ["users", "blobs"]:
+            uid = parts[2]
+            page = int(query.get("page", ["0"])[0])
+            size = int(query.get("page_size", ["10"])[0])
+            ids = list(self.blobs.get(uid, {}))
+            return _ok({"ids": ids[page * size : (page + 1) * size]})
+        if parts[0] == "blobs" and len(parts) == 3:
+            uid, bid = parts[1], parts[2]
+            blob = self.blobs.get(uid, {}).get(bid)
+            if method == "DELETE":
+                self.blobs.get(uid, {}).pop(bid, None)
+                return _ok(None)
+            if blob is None:
+                return _err(404, f"Blob with id {bid} of user {uid} not found")
+            data = {**blob.body, "created_at": _NOW, "updated_at": _NOW}
+            return _ok(data)
+        if parts[:2] == ["users", "profile"] and method == "GET":
+            return _ok({"profiles": []})
+        if parts[:2] == ["users", "event"] and method == "GET":
+            return _ok({"events": [], "gists": []})
+        if parts[:2] == ["users", "buffer"] and len(parts) == 4:
+            uid = parts[2]
+            idle = [(bid, b) for bid, b in self.blobs.get(uid, {}).items() if b.status == "idle"]
+            if not idle:
+                return _ok([])
+            if self.llm_down:
+                for _, b in idle:
+                    b.status = "failed"
+                return _err(503, "Error in llm_complete: Connection error.")
+            for bid, b in idle:
+                self.processed.append(_key(uid, b.body))
+                del self.blobs[uid][bid]
+            result = {
+                "event_id": str(uuid.uuid4()),
+                "add_profiles": [str(uuid.uuid4())],
+                "update_profiles": [],
+                "delete_profiles": [],
+            }
+            return _ok([result])
+        return 404, {"detail": "Not Found"}
+
+    # -- front ends ---------------------------------------------------------------------------
+    def transport(self) -> httpx.MockTransport:
+        def handler(request: httpx.Request) -> httpx.Response:
+            verdict = self.decide(request.method, request.url.path)
+            if verdict == "refuse":
+                raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+            if verdict == "503":
+                return httpx.Response(503, text="Service Unavailable")
+            if verdict == "drop_before":
+                raise httpx.RemoteProtocolError("Server disconnected", request=request)
+            query = parse_qs(request.url.query.decode())
+            body = json.loads(request.content) if request.content else None
+            status, payload = self.handle(request.method, request.url.path, query, body)
+            if verdict == "drop_after":
+                raise httpx.RemoteProtocolError("Server disconnected", request=request)
+            if verdict == "timeout_after":
+                raise httpx.ReadTimeout("timed out", request=request)
+            return httpx.Response(status, json=payload)
+
+        return httpx.MockTransport(handler)
+
+    def processed_keys(self) -> list[tuple[str, str, int]]:
+        with self.lock:
+            return list(self.processed)
+
+    def leftover_blobs(self) -> int:
+        with self.lock:
+            return sum(len(b) for b in self.blobs.values())
+
+
+_NOW = "2026-11-24T01:45:26.384150Z"
+
+
+def _key(uid: str, body: dict[str, Any]) -> tuple[str, str, int]:
+    fields = body.get("fields") or {}
+    return (uid, str(fields.get("turn_id")), int(fields.get("blob_index", -1)))
+
+
+def _ok(data: Any) -> tuple[int, Any]:
+    return 200, {"data": data, "errno": 0, "errmsg": ""}
+
+
+def _err(errno: int, errmsg: str) -> tuple[int, Any]:
+    return 200, {"data": None, "errno": errno, "errmsg": errmsg}
+
+
+# -- loopback ---------------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    fake: FakeMemobase
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _serve(self) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        verdict = self.fake.decide(self.command, url.path)
+        if verdict == "drop_before":
+            self._drop()
+            return
+        if verdict == "503":
+            self._send(503, b"Service Unavailable", "text/plain")
+            return
+        body = json.loads(raw) if raw else None
+        status, payload = self.fake.handle(self.command, url.path, parse_qs(url.query), body)
+        if verdict == "drop_after":
+            self._drop()
+            return
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _send(self, status: int, data: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    do_GET = _serve
+    do_POST = _serve
+    do_PUT = _serve
+    do_DELETE = _serve
+
+
+class LoopbackServer:
+    """Bound to a port on 127.0.0.1 at once, but refusing connections until :meth:`start`
+    (the socket is not listening yet, so the kernel answers with a reset)."""
+
+    def __init__(self, fake: FakeMemobase) -> None:
+        handler = type("Handler", (_Handler,), {"fake": fake})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler, bind_and_activate=False)
+        self.server.daemon_threads = True
+        self.server.allow_reuse_address = True
+        self.server.server_bind()
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.server.server_activate()
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread.join(5)
+        self.server.server_close()
+
+
+@contextmanager
+def loopback(fake: FakeMemobase) -> Iterator[LoopbackServer]:
+    server = LoopbackServer(fake)
+    try:
+        yield server
+    finally:
+        server.stop()
