@@ -52,7 +52,11 @@ Where LlamaIndex needs a setting
   ``achat``, ``stream_chat``, ``astream_chat``): works with the defaults. The context engines
   read memory before the new user message is stored, so keep ``InsertMethod.SYSTEM`` with
   them (with ``USER`` the memory lands on the *previous* user message). The LLM receives
-  the engine's system prompt and the memory as two system messages.
+  the engine's system prompt and the memory as two system messages (LlamaIndex keeps the
+  engine prompt outside memory, so the two cannot be merged from here).
+  ``CondensePlusContextChatEngine`` condenses the question whenever the history is not
+  empty, and injected memory counts as history: once a user has memory, turn 1 also makes
+  the (small) condense call, and the condense prompt sees the memory text.
 * ``FunctionAgent`` / ``AgentWorkflow``: pass ``memory=`` to ``run()``.
 * ``ReActAgent``: it throws away the first system message of its input (it substitutes its
   own ReAct header). Without an agent ``system_prompt`` that first system message *is* the
