@@ -285,6 +285,7 @@ class StandInLLM:
           ``half_formatted``: the real answer with broken separators and a truncated last line;
         * ``invalid_json``: a 200 response whose body is not JSON.
         """
+        kind = kind.replace("-", "_")  # type: ignore[assignment]  # "half-formatted" too
         if kind not in _FAULT_KINDS:
             raise ValueError(f"Unknown fault kind {kind!r}; use one of {sorted(_FAULT_KINDS)}.")
         if times is not None and times < 1:

@@ -395,7 +395,7 @@ def test_content_faults(llm: StandInLLM) -> None:
     assert garbage and parse_entry_summary(garbage) != good
     assert parse_extract(garbage, EN) == []
     assert parse_merge(garbage, 3) == {}
-    llm.fail_next(Step.extract_profile, "half_formatted")
+    llm.fail_next(Step.extract_profile, "half-formatted")  # type: ignore[arg-type]
     memo = parse_entry_summary(good)
     half = _ask(client, Step.extract_profile, extract_prompt(memo, "", EN))
     full = _ask(client, Step.extract_profile, extract_prompt(memo, "", EN))
