@@ -402,13 +402,12 @@ def _convert_error(exc: pydantic.ValidationError) -> ValidationError:
     where = _loc(loc)
     if first["type"] == "extra_forbidden":
         parent = _loc(loc[:-1])
-        allowed = (
-            "topic, description, sub_topics"
-            if len(loc) == 3
-            else "name, description, update_description, validate_value"
-            if "sub_topics" in loc
-            else "name, description"
-        )
+        if loc[0] == "event_tags":
+            allowed = "name, description"
+        elif "sub_topics" in loc:
+            allowed = "name, description, update_description, validate_value"
+        else:
+            allowed = "topic, description, sub_topics"
         message = (
             f"Unknown key {str(loc[-1])!r} in profile config item {parent}. Allowed keys there: "
             f"{allowed}."

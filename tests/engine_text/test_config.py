@@ -259,3 +259,7 @@ def test_unknown_key_inside_a_topic_is_an_error() -> None:
             "overwrite_user_profiles:\n  - topic: a\n    sub_topics:\n      - name: b\n"
             "        validate: true\n"
         )
+    with pytest.raises(ValidationError, match=r"'colour' in profile config item event_tags\[0\]"):
+        ProfileConfig.from_yaml("event_tags:\n  - name: mood\n    colour: blue\n")
+    with pytest.raises(ValidationError, match=r"Allowed keys there: name, description\.$"):
+        ProfileConfig.from_yaml("event_tags:\n  - name: mood\n    colour: blue\n")
