@@ -13,11 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import ToolCallingFakeModel, tool_call
 from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
-from lc_fakes import FakeBackend
+from lc_fakes import FakeBackend, ToolCallingFakeModel, tool_call
 
 from langchain_memobase import (
     MemobaseChatMessageHistory,

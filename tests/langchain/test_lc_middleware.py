@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import FacadeSpy, ToolCallingFakeModel, tool_call
 from langchain.agents import create_agent
 from langchain.agents.middleware import ModelRequest, SummarizationMiddleware
 from langchain.agents.middleware.types import ModelResponse
@@ -17,7 +16,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
-from lc_fakes import FakeBackend
+from lc_fakes import FacadeSpy, FakeBackend, ToolCallingFakeModel, tool_call
 
 from langchain_memobase import MemobaseMiddleware, MissingUserIdError
 from memobase_integrations import errors as mb_errors
