@@ -107,10 +107,24 @@ def _has_work(u: UserMemory) -> bool:
     )
 
 
+def _server_knows(u: UserMemory) -> bool:
+    """A Memobase server may hold a user with turns buffered but nothing processed yet."""
+    from ..backends.remote import RemoteBackend
+
+    backend = u.memobase.backend
+    if not isinstance(backend, RemoteBackend):
+        return False
+    try:
+        backend.get_user(u.id)
+    except NotFoundError:
+        return False
+    return True
+
+
 def _require_known(u: UserMemory, target: Target, *, has_profile: bool, has_events: bool) -> None:
     """Reading commands refuse a user with no memory at all (exit 1): usually a typo'd id
     or the wrong store, which an empty table would hide."""
-    if has_profile or has_events or _has_work(u):
+    if has_profile or has_events or _has_work(u) or _server_knows(u):
         return
     raise CLIError(
         f"no memory for user {u.external_id!r} in {target.describe()}: nothing was ever "
@@ -135,8 +149,8 @@ def profile(
     with _memobase(target) as mb:
         u = mb.user(user)
         rows = u.profile(only_topics=topic) if topic else u.profile()
-        if not rows:
-            _require_known(u, target, has_profile=False, has_events=bool(u.events(topk=1)))
+        if not rows and not (topic and u.profile()):
+            _require_known(u, target, has_profile=False, has_events=bool(u.events()))
         if json_out:
             _print_json(render.profile_json(rows))
             return
@@ -163,7 +177,7 @@ def events(
         u = mb.user(user)
         items = u.events(topk=limit)
         if not items:
-            _require_known(u, target, has_profile=bool(u.profile(topk=1)), has_events=False)
+            _require_known(u, target, has_profile=bool(u.profile()), has_events=False)
         if json_out:
             _print_json(render.events_json(items))
             return
@@ -187,9 +201,9 @@ def context(
     target = Target.resolve(database_url, project_url)
     with _memobase(target) as mb:
         u = mb.user(user)
-        has_profile = bool(u.profile(topk=1))
+        has_profile = bool(u.profile())
         if not has_profile:
-            _require_known(u, target, has_profile=False, has_events=bool(u.events(topk=1)))
+            _require_known(u, target, has_profile=False, has_events=bool(u.events()))
         text = u.context(max_token_size=max_tokens)
         if json_out:
             _print_json(
@@ -328,8 +342,8 @@ def export(
         _require_known(
             u,
             target,
-            has_profile=bool(u.profile(topk=1)),
-            has_events=bool(u.events(topk=1)),
+            has_profile=bool(u.profile()),
+            has_events=bool(u.events()),
         )
         data = u.export()
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"

@@ -11,6 +11,7 @@ import pytest
 from memobase_integrations import to_user_uuid
 
 from .conftest import RunCLI, Store, clean_env
+from .recorded_http import recorded_server, serve
 
 
 def assert_one_line_error(stderr: str, *needles: str) -> None:
@@ -269,3 +270,62 @@ def test_missing_argument_is_a_usage_error(cli: RunCLI) -> None:
     assert result.code == 2
     assert "Traceback" not in result.stderr
     assert "Missing argument" in result.stderr
+
+
+# -- against a Memobase server (recorded answers on a loopback socket) -----------------------
+ALICE_ON_SERVER = "2b8f5f7e-1c4d-4e8a-9b6f-0d2c3a4b5c60"  # the recording's user
+
+
+def test_profile_context_and_events_from_a_server(cli: RunCLI) -> None:
+    server = recorded_server("02_insert_async_flush_sync_then_read.json")
+    server.skip("profile_before_flush")  # read after the recorded flush
+    env = clean_env(MEMOBASE_API_KEY="secret")
+    with serve(server) as url:
+        profile = cli("profile", ALICE_ON_SERVER, "--project-url", url, env=env)
+        context = cli("context", ALICE_ON_SERVER, "--project-url", url, env=env)
+        events = cli("events", ALICE_ON_SERVER, "--json", "--project-url", url, env=env)
+    assert profile.code == 0, profile.stderr
+    assert "Alice Chen" in profile.stdout and "Acme Corp" in profile.stdout
+    recorded = server.routes[("GET", f"/api/v1/users/context/{ALICE_ON_SERVER}")][0]
+    assert context.code == 0, context.stderr
+    assert context.stdout == recorded["response"]["body"]["data"]["context"]
+    assert events.code == 0, events.stderr
+    assert [e["id"] for e in json.loads(events.stdout)] == ["6d00faa9-ae93-45b5-839e-c3eda2f78530"]
+    assert "secret" not in profile.stdout + profile.stderr
+
+
+def test_a_wrong_api_key_is_a_configuration_error(cli: RunCLI) -> None:
+    server = recorded_server("02_insert_async_flush_sync_then_read.json")
+    with serve(server) as url:
+        result = cli(
+            "profile",
+            ALICE_ON_SERVER,
+            "--project-url",
+            url,
+            env=clean_env(MEMOBASE_API_KEY="sk-proj-unknown-abc123"),
+        )
+    assert result.code == 4
+    assert_one_line_error(result.stderr, "HTTP 401", "MEMOBASE_API_KEY")
+    assert "sk-proj-unknown-abc123" not in result.stderr
+
+
+def test_a_server_without_api_key_says_which_variable_to_set(cli: RunCLI) -> None:
+    result = cli("status", "--project-url", "http://127.0.0.1:9")
+    assert result.code == 4
+    assert_one_line_error(result.stderr, "MEMOBASE_API_KEY")
+
+
+def test_profile_topic_filter(cli: RunCLI, store: Store) -> None:
+    with store.open() as mb:
+        rows = mb.user("alice").profile()
+    topic = rows[0].topic
+    result = cli("profile", "alice", "--topic", topic, "--json", "--database-url", store.url)
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data and {r["topic"] for r in data} == {topic}
+    # a topic the user has nothing in: a known user, so an empty answer, not "no memory"
+    empty = cli(
+        "profile", "alice", "--topic", "no_such_topic", "--json", "--database-url", store.url
+    )
+    assert empty.code == 0, empty.stderr
+    assert json.loads(empty.stdout) == []
