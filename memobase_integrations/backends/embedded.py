@@ -171,6 +171,8 @@ class EmbeddedBackend:
         self._owner_prefix = f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._claims = 0
         self._claims_lock = threading.Lock()
+        self._hint_lock = threading.Lock()
+        self._buffered_hint: dict[uuid.UUID, int] = {}
         self._closed = False
         if profile_config is not None:
             self._save_initial_config(profile_config)
@@ -230,9 +232,19 @@ class EmbeddedBackend:
                     f"record() stores ChatBlobs only, got {type(blob).__name__}; use insert() "
                     "for other blob types."
                 )
-        receipt, idle = self.store.record_turn(user_id, turn_id, blobs)
-        if idle > self.policy.buffer_token_threshold and self._worker is not None:
-            self._worker.wake()
+        receipt, added = self.store.record_turn(user_id, turn_id, blobs)
+        if added and self._worker is not None:
+            # A cheap local hint instead of a SUM query on the hot path: wake the worker when
+            # this process alone has buffered enough for the user. The worker's own poll
+            # (worker_poll_seconds) catches everything else, e.g. other processes' turns.
+            with self._hint_lock:
+                total = self._buffered_hint.get(user_id, 0) + added
+                due = total > self.policy.buffer_token_threshold
+                self._buffered_hint[user_id] = 0 if due else total
+                if len(self._buffered_hint) > 100_000:
+                    self._buffered_hint.clear()
+            if due:
+                self._worker.wake()
         return receipt
 
     async def arecord(
@@ -385,7 +397,7 @@ class EmbeddedBackend:
             )
             if claim is BUSY:
                 time.sleep(pause)
-                pause = min(pause * 2, self.policy.worker_poll_seconds)
+                pause = min(pause * 2, 0.1, self.policy.worker_poll_seconds)
                 continue
             if claim is None:
                 break

@@ -1,0 +1,116 @@
+"""Child process for the crash and multi-process tests (run as a script, not collected).
+
+``python emb_child.py record URL SCHEMA USERS TURNS DELAY``
+    Records TURNS small turns round-robin over USERS users with the background worker running
+    (low threshold, so flushes happen while recording). After each ``record`` returns it prints
+    ``R <turn_id>``; each LLM request prints ``L <step>`` before it is answered (after DELAY
+    seconds). The parent kills this process with SIGKILL at a moment of its choosing.
+
+``python emb_child.py flush URL SCHEMA DELAY MAX_TOKENS USER_ID...``
+    Prints ``READY``, waits for a line on stdin, then flushes the users in the given order with
+    small batches. Each entry-summary request prints ``S <turn markers in prompt order>``.
+
+SCHEMA is a PostgreSQL schema for ``search_path`` or ``-``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from emb_support import MARKER_LINE, marker_turn, pg_engine_options
+
+from memobase_integrations.backends.embedded import EmbeddedBackend
+from memobase_integrations.messages import turn_to_blobs
+from memobase_integrations.settings import FlushPolicy
+from memobase_integrations.testing import StandInLLM
+
+_out = threading.Lock()
+
+
+def say(line: str) -> None:
+    with _out:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+class Announce(httpx.BaseTransport):
+    def __init__(self, inner: httpx.BaseTransport, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        step = request.headers.get("x-memobase-step", "?")
+        if step == "entry_summary":
+            markers = MARKER_LINE.findall(request.content.decode("utf-8", "replace"))
+            say("S " + " ".join(markers))
+        say(f"L {step}")
+        if self.delay:
+            time.sleep(self.delay)
+        return self.inner.handle_request(request)
+
+
+def build(url: str, schema: str, delay: float, policy: FlushPolicy, **kw: Any) -> EmbeddedBackend:
+    standin = StandInLLM()
+    settings = standin.settings().model_copy(
+        update={
+            "http_client": httpx.Client(transport=Announce(standin.transport(), delay)),
+            "max_retries": 0,
+        }
+    )
+    options = pg_engine_options(schema) if schema != "-" else {}
+    return EmbeddedBackend(url, llm=settings, policy=policy, engine_options=options, **kw)
+
+
+def user_ids(count: int) -> list[uuid.UUID]:
+    return [uuid.uuid5(uuid.NAMESPACE_URL, f"crash-user-{k}") for k in range(count)]
+
+
+def record(url: str, schema: str, users: int, turns: int, delay: float) -> None:
+    policy = FlushPolicy(
+        buffer_token_threshold=120,
+        idle_flush_seconds=None,
+        flush_on_close=False,
+        worker_poll_seconds=0.1,
+    )
+    backend = build(url, schema, delay, policy, lease_seconds=1.0)
+    ids = user_ids(users)
+    say("READY")
+    for n in range(turns):
+        k = n % users
+        turn_id = f"mk-{k}-{n}"
+        backend.record(ids[k], turn_to_blobs(marker_turn(k, n)), turn_id)
+        say(f"R {turn_id}")
+    say("DONE")
+    time.sleep(3600)  # wait to be killed
+
+
+def flush(url: str, schema: str, delay: float, max_tokens: int, users: list[str]) -> None:
+    policy = FlushPolicy(
+        max_process_tokens=max_tokens, idle_flush_seconds=None, flush_on_close=False
+    )
+    backend = build(url, schema, delay, policy, start_worker=False, lease_seconds=5.0)
+    say("READY")
+    sys.stdin.readline()
+    for user in users:
+        backend.flush(uuid.UUID(user))
+    backend.close(timeout=5)
+    say("DONE")
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    if command == "record":
+        record(args[0], args[1], int(args[2]), int(args[3]), float(args[4]))
+    elif command == "flush":
+        flush(args[0], args[1], float(args[2]), int(args[3]), args[4:])
+    else:
+        raise SystemExit(f"unknown command {command}")
