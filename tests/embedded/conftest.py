@@ -43,3 +43,16 @@ def make_backend(db: DbTarget) -> Iterator[BackendFactory]:
     yield factory
     for backend in made:
         backend.close(timeout=10)
+
+
+# -- vcrpy (pytest-recording) ---------------------------------------------------------------
+
+
+def _same_step(r1: Any, r2: Any) -> None:
+    """Match LLM requests by their pipeline step header (bodies carry dates and ids)."""
+    step1, step2 = r1.headers.get("X-Memobase-Step"), r2.headers.get("X-Memobase-Step")
+    assert step1 == step2, f"step {step1!r} != {step2!r}"
+
+
+def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
+    vcr.register_matcher("memobase_step", _same_step)
