@@ -18,13 +18,15 @@ The guarantee, precisely
   and only leaves the outbox through ``retry_failed()`` or ``discard_failed()``.
 * The server has no idempotency key, so a send whose answer was lost (read timeout, connection
   dropped after the request was written, a gateway error) is ambiguous. Every blob carries
-  ``fields = {"turn_id": ..., "blob_index": i}``; before sending such a blob again the worker
-  lists the user's chat blobs and reads them looking for that pair, and skips the send if it
-  is there. This catches every duplicate **while the blob is still buffered**. It cannot
-  catch one whose first copy was already processed and deleted by the server in between (the
-  server deletes chat blobs after processing, e.g. when another client flushed the user or
-  the server processed an over-full buffer on its own); in that window a turn can reach
-  processing twice. That window is why this is not exactly-once.
+  ``fields = {"turn_id": ..., "blob_index": i}``, and a blob is marked *in flight* in the file
+  before it is sent; before sending an in-flight blob again (after a lost answer, or after a
+  crash between the send and the commit of its answer) the worker lists the user's chat blobs
+  and reads them looking for that pair, and skips the send if it is there. This catches
+  every duplicate **while the blob is still buffered**. It cannot catch one whose first copy
+  was already processed and deleted by the server in between (the server deletes chat blobs
+  after processing, e.g. when another client flushed the user or the server processed an
+  over-full buffer on its own); in that window a turn can reach processing twice. That
+  window is why this is not exactly-once.
 * A flush the server answered with an error (e.g. its LLM was down: errno 503) leaves the
   buffer ``failed``, and Memobase never retries failed buffers. The worker therefore
   re-buffers those turns (inserts a fresh copy of each blob that is still stored, then
@@ -45,6 +47,7 @@ import logging
 import os
 import queue
 import random
+import socket
 import sqlite3
 import threading
 import time
@@ -54,7 +57,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, overload
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from .. import errors
 from ..messages import render_blob
@@ -73,6 +76,7 @@ __all__ = [
     "UndeliveredTurn",
     "UserGuards",
     "default_outbox_path",
+    "lease_owner_id",
 ]
 
 log = logging.getLogger("memobase_integrations.outbox")
@@ -567,16 +571,26 @@ class OutboxStore:
 
     # -- leases -----------------------------------------------------------------------------
     def claim(self, scope: str, user_id: UUID, owner: str, seconds: float) -> bool:
-        """Take (or renew) the user's lease unless another live owner holds it."""
+        """Take (or renew) the user's lease unless another live owner holds it.
+
+        A lease expires after ``seconds``; one held by a process of this machine that no
+        longer exists is taken over at once, so a restart after a crash does not wait.
+        """
         now = time.time()
         with self._tx() as conn:
             _touch_user(conn, scope, str(user_id))
-            cur = conn.execute(
-                "UPDATE outbox_users SET lease_owner=?, lease_until=? WHERE scope=? AND "
-                "user_id=? AND (lease_owner IS NULL OR lease_owner=? OR lease_until < ?)",
-                (owner, now + seconds, scope, str(user_id), owner, now),
+            row = conn.execute(
+                "SELECT lease_owner, lease_until FROM outbox_users WHERE scope=? AND user_id=?",
+                (scope, str(user_id)),
+            ).fetchone()
+            holder = row["lease_owner"]
+            if holder and holder != owner and row["lease_until"] >= now and _owner_alive(holder):
+                return False
+            conn.execute(
+                "UPDATE outbox_users SET lease_owner=?, lease_until=? WHERE scope=? AND user_id=?",
+                (owner, now + seconds, scope, str(user_id)),
             )
-            return cur.rowcount == 1
+            return True
 
     def release(self, scope: str, user_id: UUID, owner: str) -> None:
         self._conn().execute(
@@ -753,6 +767,28 @@ def _datetime(ts: float) -> datetime: ...
 def _datetime(ts: None) -> None: ...
 def _datetime(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+_HOST = socket.gethostname()
+
+
+def lease_owner_id() -> str:
+    """``host:pid:random``: unique per backend, and tells whether its process still runs."""
+    return f"{_HOST}:{os.getpid()}:{uuid4().hex[:12]}"
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != _HOST or not pid_text.isdigit():
+        return True  # another machine (a shared network file): trust the expiry
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _touch_user(conn: sqlite3.Connection, scope: str, user_id: str) -> None:
@@ -1111,6 +1147,9 @@ class DeliveryWorker:
                 blob_id = self._find_blob(user_id, row.turn_id, index) if searching else None
                 searching = False
                 if blob_id is None:
+                    # Marked in flight first: if the process dies before the answer is
+                    # committed, the next start asks the server instead of sending again.
+                    self.store.set_uncertain(row.seq, index)
                     blob_id = self.client.insert_body(user_id, body)
             except errors.MemobaseError as exc:
                 self._row_failed(row, index, exc, searching=searching)

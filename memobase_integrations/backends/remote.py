@@ -28,7 +28,6 @@ import functools
 import logging
 import os
 import threading
-import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -71,6 +70,7 @@ from .outbox import (
     OutboxStore,
     UserGuards,
     default_outbox_path,
+    lease_owner_id,
 )
 from .remote_models import DailyUsage, ProjectBilling, ProjectUsers
 
@@ -533,8 +533,11 @@ class RemoteBackend:
         self._outbox_path = Path(outbox_path) if outbox_path is not None else default_outbox_path()
         self._store: OutboxStore | None = None
         self._worker: DeliveryWorker | None = None
+        # A lease must outlive the longest call made under it (one request and its retries).
         self._guards = UserGuards(
-            self._scope, owner=uuid.uuid4().hex, lease_seconds=max(60.0, 4 * timeout)
+            self._scope,
+            owner=lease_owner_id(),
+            lease_seconds=max(60.0, timeout * (max_retries + 2)),
         )
         self._closed = False
         self._atexit_hook = functools.partial(_close_at_exit, weakref.ref(self))

@@ -82,6 +82,10 @@ class FakeMemobase:
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], body: Any
     ) -> tuple[int, Any]:
+        needs_body = "/blobs/insert/" in path or path.endswith("/users")
+        if needs_body and not isinstance(body, dict):
+            # e.g. a client killed half-way through sending its request
+            return 422, {"detail": [{"loc": ["body"], "msg": "Field required"}]}
         with self.lock:
             return self._route(method, path.removeprefix("/api/v1").split("/")[1:], query, body)
 
@@ -224,7 +228,10 @@ class _Handler(BaseHTTPRequestHandler):
         if verdict == "503":
             self._send(503, b"Service Unavailable", "text/plain")
             return
-        body = json.loads(raw) if raw else None
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
         status, payload = self.fake.handle(self.command, url.path, parse_qs(url.query), body)
         if verdict == "drop_after":
             self._drop()
