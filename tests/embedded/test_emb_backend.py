@@ -69,7 +69,11 @@ def test_worker_flushes_over_threshold_and_notifies_listeners(
     backend = make_backend(llm=settings, policy=manual(buffer_token_threshold=30))
     seen: list[tuple[uuid.UUID, Sequence[ChatModalResponse]]] = []
     backend.add_listener(lambda user, responses: seen.append((user, responses)))
-    backend.add_listener(lambda user, responses: 1 / 0)  # a broken listener harms nobody
+
+    def broken(user: uuid.UUID, responses: Sequence[ChatModalResponse]) -> None:
+        raise RuntimeError("a broken listener harms nobody")
+
+    backend.add_listener(broken)
     user = uuid.uuid4()
     backend.record(user, turn_to_blobs(turn("Hi.")), "small")  # under the threshold
     time.sleep(0.3)

@@ -142,7 +142,7 @@ def test_facade_embedded_and_from_env(db: object, tmp_path: object) -> None:
         user.flush()
         assert "Gus" in user.context()
         assert mb.backend.kind == "embedded"
-    env = {"MEMOBASE_DATABASE_URL": f"sqlite:///{tmp_path}/env.db"}  # type: ignore[str-bytes-safe]
+    env = {"MEMOBASE_DATABASE_URL": f"sqlite:///{tmp_path}/env.db"}
     with Memobase.from_env(env, policy=MANUAL) as mb:
         assert mb.backend.kind == "embedded"
         assert not mb.backend.llm.configured  # type: ignore[attr-defined]

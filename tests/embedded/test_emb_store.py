@@ -172,6 +172,7 @@ def test_commit_writes_everything_in_one_go_and_deletes_processed_chat_blobs(
         store.get_blob(user, receipt.blob_ids[0])
     gist = store.list_gists(user, since=None, limit=None)[0]
     assert gist.gist_data.content == "- User is a chef. // info"
+    assert gist.created_at is not None
     assert store.gist_embeddings(user, gist.created_at)[0].embedding == [0.1, 0.2]
     assert store.status(user).users[0].last_flush_at is not None
 
