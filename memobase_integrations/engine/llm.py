@@ -15,12 +15,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
-
-import openai
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ConfigurationError, LLMError
 from ..settings import LLMSettings
+
+if TYPE_CHECKING:
+    import openai
 
 __all__ = ["STEP_HEADER", "LLMClient", "StepUsage"]
 
@@ -39,6 +41,14 @@ NO_LLM_MESSAGE: Final = (
     "endpoint such as Ollama or vLLM), pass llm=LLMSettings(...), or use the offline stand-in: "
     "llm=memobase_integrations.testing.StandInLLM().settings()."
 )
+
+
+def _openai() -> ModuleType:
+    """The ``openai`` SDK, imported on first use: it takes about a second to import, and a
+    process that only records turns never needs it."""
+    import openai
+
+    return openai
 
 
 @dataclass(slots=True)
@@ -117,7 +127,7 @@ class LLMClient:
         with self._lock:
             client: openai.OpenAI | None = getattr(self, attr)
             if client is None:
-                client = openai.OpenAI(
+                client = _openai().OpenAI(
                     api_key=self._key(embedding),
                     base_url=self._base_url(embedding),
                     timeout=self.settings.timeout,
@@ -133,7 +143,7 @@ class LLMClient:
         with self._lock:
             client: openai.AsyncOpenAI | None = getattr(self, attr)
             if client is None:
-                client = openai.AsyncOpenAI(
+                client = _openai().AsyncOpenAI(
                     api_key=self._key(embedding),
                     base_url=self._base_url(embedding),
                     timeout=self.settings.timeout,
@@ -171,7 +181,7 @@ class LLMClient:
         started = time.perf_counter()
         try:
             response = client.chat.completions.create(**args)
-        except (openai.OpenAIError, ValueError) as exc:
+        except (_openai().OpenAIError, ValueError) as exc:
             self._count_failure(step, started)
             raise _llm_error(step, exc, self.settings.timeout) from None
         return self._answer(step, response, started)
@@ -186,7 +196,7 @@ class LLMClient:
         started = time.perf_counter()
         try:
             response = await client.chat.completions.create(**args)
-        except (openai.OpenAIError, ValueError) as exc:
+        except (_openai().OpenAIError, ValueError) as exc:
             self._count_failure(step, started)
             raise _llm_error(step, exc, self.settings.timeout) from None
         return self._answer(step, response, started)
@@ -245,7 +255,7 @@ class LLMClient:
         started = time.perf_counter()
         try:
             response = client.embeddings.create(**self._embed_args(texts))
-        except (openai.OpenAIError, ValueError) as exc:
+        except (_openai().OpenAIError, ValueError) as exc:
             self._count_failure(EMBEDDING_STEP, started)
             raise _llm_error(EMBEDDING_STEP, exc, self.settings.timeout) from None
         return self._vectors(response, len(texts), started)
@@ -258,7 +268,7 @@ class LLMClient:
         started = time.perf_counter()
         try:
             response = await client.embeddings.create(**self._embed_args(texts))
-        except (openai.OpenAIError, ValueError) as exc:
+        except (_openai().OpenAIError, ValueError) as exc:
             self._count_failure(EMBEDDING_STEP, started)
             raise _llm_error(EMBEDDING_STEP, exc, self.settings.timeout) from None
         return self._vectors(response, len(texts), started)
@@ -322,6 +332,7 @@ class LLMClient:
 
 def _llm_error(step: str, exc: Exception, timeout: float) -> LLMError:
     """An :class:`LLMError` that names the step and says what to do - and never the key."""
+    openai = _openai()
     if isinstance(exc, ValueError):  # the SDK raises JSONDecodeError for a non-JSON body
         return LLMError(
             f"The LLM endpoint's answer for the '{step}' step was not valid JSON. Check that "
