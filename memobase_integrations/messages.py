@@ -7,6 +7,7 @@ always gives the same blobs, which is what makes replays idempotent.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -144,8 +145,9 @@ def turn_to_blobs(
 
     * only user and assistant text survives; messages whose text is blank are dropped;
     * consecutive messages are packed into one blob while the rendered text stays within
-      ``max_blob_tokens``; a single message longer than that is split into pieces on token
-      boundaries, so no blob can exceed the processing cap and fail on the server;
+      ``max_blob_tokens``; a single message longer than that is split into pieces (on
+      character boundaries, guided by token offsets), so no blob can exceed the processing
+      cap and fail on the server, and the pieces concatenate back to the original text;
     * the result is deterministic; an empty turn gives ``[]``.
     """
     if max_blob_tokens < 16:
@@ -173,20 +175,68 @@ def _copy(fields: dict[str, Any] | None) -> dict[str, Any] | None:
     return dict(fields) if fields is not None else None
 
 
-# Room for the "[timestamp] alias(role): " prefix that rendering adds to each line.
-_LINE_OVERHEAD = 48
+# The date Memobase puts in a line whose message has no ``created_at`` (``YYYY/MM/DD``); any
+# date has the same token count, so a fixed one is used for budgeting.
+_BUDGET_DATE = "2025/01/01"
+# Per line: the newline that joins it to the next one, plus one token of slack for merges
+# the tokenizer makes across line boundaries.
+_JOIN_SLACK = 2
+_MIN_PIECE_TOKENS = 8
+
+
+def _line_overhead(wire: OpenAICompatibleMessage) -> int:
+    """Tokens a rendered line spends beyond its content: ``[ts] alias(role): `` + joins."""
+    prefix = render_chat_line(wire.model_copy(update={"content": ""}), _BUDGET_DATE)
+    return count_tokens(prefix) + _JOIN_SLACK
 
 
 def _split_message(
     wire: OpenAICompatibleMessage, max_tokens: int
 ) -> Sequence[tuple[OpenAICompatibleMessage, int]]:
-    total = count_tokens(wire.content) + _LINE_OVERHEAD
+    """One message as pieces whose rendered lines fit ``max_tokens`` each, with their sizes.
+
+    Pieces are cut on character boundaries (never inside a multi-byte character), so the
+    pieces of a message concatenate back to exactly its content.
+    """
+    overhead = _line_overhead(wire)
+    total = count_tokens(wire.content) + overhead
     if total <= max_tokens:
         return [(wire, total)]
-    budget = max(8, max_tokens - _LINE_OVERHEAD)
-    tokens = encoding().encode_ordinary(wire.content)
-    out: list[tuple[OpenAICompatibleMessage, int]] = []
-    for start in range(0, len(tokens), budget):
-        chunk = encoding().decode(tokens[start : start + budget])
-        out.append((wire.model_copy(update={"content": chunk}), budget + _LINE_OVERHEAD))
-    return out
+    budget = max_tokens - overhead
+    if budget < _MIN_PIECE_TOKENS:
+        raise InvalidMessageError(
+            f"The name and timestamp of a {wire.role} message take {overhead} tokens, which "
+            f"leaves no room for its text within max_blob_tokens={max_tokens}. Shorten the "
+            "name / created_at or raise max_blob_tokens."
+        )
+    return [
+        (wire.model_copy(update={"content": piece}), count_tokens(piece) + overhead)
+        for piece in _split_text(wire.content, budget)
+    ]
+
+
+def _split_text(text: str, budget: int) -> list[str]:
+    """``text`` cut into consecutive pieces of at most ``budget`` tokens each.
+
+    The token offsets propose each cut; because a slice of text can tokenize differently
+    from the slice of tokens, every piece is counted again and shortened until it fits.
+    """
+    enc = encoding()
+    tokens = enc.encode_ordinary(text)
+    _, offsets = enc.decode_with_offsets(tokens)
+    pieces: list[str] = []
+    start = 0
+    while start < len(text):
+        first = bisect.bisect_left(offsets, start)
+        cut = first + budget
+        end = offsets[cut] if cut < len(offsets) else len(text)
+        end = max(end, start + 1)
+        piece = text[start:end]
+        size = count_tokens(piece)
+        while size > budget:
+            end = start + max(1, min(len(piece) - 1, len(piece) * budget // size))
+            piece = text[start:end]
+            size = count_tokens(piece)
+        pieces.append(piece)
+        start = end
+    return pieces
