@@ -175,7 +175,11 @@ class EmbeddedBackend:
         self._buffered_hint: dict[uuid.UUID, int] = {}
         self._closed = False
         if profile_config is not None:
-            self._save_initial_config(profile_config)
+            try:
+                self._save_initial_config(profile_config)
+            except BaseException:
+                self.store.close()
+                raise
         self._leases = LeaseKeeper(self.store.renew, lease_seconds)
         self._worker: FlushWorker | None = None
         if start_worker:

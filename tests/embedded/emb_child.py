@@ -6,6 +6,10 @@
     ``R <turn_id>``; each LLM request prints ``L <step>`` before it is answered (after DELAY
     seconds). The parent kills this process with SIGKILL at a moment of its choosing.
 
+``python emb_child.py exit URL SCHEMA TURNS``
+    Records TURNS turns for one user (no threshold flush) and returns from the script without
+    calling ``close()``: the interpreter-exit hook must drain and flush them.
+
 ``python emb_child.py flush URL SCHEMA DELAY MAX_TOKENS USER_ID...``
     Prints ``READY``, waits for a line on stdin, then flushes the users in the given order with
     small batches. Each entry-summary request prints ``S <turn markers in prompt order>``.
@@ -93,6 +97,18 @@ def record(url: str, schema: str, users: int, turns: int, delay: float) -> None:
     time.sleep(3600)  # wait to be killed
 
 
+def exit_without_close(url: str, schema: str, turns: int) -> None:
+    policy = FlushPolicy(
+        buffer_token_threshold=10**9, idle_flush_seconds=None, close_timeout_seconds=60
+    )
+    backend = build(url, schema, 0.0, policy)
+    user = user_ids(1)[0]
+    for n in range(turns):
+        backend.record(user, turn_to_blobs(marker_turn(0, n)), f"mk-0-{n}")
+    say("RECORDED")
+    # No close(): the atexit hook drains the buffer.
+
+
 def flush(url: str, schema: str, delay: float, max_tokens: int, users: list[str]) -> None:
     policy = FlushPolicy(
         max_process_tokens=max_tokens, idle_flush_seconds=None, flush_on_close=False
@@ -110,6 +126,8 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "record":
         record(args[0], args[1], int(args[2]), int(args[3]), float(args[4]))
+    elif command == "exit":
+        exit_without_close(args[0], args[1], int(args[2]))
     elif command == "flush":
         flush(args[0], args[1], float(args[2]), int(args[3]), args[4:])
     else:

@@ -3,20 +3,24 @@ unsupported blob types, profile config, deletes during a flush, async twins, sea
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 from conftest import BackendFactory
-from emb_support import MANUAL, manual, tapped_settings, turn
+from emb_support import MANUAL, DbTarget, manual, tapped_settings, turn
 
 from memobase_integrations.backends.base import Backend, ContextOptions, ProfileOptions
 from memobase_integrations.errors import NotFoundError, UnsupportedError, ValidationError
 from memobase_integrations.messages import Message, turn_to_blobs
 from memobase_integrations.models import BlobType, ChatModalResponse, DocBlob, ImageBlob
 
+CHILD = Path(__file__).with_name("emb_child.py")
 GUS = turn("My name is Gus and I work as a software engineer.", "Hi Gus!")
 
 
@@ -129,6 +133,23 @@ def test_close_without_worker_drains_inline_and_zero_budget_keeps_turns(
     assert again.status(user).pending_turns == 1  # not processed, not lost
     again.close(timeout=30)
     assert make_backend(llm=settings, policy=MANUAL).status(user).pending_turns == 0
+
+
+def test_interpreter_exit_drains_and_flushes(db: DbTarget, make_backend: BackendFactory) -> None:
+    child = subprocess.run(
+        [sys.executable, str(CHILD), "exit", *db.argv(), "12"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    assert "RECORDED" in child.stdout
+    settings, _, _ = tapped_settings()
+    store = make_backend(llm=settings, policy=MANUAL, start_worker=False)
+    user = uuid.uuid5(uuid.NAMESPACE_URL, "crash-user-0")
+    assert store.status(user).pending_turns == 0
+    processed = [turn for f in store.export_user(user)["flushes"] for turn in f["turn_ids"]]
+    assert processed == [f"mk-0-{n}" for n in range(12)]
 
 
 def test_other_blob_types_are_stored_but_not_processed(make_backend: BackendFactory) -> None:
