@@ -64,14 +64,8 @@ from .base import (
     UserStatus,
 )
 from .http import Call, HttpCore, JsonParam, Request, encode_query, normalise_project_url
-from .outbox import (
-    DeliveryWorker,
-    OutboxFailure,
-    OutboxStore,
-    UserGuards,
-    default_outbox_path,
-    lease_owner_id,
-)
+from .outbox import DeliveryWorker, UserGuards
+from .outbox_store import OutboxFailure, OutboxStore, default_outbox_path, lease_owner_id
 from .remote_models import DailyUsage, ProjectBilling, ProjectUsers
 
 __all__ = ["RemoteBackend"]
