@@ -371,3 +371,37 @@ def test_get_context_as_a_prompt_variable(
     value = chain.invoke({"question": "hi"})
     system = value.to_messages()[0]
     assert "basic_info::name: Alice" in str(system.content)
+
+
+# -- PostgreSQL (runs when MEMOBASE_TEST_POSTGRES_URL is set) -------------------------------
+def test_contract_and_round_trip_on_postgresql(memobase: Memobase, postgres_url: str) -> None:
+    import uuid
+
+    table = f"lc_history_test_{uuid.uuid4().hex[:8]}"
+    history = MemobaseChatMessageHistory(
+        memobase, "alice", "pg-session", database_url=postgres_url, table_name=table
+    )
+    try:
+        assert history.messages == []
+        history.add_messages(rich_transcript())
+        assert messages_to_dict(history.messages) == messages_to_dict(rich_transcript())
+        history.clear()
+        assert history.messages == []
+    finally:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(postgres_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+        engine.dispose()
+
+
+async def test_async_twins_on_postgresql(memobase: Memobase, postgres_url: str) -> None:
+    import uuid
+
+    session = f"pg-{uuid.uuid4().hex}"
+    history = MemobaseChatMessageHistory(memobase, "bob", session, database_url=postgres_url)
+    await history.aadd_messages(batch("one"))
+    assert [m.content for m in await history.aget_messages()] == [m.content for m in batch("one")]
+    await history.aclear()
+    assert await history.aget_messages() == []
