@@ -162,7 +162,7 @@ def _banner(console: Console, setup: DemoSetup, db_path: Path) -> None:
     if setup.online:
         where = setup.llm.base_url or "OpenAI (api.openai.com)"
         body = Text.assemble(
-            ("Real models. ", "bold green"),
+            ("Using your LLM endpoint. ", "bold green"),
             f"Memory extraction: {setup.llm.best_model} at {where}.\n",
             f"Chat: {setup.chat_model} where the framework's OpenAI package is installed.",
         )

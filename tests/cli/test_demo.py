@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from memobase_integrations.cli.demo import offline_reply, remembered_facts
-from memobase_integrations.testing import LABEL
+from memobase_integrations.testing import LABEL, StandInLLM
 
 from .conftest import RunCLI, clean_env
 
@@ -93,3 +93,21 @@ def test_importing_the_cli_imports_no_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_demo_with_a_configured_endpoint_extracts_through_it(cli: RunCLI, tmp_path: Path) -> None:
+    """OPENAI_BASE_URL set: memory extraction goes over HTTP to that endpoint (here the
+    stand-in served on a loopback port); chat falls back to the fake models, saying why,
+    when the framework's OpenAI package is not installed."""
+    stand_in = StandInLLM()
+    with stand_in.serve() as url:
+        env = clean_env(OPENAI_BASE_URL=url, OPENAI_API_KEY="sk-test-never-printed")
+        result = cli("demo", "--framework", "langchain", "--db", str(tmp_path / "d.db"), env=env)
+    assert result.code == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "Using your LLM endpoint." in out and "OFFLINE DEMO" not in out
+    assert url in out  # the banner names the endpoint in use
+    assert "langchain-openai is not installed" in out or "ChatOpenAI" in out
+    assert "profile of gus" in out and "Gus" in out
+    assert stand_in.calls_by_step.get("extract_profile", 0) >= 1  # it really went over HTTP
+    assert "sk-test-never-printed" not in out + result.stderr
