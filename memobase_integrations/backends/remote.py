@@ -1,9 +1,9 @@
 """``RemoteBackend``: a Memobase server (Memobase Cloud or self-hosted) over HTTP.
 
 Every endpoint an app needs (``memobase-spec.md`` §1.2) is here, sync over
-:class:`httpx.Client` and natively async over :class:`httpx.AsyncClient`; the wire details
-(envelope, errors, retries, query encoding) live in :mod:`.http`, durable recording in
-:mod:`.outbox`.
+:class:`httpx.Client` and natively async over :class:`httpx.AsyncClient`. The wire details
+(envelope, errors, retries, query encoding) live in :mod:`.http`, one request builder per
+route in :mod:`.remote_requests`, durable recording in :mod:`.outbox`.
 
 Differences from the official SDK, on purpose:
 
@@ -29,16 +29,15 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 from uuid import UUID
 
 import httpx
-from pydantic import SecretStr, TypeAdapter
+from pydantic import SecretStr
 
 from .. import errors
-from ..messages import Message
 from ..models import (
     Blob,
     BlobData,
@@ -48,13 +47,12 @@ from ..models import (
     ChatModalResponse,
     EventData,
     EventGist,
-    IdData,
-    IdsData,
     Profile,
     UserData,
     UserEvent,
 )
 from ..settings import FlushPolicy
+from . import remote_requests as rq
 from .base import (
     ContextOptions,
     MemoryStatus,
@@ -63,343 +61,15 @@ from .base import (
     RecordReceipt,
     UserStatus,
 )
-from .http import Call, HttpCore, JsonParam, Request, encode_query, normalise_project_url
+from .http import HttpCore, Request, encode_query, normalise_project_url
 from .outbox import DeliveryWorker, UserGuards
 from .outbox_store import OutboxFailure, OutboxStore, default_outbox_path, lease_owner_id
 from .remote_models import DailyUsage, ProjectBilling, ProjectUsers
+from .remote_requests import BufferStatus, UserOrder
 
 __all__ = ["RemoteBackend"]
 
 log = logging.getLogger("memobase_integrations.remote")
-
-T = TypeVar("T")
-
-BufferStatus = Literal["idle", "processing", "failed", "done"]
-UserOrder = Literal["updated_at", "profile_count", "event_count"]
-
-# -- routes (memobase-spec.md §1.2) -----------------------------------------------------------
-HEALTHCHECK = Call("GET", "/healthcheck")
-CREATE_USER = Call("POST", "/users")
-GET_USER = Call("GET", "/users/{user_id}")
-UPDATE_USER = Call("PUT", "/users/{user_id}")
-DELETE_USER = Call("DELETE", "/users/{user_id}")
-LIST_BLOBS = Call("GET", "/users/blobs/{user_id}/{blob_type}")
-INSERT_BLOB = Call("POST", "/blobs/insert/{user_id}")
-GET_BLOB = Call("GET", "/blobs/{user_id}/{blob_id}")
-DELETE_BLOB = Call("DELETE", "/blobs/{user_id}/{blob_id}")
-FLUSH = Call("POST", "/users/buffer/{user_id}/{buffer_type}")
-CAPACITY = Call("GET", "/users/buffer/capacity/{user_id}/{buffer_type}")
-GET_PROFILE = Call("GET", "/users/profile/{user_id}")
-ADD_PROFILE = Call("POST", "/users/profile/{user_id}")
-UPDATE_PROFILE = Call("PUT", "/users/profile/{user_id}/{profile_id}")
-DELETE_PROFILE = Call("DELETE", "/users/profile/{user_id}/{profile_id}")
-IMPORT_PROFILE = Call("POST", "/users/profile/import/{user_id}")
-EVENTS = Call("GET", "/users/event/{user_id}")
-UPDATE_EVENT = Call("PUT", "/users/event/{user_id}/{event_id}")
-DELETE_EVENT = Call("DELETE", "/users/event/{user_id}/{event_id}")
-SEARCH_EVENTS = Call("GET", "/users/event/search/{user_id}")
-SEARCH_GISTS = Call("GET", "/users/event_gist/search/{user_id}")
-SEARCH_TAGS = Call("GET", "/users/event_tags/search/{user_id}")
-CONTEXT = Call("GET", "/users/context/{user_id}")
-GET_CONFIG = Call("GET", "/project/profile_config")
-SET_CONFIG = Call("POST", "/project/profile_config")
-BILLING = Call("GET", "/project/billing")
-PROJECT_USERS = Call("GET", "/project/users")
-USAGE = Call("GET", "/project/usage")
-
-_DEFAULT_CONTEXT = ContextOptions()
-_PROFILES = TypeAdapter(list[Profile])
-_EVENTS = TypeAdapter(list[UserEvent])
-_GISTS = TypeAdapter(list[EventGist])
-_RESULTS = TypeAdapter(list[ChatModalResponse])
-_USAGE = TypeAdapter(list[DailyUsage])
-
-
-# -- parsers ----------------------------------------------------------------------------------
-def _none(_: Any) -> None:
-    return None
-
-
-def _id(data: Any) -> UUID:
-    parsed = IdData.model_validate(data).id
-    if parsed is None:
-        raise ValueError("the answer has no id")
-    return parsed
-
-
-def _ids(data: Any) -> list[UUID]:
-    return IdsData.model_validate(data or {}).ids
-
-
-def _key(key: str, adapter: TypeAdapter[list[T]]) -> Callable[[Any], list[T]]:
-    def parse(data: Any) -> list[T]:
-        return adapter.validate_python((data or {}).get(key) or [])
-
-    return parse
-
-
-def _results(data: Any) -> list[ChatModalResponse]:
-    return _RESULTS.validate_python(data or [])
-
-
-def _context(data: Any) -> str:
-    value = (data or {}).get("context")
-    if not isinstance(value, str):
-        raise ValueError("the answer has no context string")
-    return value
-
-
-def _config(data: Any) -> str:
-    return str((data or {}).get("profile_config") or "")
-
-
-# -- request builders (shared by the sync and async methods) ---------------------------------
-def _uid(user_id: UUID) -> dict[str, str]:
-    return {"user_id": str(user_id)}
-
-
-def _blob_body(blob: Blob | BlobData) -> dict[str, Any]:
-    if isinstance(blob, BlobData):
-        return blob.model_dump(mode="json", exclude_none=True)
-    return blob.to_request()
-
-
-def _chats(chats: Sequence[Message] | None) -> JsonParam | None:
-    """Recent messages as ``chats_str``; validated again (a ``Message`` built directly with a
-    ``system`` role would otherwise reach the server and come back as an errno 400)."""
-    if not chats:
-        return None
-    wires = []
-    for item in chats:
-        m = Message.coerce(item)
-        checked = Message.of(m.role, m.content, name=m.name, created_at=m.created_at)
-        wires.append(checked.to_wire().model_dump(exclude_none=True))
-    return JsonParam(wires)
-
-
-def _differs(value: Any, default: Any) -> Any:
-    return None if value == default else value
-
-
-def _check_ratio(ratio: float) -> None:
-    if not 0 < ratio <= 1:
-        raise errors.ValidationError(
-            f"profile_event_ratio must be in (0, 1], got {ratio}. It is the share of "
-            "max_token_size given to the profile; use 1.0 for a profile-only context."
-        )
-
-
-def _context_request(user_id: UUID, o: ContextOptions) -> Request[str]:
-    _check_ratio(o.profile_event_ratio)
-    d = _DEFAULT_CONTEXT
-    params = encode_query(
-        [
-            ("max_token_size", _differs(o.max_token_size, d.max_token_size)),
-            ("prefer_topics", list(o.prefer_topics) if o.prefer_topics else None),
-            ("only_topics", list(o.only_topics) if o.only_topics else None),
-            ("max_subtopic_size", o.max_subtopic_size),
-            ("topic_limits_json", JsonParam(o.topic_limits) if o.topic_limits else None),
-            ("profile_event_ratio", _differs(o.profile_event_ratio, d.profile_event_ratio)),
-            ("chats_str", _chats(o.chats)),
-            (
-                "event_similarity_threshold",
-                _differs(o.event_similarity_threshold, d.event_similarity_threshold),
-            ),
-            ("time_range_in_days", _differs(o.time_range_in_days, d.time_range_in_days)),
-            ("customize_context_prompt", o.customize_context_prompt),
-            (
-                "full_profile_and_only_search_event",
-                _differs(
-                    o.full_profile_and_only_search_event, d.full_profile_and_only_search_event
-                ),
-            ),
-            (
-                "fill_window_with_events",
-                _differs(o.fill_window_with_events, d.fill_window_with_events),
-            ),
-        ]
-    )
-    return Request(CONTEXT, _context, _uid(user_id), params)
-
-
-def _profile_request(user_id: UUID, o: ProfileOptions) -> Request[list[Profile]]:
-    params = encode_query(
-        [
-            ("topk", o.topk),
-            ("max_token_size", o.max_token_size),
-            ("prefer_topics", list(o.prefer_topics) if o.prefer_topics else None),
-            ("only_topics", list(o.only_topics) if o.only_topics else None),
-            ("max_subtopic_size", o.max_subtopic_size),
-            ("topic_limits_json", JsonParam(o.topic_limits) if o.topic_limits else None),
-            ("chats_str", _chats(o.chats)),
-        ]
-    )
-    return Request(GET_PROFILE, _key("profiles", _PROFILES), _uid(user_id), params)
-
-
-def _search_params(
-    query: str, topk: int, similarity_threshold: float, time_range_in_days: int
-) -> list[tuple[str, str]]:
-    return encode_query(
-        [
-            ("query", query),
-            ("topk", _differs(topk, 10)),
-            ("similarity_threshold", _differs(similarity_threshold, 0.2)),
-            ("time_range_in_days", _differs(time_range_in_days, 180)),
-        ]
-    )
-
-
-def _insert_request(user_id: UUID, body: dict[str, Any], wait: bool) -> Request[BlobInsertData]:
-    params = encode_query([("wait_process", True if wait else None)])
-    return Request(INSERT_BLOB, BlobInsertData.model_validate, _uid(user_id), params, body)
-
-
-def _flush_request(
-    user_id: UUID, blob_type: BlobType, wait: bool
-) -> Request[list[ChatModalResponse]]:
-    return Request(
-        FLUSH,
-        _results,
-        {"user_id": str(user_id), "buffer_type": str(blob_type)},
-        encode_query([("wait_process", True if wait else None)]),
-    )
-
-
-def _list_blobs_request(
-    user_id: UUID, blob_type: BlobType, page: int, page_size: int
-) -> Request[list[UUID]]:
-    if page < 0 or page_size < 1:
-        raise errors.ValidationError(
-            f"page must be >= 0 and page_size >= 1 (got page={page}, page_size={page_size})."
-        )
-    return Request(
-        LIST_BLOBS,
-        _ids,
-        {"user_id": str(user_id), "blob_type": str(blob_type)},
-        encode_query([("page", _differs(page, 0)), ("page_size", _differs(page_size, 10))]),
-    )
-
-
-def _blob_request(
-    call: Call, user_id: UUID, blob_id: UUID, parse: Callable[[Any], T]
-) -> Request[T]:
-    return Request(call, parse, {"user_id": str(user_id), "blob_id": str(blob_id)})
-
-
-def _create_user_request(user_id: UUID | None, data: dict[str, Any] | None) -> Request[UUID]:
-    body: dict[str, Any] = {}
-    if user_id is not None:
-        body["id"] = str(user_id)
-    if data is not None:
-        body["data"] = data
-    return Request(CREATE_USER, _id, json=body)
-
-
-def _get_user_request(user_id: UUID) -> Request[UserData]:
-    def parse(data: Any) -> UserData:
-        # The server always answers ``id: null``; we know the id we asked for.
-        return UserData.model_validate(data).model_copy(update={"id": user_id})
-
-    return Request(GET_USER, parse, _uid(user_id))
-
-
-def _profile_body(content: str, topic: str | None, sub_topic: str | None) -> dict[str, Any]:
-    if (topic is None) != (sub_topic is None):
-        raise errors.ValidationError(
-            "Pass both topic and sub_topic, or neither (to keep the profile's current ones); "
-            "the server replaces the attributes as a whole."
-        )
-    attributes = None if topic is None else {"topic": topic, "sub_topic": sub_topic}
-    return {"content": content, "attributes": attributes}
-
-
-def _profile_id_request(
-    call: Call, user_id: UUID, profile_id: UUID, body: Any = None
-) -> Request[None]:
-    path = {"user_id": str(user_id), "profile_id": str(profile_id)}
-    if body is None:
-        return Request(call, _none, path)
-    return Request(call, _none, path, json=body)
-
-
-def _event_request(call: Call, user_id: UUID, event_id: UUID, body: Any = None) -> Request[None]:
-    path = {"user_id": str(user_id), "event_id": str(event_id)}
-    if body is None:
-        return Request(call, _none, path)
-    return Request(call, _none, path, json=body)
-
-
-def _events_request(
-    user_id: UUID, topk: int, max_token_size: int | None, need_summary: bool
-) -> Request[list[UserEvent]]:
-    params = encode_query(
-        [
-            ("topk", _differs(topk, 10)),
-            ("max_token_size", max_token_size),
-            ("need_summary", True if need_summary else None),
-        ]
-    )
-    return Request(EVENTS, _key("events", _EVENTS), _uid(user_id), params)
-
-
-def _tags_request(
-    user_id: UUID,
-    tags: Sequence[str] | None,
-    tag_values: dict[str, str] | None,
-    topk: int,
-) -> Request[list[UserEvent]]:
-    params = encode_query(
-        [
-            ("tags", ",".join(tags) if tags else None),
-            (
-                "tag_values",
-                ",".join(f"{k}={v}" for k, v in tag_values.items()) if tag_values else None,
-            ),
-            ("topk", _differs(topk, 10)),
-        ]
-    )
-    return Request(SEARCH_TAGS, _key("events", _EVENTS), _uid(user_id), params)
-
-
-def _event_body(data: EventData | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(data, EventData):
-        return data.model_dump(mode="json", exclude_none=True)
-    return data
-
-
-def _project_users_request(
-    search: str | None,
-    order_by: UserOrder | None,
-    order_desc: bool | None,
-    limit: int | None,
-    offset: int | None,
-) -> Request[ProjectUsers]:
-    params = encode_query(
-        [
-            ("search", search or None),
-            ("order_by", _differs(order_by, "updated_at")),
-            ("order_desc", _differs(order_desc, True)),
-            ("limit", _differs(limit, 10)),
-            ("offset", _differs(offset, 0)),
-        ]
-    )
-    return Request(PROJECT_USERS, ProjectUsers.model_validate, params=params)
-
-
-def _is_missing_user(exc: errors.MemobaseError) -> bool:
-    text = str(exc.detail or exc.message).lower()
-    return exc.errno == 500 and "foreignkeyviolation" in text
-
-
-def _is_duplicate_user(exc: errors.MemobaseError) -> bool:
-    text = str(exc.detail or exc.message).lower()
-    return exc.errno == 500 and "uniqueviolation" in text
-
-
-def _is_missing(exc: errors.MemobaseError) -> bool:
-    """errno 404 from a handler (not a 404 route: that means a wrong URL)."""
-    return isinstance(exc, errors.NotFoundError) and exc.errno == 404
 
 
 def _scope(base_url: str, api_key: str) -> str:
@@ -441,7 +111,7 @@ class _Delivery:
         try:
             return self._backend.get_blob(user_id, blob_id).fields or {}
         except errors.NotFoundError as exc:
-            if _is_missing(exc):
+            if rq.is_missing(exc):
                 return None
             raise
 
@@ -449,7 +119,7 @@ class _Delivery:
         self._backend.delete_blob(user_id, blob_id)
 
     def flush_now(self, user_id: UUID) -> list[ChatModalResponse]:
-        return self._backend._http.send(_flush_request(user_id, BlobType.chat, True))
+        return self._backend._http.send(rq.flush_request(user_id, BlobType.chat, True))
 
     def notify_processed(self, user_id: UUID, results: Sequence[ChatModalResponse]) -> None:
         self._backend._notify(user_id, results)
@@ -583,7 +253,7 @@ class RemoteBackend:
     def _turn_bodies(blobs: Sequence[Blob], turn_id: str) -> list[dict[str, Any]]:
         bodies = []
         for index, blob in enumerate(blobs):
-            body = _blob_body(blob)
+            body = rq.blob_body(blob)
             body["fields"] = {**(body.get("fields") or {}), "turn_id": turn_id, "blob_index": index}
             bodies.append(body)
         return bodies
@@ -623,10 +293,10 @@ class RemoteBackend:
     # -- health -----------------------------------------------------------------------------
     def healthcheck(self) -> None:
         """``GET /healthcheck``; raises a typed error when the server is not healthy."""
-        self._http.send(Request(HEALTHCHECK, _none))
+        self._http.send(Request(rq.HEALTHCHECK, rq.parse_none))
 
     async def ahealthcheck(self) -> None:
-        await self._http.asend(Request(HEALTHCHECK, _none))
+        await self._http.asend(Request(rq.HEALTHCHECK, rq.parse_none))
 
     def ping(self) -> bool:
         """True when the server answers its healthcheck (never raises for a network error)."""
@@ -646,23 +316,23 @@ class RemoteBackend:
     # -- users ------------------------------------------------------------------------------
     def create_user(self, user_id: UUID | None = None, data: dict[str, Any] | None = None) -> UUID:
         """``POST /users``; the server picks an id when ``user_id`` is None."""
-        created = self._http.send(_create_user_request(user_id, data))
+        created = self._http.send(rq.create_user_request(user_id, data))
         self._remember(created)
         return created
 
     async def acreate_user(
         self, user_id: UUID | None = None, data: dict[str, Any] | None = None
     ) -> UUID:
-        created = await self._http.asend(_create_user_request(user_id, data))
+        created = await self._http.asend(rq.create_user_request(user_id, data))
         self._remember(created)
         return created
 
     def get_user(self, user_id: UUID) -> UserData:
         """``GET /users/{id}`` (raises :class:`NotFoundError` for an unknown user)."""
-        return self._http.send(_get_user_request(user_id))
+        return self._http.send(rq.get_user_request(user_id))
 
     async def aget_user(self, user_id: UUID) -> UserData:
-        return await self._http.asend(_get_user_request(user_id))
+        return await self._http.asend(rq.get_user_request(user_id))
 
     def get_or_create_user(self, user_id: UUID, data: dict[str, Any] | None = None) -> UserData:
         """Get the user, creating it (with ``data``) if missing; a concurrent create by
@@ -670,12 +340,12 @@ class RemoteBackend:
         try:
             user = self.get_user(user_id)
         except errors.NotFoundError as exc:
-            if not _is_missing(exc):
+            if not rq.is_missing(exc):
                 raise
             try:
-                self._http.send(_create_user_request(user_id, data))
+                self._http.send(rq.create_user_request(user_id, data))
             except errors.ServerError as create_exc:
-                if not _is_duplicate_user(create_exc):
+                if not rq.is_duplicate_user(create_exc):
                     raise
             user = UserData(id=user_id, data=data)
         self._remember(user_id)
@@ -687,12 +357,12 @@ class RemoteBackend:
         try:
             user = await self.aget_user(user_id)
         except errors.NotFoundError as exc:
-            if not _is_missing(exc):
+            if not rq.is_missing(exc):
                 raise
             try:
-                await self._http.asend(_create_user_request(user_id, data))
+                await self._http.asend(rq.create_user_request(user_id, data))
             except errors.ServerError as create_exc:
-                if not _is_duplicate_user(create_exc):
+                if not rq.is_duplicate_user(create_exc):
                     raise
             user = UserData(id=user_id, data=data)
         self._remember(user_id)
@@ -721,10 +391,14 @@ class RemoteBackend:
 
     def update_user(self, user_id: UUID, data: dict[str, Any]) -> UUID:
         """Replace the user's data with ``data`` (sent as the body itself, not nested)."""
-        return self._http.send(Request(UPDATE_USER, _id, _uid(user_id), json=data))
+        return self._http.send(
+            Request(rq.UPDATE_USER, rq.parse_id, rq.user_path(user_id), json=data)
+        )
 
     async def aupdate_user(self, user_id: UUID, data: dict[str, Any]) -> UUID:
-        return await self._http.asend(Request(UPDATE_USER, _id, _uid(user_id), json=data))
+        return await self._http.asend(
+            Request(rq.UPDATE_USER, rq.parse_id, rq.user_path(user_id), json=data)
+        )
 
     def delete_user(self, user_id: UUID) -> None:
         """Forget the user: its undelivered outbox turns here, and on the server its profile,
@@ -735,9 +409,9 @@ class RemoteBackend:
                 store.delete_user(self._scope, user_id)
             self._forget(user_id)
             try:
-                self._http.send(Request(DELETE_USER, _none, _uid(user_id)))
+                self._http.send(Request(rq.DELETE_USER, rq.parse_none, rq.user_path(user_id)))
             except errors.NotFoundError as exc:
-                if not _is_missing(exc):
+                if not rq.is_missing(exc):
                     raise
 
     async def adelete_user(self, user_id: UUID) -> None:
@@ -747,9 +421,11 @@ class RemoteBackend:
                 await asyncio.to_thread(store.delete_user, self._scope, user_id)
             self._forget(user_id)
             try:
-                await self._http.asend(Request(DELETE_USER, _none, _uid(user_id)))
+                await self._http.asend(
+                    Request(rq.DELETE_USER, rq.parse_none, rq.user_path(user_id))
+                )
             except errors.NotFoundError as exc:
-                if not _is_missing(exc):
+                if not rq.is_missing(exc):
                     raise
 
     # -- blobs ------------------------------------------------------------------------------
@@ -759,15 +435,15 @@ class RemoteBackend:
         if self.auto_create_users:
             self.ensure_user(user_id)
         try:
-            result = self._http.send(_insert_request(user_id, body, wait_process))
+            result = self._http.send(rq.insert_request(user_id, body, wait_process))
         except errors.ServerError as exc:
             # The user was deleted behind our cache (another client): create it, insert again.
             # Safe: a foreign-key failure means nothing was stored.
-            if not (self.auto_create_users and _is_missing_user(exc)):
+            if not (self.auto_create_users and rq.is_missing_user(exc)):
                 raise
             self._forget(user_id)
             self.ensure_user(user_id)
-            result = self._http.send(_insert_request(user_id, body, wait_process))
+            result = self._http.send(rq.insert_request(user_id, body, wait_process))
         if result.chat_results:
             self._notify(user_id, result.chat_results)
         return result
@@ -778,13 +454,13 @@ class RemoteBackend:
         if self.auto_create_users:
             await self.aensure_user(user_id)
         try:
-            result = await self._http.asend(_insert_request(user_id, body, wait_process))
+            result = await self._http.asend(rq.insert_request(user_id, body, wait_process))
         except errors.ServerError as exc:
-            if not (self.auto_create_users and _is_missing_user(exc)):
+            if not (self.auto_create_users and rq.is_missing_user(exc)):
                 raise
             self._forget(user_id)
             await self.aensure_user(user_id)
-            result = await self._http.asend(_insert_request(user_id, body, wait_process))
+            result = await self._http.asend(rq.insert_request(user_id, body, wait_process))
         if result.chat_results:
             self._notify(user_id, result.chat_results)
         return result
@@ -794,19 +470,21 @@ class RemoteBackend:
     ) -> BlobInsertData:
         """``POST /blobs/insert`` now (not through the outbox). With ``wait_process`` the
         server processes inline when the buffer passed its threshold (``chat_results``)."""
-        return self._insert_body(user_id, _blob_body(blob), wait_process=wait_process)
+        return self._insert_body(user_id, rq.blob_body(blob), wait_process=wait_process)
 
     async def ainsert(
         self, user_id: UUID, blob: Blob | BlobData, *, wait_process: bool = False
     ) -> BlobInsertData:
-        return await self._ainsert_body(user_id, _blob_body(blob), wait_process=wait_process)
+        return await self._ainsert_body(user_id, rq.blob_body(blob), wait_process=wait_process)
 
     def get_blob(self, user_id: UUID, blob_id: UUID) -> BlobData:
-        return self._http.send(_blob_request(GET_BLOB, user_id, blob_id, BlobData.model_validate))
+        return self._http.send(
+            rq.blob_request(rq.GET_BLOB, user_id, blob_id, BlobData.model_validate)
+        )
 
     async def aget_blob(self, user_id: UUID, blob_id: UUID) -> BlobData:
         return await self._http.asend(
-            _blob_request(GET_BLOB, user_id, blob_id, BlobData.model_validate)
+            rq.blob_request(rq.GET_BLOB, user_id, blob_id, BlobData.model_validate)
         )
 
     def list_blobs(
@@ -819,7 +497,7 @@ class RemoteBackend:
     ) -> list[UUID]:
         """Ids of the user's stored blobs of a type, oldest first (processed chat blobs are
         deleted by the server, so this is the buffer for chat)."""
-        return self._http.send(_list_blobs_request(user_id, blob_type, page, page_size))
+        return self._http.send(rq.list_blobs_request(user_id, blob_type, page, page_size))
 
     async def alist_blobs(
         self,
@@ -829,23 +507,23 @@ class RemoteBackend:
         page: int = 0,
         page_size: int = 10,
     ) -> list[UUID]:
-        return await self._http.asend(_list_blobs_request(user_id, blob_type, page, page_size))
+        return await self._http.asend(rq.list_blobs_request(user_id, blob_type, page, page_size))
 
     def delete_blob(self, user_id: UUID, blob_id: UUID) -> None:
-        self._http.send(_blob_request(DELETE_BLOB, user_id, blob_id, _none))
+        self._http.send(rq.blob_request(rq.DELETE_BLOB, user_id, blob_id, rq.parse_none))
 
     async def adelete_blob(self, user_id: UUID, blob_id: UUID) -> None:
-        await self._http.asend(_blob_request(DELETE_BLOB, user_id, blob_id, _none))
+        await self._http.asend(rq.blob_request(rq.DELETE_BLOB, user_id, blob_id, rq.parse_none))
 
     # -- buffer -----------------------------------------------------------------------------
     def _capacity_request(
         self, user_id: UUID, blob_type: BlobType, status: str | None
     ) -> Request[list[UUID]]:
         return Request(
-            CAPACITY,
-            _ids,
+            rq.CAPACITY,
+            rq.parse_ids,
             {"user_id": str(user_id), "buffer_type": str(blob_type)},
-            encode_query([("status", _differs(status, "processing"))]),
+            encode_query([("status", rq.differs(status, "processing"))]),
         )
 
     def buffer_capacity(
@@ -897,7 +575,7 @@ class RemoteBackend:
             if worker is not None:
                 worker.request_delivery(user_id).result()
         with self._guards.hold(user_id):
-            results = self._http.send(_flush_request(user_id, blob_type, wait))
+            results = self._http.send(rq.flush_request(user_id, blob_type, wait))
             self._after_flush(user_id, blob_type, wait, results)
         return results
 
@@ -909,22 +587,22 @@ class RemoteBackend:
             if worker is not None:
                 await asyncio.wrap_future(worker.request_delivery(user_id))
         async with self._guards.ahold(user_id):
-            results = await self._http.asend(_flush_request(user_id, blob_type, wait))
+            results = await self._http.asend(rq.flush_request(user_id, blob_type, wait))
             await asyncio.to_thread(self._after_flush, user_id, blob_type, wait, results)
         return results
 
     # -- reads ------------------------------------------------------------------------------
     def context(self, user_id: UUID, options: ContextOptions) -> str:
-        return self._http.send(_context_request(user_id, options))
+        return self._http.send(rq.context_request(user_id, options))
 
     async def acontext(self, user_id: UUID, options: ContextOptions) -> str:
-        return await self._http.asend(_context_request(user_id, options))
+        return await self._http.asend(rq.context_request(user_id, options))
 
     def profile(self, user_id: UUID, options: ProfileOptions) -> list[Profile]:
-        return self._http.send(_profile_request(user_id, options))
+        return self._http.send(rq.profile_request(user_id, options))
 
     async def aprofile(self, user_id: UUID, options: ProfileOptions) -> list[Profile]:
-        return await self._http.asend(_profile_request(user_id, options))
+        return await self._http.asend(rq.profile_request(user_id, options))
 
     def events(
         self,
@@ -935,7 +613,7 @@ class RemoteBackend:
         need_summary: bool = False,
     ) -> list[UserEvent]:
         """The newest events (the server looks back 21 days), newest first."""
-        return self._http.send(_events_request(user_id, topk, max_token_size, need_summary))
+        return self._http.send(rq.events_request(user_id, topk, max_token_size, need_summary))
 
     async def aevents(
         self,
@@ -945,7 +623,9 @@ class RemoteBackend:
         *,
         need_summary: bool = False,
     ) -> list[UserEvent]:
-        return await self._http.asend(_events_request(user_id, topk, max_token_size, need_summary))
+        return await self._http.asend(
+            rq.events_request(user_id, topk, max_token_size, need_summary)
+        )
 
     def search_events(
         self,
@@ -955,9 +635,14 @@ class RemoteBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[UserEvent]:
-        params = _search_params(query, topk, similarity_threshold, time_range_in_days)
+        params = rq.search_params(query, topk, similarity_threshold, time_range_in_days)
         return self._http.send(
-            Request(SEARCH_EVENTS, _key("events", _EVENTS), _uid(user_id), params)
+            Request(
+                rq.SEARCH_EVENTS,
+                rq.parse_list("events", rq.EVENT_LIST),
+                rq.user_path(user_id),
+                params,
+            )
         )
 
     async def asearch_events(
@@ -968,9 +653,14 @@ class RemoteBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[UserEvent]:
-        params = _search_params(query, topk, similarity_threshold, time_range_in_days)
+        params = rq.search_params(query, topk, similarity_threshold, time_range_in_days)
         return await self._http.asend(
-            Request(SEARCH_EVENTS, _key("events", _EVENTS), _uid(user_id), params)
+            Request(
+                rq.SEARCH_EVENTS,
+                rq.parse_list("events", rq.EVENT_LIST),
+                rq.user_path(user_id),
+                params,
+            )
         )
 
     def search_gists(
@@ -981,8 +671,12 @@ class RemoteBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[EventGist]:
-        params = _search_params(query, topk, similarity_threshold, time_range_in_days)
-        return self._http.send(Request(SEARCH_GISTS, _key("gists", _GISTS), _uid(user_id), params))
+        params = rq.search_params(query, topk, similarity_threshold, time_range_in_days)
+        return self._http.send(
+            Request(
+                rq.SEARCH_GISTS, rq.parse_list("gists", rq.GIST_LIST), rq.user_path(user_id), params
+            )
+        )
 
     async def asearch_gists(
         self,
@@ -992,9 +686,11 @@ class RemoteBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[EventGist]:
-        params = _search_params(query, topk, similarity_threshold, time_range_in_days)
+        params = rq.search_params(query, topk, similarity_threshold, time_range_in_days)
         return await self._http.asend(
-            Request(SEARCH_GISTS, _key("gists", _GISTS), _uid(user_id), params)
+            Request(
+                rq.SEARCH_GISTS, rq.parse_list("gists", rq.GIST_LIST), rq.user_path(user_id), params
+            )
         )
 
     def search_events_by_tags(
@@ -1005,7 +701,7 @@ class RemoteBackend:
         topk: int = 10,
     ) -> list[UserEvent]:
         """Events carrying all ``tags`` and exactly the ``tag_values`` (newest first)."""
-        return self._http.send(_tags_request(user_id, tags, tag_values, topk))
+        return self._http.send(rq.tags_request(user_id, tags, tag_values, topk))
 
     async def asearch_events_by_tags(
         self,
@@ -1014,14 +710,14 @@ class RemoteBackend:
         tag_values: dict[str, str] | None = None,
         topk: int = 10,
     ) -> list[UserEvent]:
-        return await self._http.asend(_tags_request(user_id, tags, tag_values, topk))
+        return await self._http.asend(rq.tags_request(user_id, tags, tag_values, topk))
 
     # -- profile and event writes -----------------------------------------------------------
     def _add_profile_request(
         self, user_id: UUID, content: str, topic: str, sub_topic: str
     ) -> Request[UUID]:
-        body = _profile_body(content, topic, sub_topic)
-        return Request(ADD_PROFILE, _id, _uid(user_id), json=body)
+        body = rq.profile_body(content, topic, sub_topic)
+        return Request(rq.ADD_PROFILE, rq.parse_id, rq.user_path(user_id), json=body)
 
     def add_profile(self, user_id: UUID, content: str, topic: str, sub_topic: str) -> UUID:
         """Add a profile row as given (the server does not normalise the names)."""
@@ -1044,8 +740,8 @@ class RemoteBackend:
     ) -> None:
         """Replace a profile's content (and its topic/sub_topic when both are given). The
         server silently ignores an unknown profile id."""
-        body = _profile_body(content, topic, sub_topic)
-        self._http.send(_profile_id_request(UPDATE_PROFILE, user_id, profile_id, body))
+        body = rq.profile_body(content, topic, sub_topic)
+        self._http.send(rq.profile_id_request(rq.UPDATE_PROFILE, user_id, profile_id, body))
 
     async def aupdate_profile(
         self,
@@ -1055,69 +751,81 @@ class RemoteBackend:
         topic: str | None = None,
         sub_topic: str | None = None,
     ) -> None:
-        body = _profile_body(content, topic, sub_topic)
-        await self._http.asend(_profile_id_request(UPDATE_PROFILE, user_id, profile_id, body))
+        body = rq.profile_body(content, topic, sub_topic)
+        await self._http.asend(rq.profile_id_request(rq.UPDATE_PROFILE, user_id, profile_id, body))
 
     def delete_profile(self, user_id: UUID, profile_id: UUID) -> None:
-        self._http.send(_profile_id_request(DELETE_PROFILE, user_id, profile_id))
+        self._http.send(rq.profile_id_request(rq.DELETE_PROFILE, user_id, profile_id))
 
     async def adelete_profile(self, user_id: UUID, profile_id: UUID) -> None:
-        await self._http.asend(_profile_id_request(DELETE_PROFILE, user_id, profile_id))
+        await self._http.asend(rq.profile_id_request(rq.DELETE_PROFILE, user_id, profile_id))
 
     def import_profile(self, user_id: UUID, context: str) -> None:
         """``POST /users/profile/import`` (experimental on the server): process a free text
         about the user synchronously, flushing the chat buffer before and after."""
-        self._http.send(Request(IMPORT_PROFILE, _none, _uid(user_id), json={"context": context}))
+        self._http.send(
+            Request(
+                rq.IMPORT_PROFILE, rq.parse_none, rq.user_path(user_id), json={"context": context}
+            )
+        )
 
     async def aimport_profile(self, user_id: UUID, context: str) -> None:
         await self._http.asend(
-            Request(IMPORT_PROFILE, _none, _uid(user_id), json={"context": context})
+            Request(
+                rq.IMPORT_PROFILE, rq.parse_none, rq.user_path(user_id), json={"context": context}
+            )
         )
 
     def update_event(self, user_id: UUID, event_id: UUID, data: EventData | dict[str, Any]) -> None:
         """Merge the given keys into the event's data (no re-embedding on the server)."""
-        self._http.send(_event_request(UPDATE_EVENT, user_id, event_id, _event_body(data)))
+        self._http.send(rq.event_request(rq.UPDATE_EVENT, user_id, event_id, rq.event_body(data)))
 
     async def aupdate_event(
         self, user_id: UUID, event_id: UUID, data: EventData | dict[str, Any]
     ) -> None:
-        await self._http.asend(_event_request(UPDATE_EVENT, user_id, event_id, _event_body(data)))
+        await self._http.asend(
+            rq.event_request(rq.UPDATE_EVENT, user_id, event_id, rq.event_body(data))
+        )
 
     def delete_event(self, user_id: UUID, event_id: UUID) -> None:
-        self._http.send(_event_request(DELETE_EVENT, user_id, event_id))
+        self._http.send(rq.event_request(rq.DELETE_EVENT, user_id, event_id))
 
     async def adelete_event(self, user_id: UUID, event_id: UUID) -> None:
-        await self._http.asend(_event_request(DELETE_EVENT, user_id, event_id))
+        await self._http.asend(rq.event_request(rq.DELETE_EVENT, user_id, event_id))
 
     # -- project ----------------------------------------------------------------------------
     def get_profile_config(self) -> str:
         """The project's profile config YAML (``""`` when unset)."""
-        return self._http.send(Request(GET_CONFIG, _config))
+        return self._http.send(Request(rq.GET_CONFIG, rq.parse_config))
 
     async def aget_profile_config(self) -> str:
-        return await self._http.asend(Request(GET_CONFIG, _config))
+        return await self._http.asend(Request(rq.GET_CONFIG, rq.parse_config))
 
     def set_profile_config(self, config_yaml: str | None) -> None:
         """Set (``None``: reset) the project's profile config; the server validates it."""
-        self._http.send(Request(SET_CONFIG, _none, json={"profile_config": config_yaml}))
+        self._http.send(Request(rq.SET_CONFIG, rq.parse_none, json={"profile_config": config_yaml}))
 
     async def aset_profile_config(self, config_yaml: str | None) -> None:
-        await self._http.asend(Request(SET_CONFIG, _none, json={"profile_config": config_yaml}))
+        await self._http.asend(
+            Request(rq.SET_CONFIG, rq.parse_none, json={"profile_config": config_yaml})
+        )
 
     def usage(self) -> ProjectBilling:
         """``GET /project/billing``: tokens left this month and this month's cost."""
-        return self._http.send(Request(BILLING, ProjectBilling.model_validate))
+        return self._http.send(Request(rq.BILLING, ProjectBilling.model_validate))
 
     async def ausage(self) -> ProjectBilling:
-        return await self._http.asend(Request(BILLING, ProjectBilling.model_validate))
+        return await self._http.asend(Request(rq.BILLING, ProjectBilling.model_validate))
 
     def daily_usage(self, last_days: int = 7) -> list[DailyUsage]:
-        params = encode_query([("last_days", _differs(last_days, 7))])
-        return self._http.send(Request(USAGE, _USAGE.validate_python, params=params))
+        params = encode_query([("last_days", rq.differs(last_days, 7))])
+        return self._http.send(Request(rq.USAGE, rq.USAGE_LIST.validate_python, params=params))
 
     async def adaily_usage(self, last_days: int = 7) -> list[DailyUsage]:
-        params = encode_query([("last_days", _differs(last_days, 7))])
-        return await self._http.asend(Request(USAGE, _USAGE.validate_python, params=params))
+        params = encode_query([("last_days", rq.differs(last_days, 7))])
+        return await self._http.asend(
+            Request(rq.USAGE, rq.USAGE_LIST.validate_python, params=params)
+        )
 
     def project_users(
         self,
@@ -1128,7 +836,9 @@ class RemoteBackend:
         offset: int | None = None,
     ) -> ProjectUsers:
         """The project's users with profile/event counts (``count``: all matches)."""
-        return self._http.send(_project_users_request(search, order_by, order_desc, limit, offset))
+        return self._http.send(
+            rq.project_users_request(search, order_by, order_desc, limit, offset)
+        )
 
     async def aproject_users(
         self,
@@ -1139,7 +849,7 @@ class RemoteBackend:
         offset: int | None = None,
     ) -> ProjectUsers:
         return await self._http.asend(
-            _project_users_request(search, order_by, order_desc, limit, offset)
+            rq.project_users_request(search, order_by, order_desc, limit, offset)
         )
 
     # -- operations -------------------------------------------------------------------------
@@ -1213,7 +923,7 @@ class RemoteBackend:
         try:
             user: UserData | None = self.get_user(user_id)
         except errors.NotFoundError as exc:
-            if not _is_missing(exc):
+            if not rq.is_missing(exc):
                 raise
             user = None
         profile = self.profile(user_id, ProfileOptions())
@@ -1231,7 +941,7 @@ class RemoteBackend:
         try:
             user: UserData | None = await self.aget_user(user_id)
         except errors.NotFoundError as exc:
-            if not _is_missing(exc):
+            if not rq.is_missing(exc):
                 raise
             user = None
         profile = await self.aprofile(user_id, ProfileOptions())
