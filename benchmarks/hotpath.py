@@ -4,7 +4,8 @@ Each system runs the same conversations turn by turn through its framework; each
 timed end to end (framework + memory; the chat model is a scripted fake), the calls it made
 its caller wait on are counted (:mod:`benchmarks.probe`), and after the last turn the system
 drains its background work so the LLM cost counted at :class:`~benchmarks.llm.BenchLLM` is
-complete. Overhead is a system's turn latency minus its framework's no-memory baseline.
+complete. Overhead is a system's turn latency minus its framework's baseline, measured again
+right before the system (a paired run) so that drifting machine load cancels out.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class SystemRun:
     error: str | None = None
     overhead_p50_ms: float | None = None
     overhead_p95_ms: float | None = None
+    #: The framework baseline measured right before this system (same turns, same mode), so
+    #: slow drift of the machine's load affects both sides of the difference alike.
+    paired_baseline: SystemRun | None = None
 
     @property
     def p50_ms(self) -> float:
@@ -169,7 +173,8 @@ def _raw_tokens_of_first(conversations: Sequence[Conversation], n_turns: int) ->
 def add_overheads(runs: Sequence[SystemRun]) -> None:
     """Overhead = p50/p95 of the system minus p50/p95 of its framework's baseline (LangChain:
     ``create_agent`` with no memory; LlamaIndex: ``SimpleChatEngine`` with its default
-    ``Memory``) in the same mode. The floor's overhead is its own latency (no framework)."""
+    ``Memory``) in the same mode: the paired baseline run when there is one, else the reported
+    baseline row. The floor's overhead is its own latency (no framework)."""
     baselines: dict[tuple[str, str], SystemRun] = {}
     for run in runs:
         if run.baseline and not run.error:
@@ -180,7 +185,9 @@ def add_overheads(runs: Sequence[SystemRun]) -> None:
         if run.floor:
             run.overhead_p50_ms, run.overhead_p95_ms = run.p50_ms, run.p95_ms
             continue
-        base = baselines.get((run.framework, run.mode))
+        base = run.paired_baseline
+        if base is None or base.error or not base.turn_s:
+            base = baselines.get((run.framework, run.mode))
         if base is None:
             continue
         run.overhead_p50_ms = round(run.p50_ms - base.p50_ms, 4)

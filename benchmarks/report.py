@@ -277,6 +277,31 @@ class Report:
             lines.append(f"Fastest peer (p50 overhead): {fastest.name}.")
         return lines
 
+    def _split_table(self) -> list[str]:
+        """Framework share vs Memobase's share of the embedded adapters' overhead."""
+        lines = [
+            "| mode | adapter | framework hook cost p50 / p95 ms (reference row − baseline) "
+            "| Memobase's own work p50 / p95 ms (adapter − reference row) |",
+            "|---|---|---:|---:|",
+        ]
+        pairs = (
+            ("empty middleware", "MemobaseMiddleware (embedded)"),
+            ("StaticMemoryBlock", "MemobaseMemory (embedded)"),
+        )
+        for mode in ("instant", "hosted"):
+            runs = [r for r in self._runs(mode) if not r.error and r.turn_s]
+            for ref_key, adapter_key in pairs:
+                ref = next((r for r in runs if ref_key in r.name), None)
+                adapter = next((r for r in runs if adapter_key in r.name), None)
+                if ref is None or adapter is None or ref.overhead_p50_ms is None:
+                    continue
+                lines.append(
+                    f"| {mode} | {adapter.name} | {_fmt(ref.overhead_p50_ms)} / "
+                    f"{_fmt(ref.overhead_p95_ms)} | {adapter.p50_ms - ref.p50_ms:.3f} / "
+                    f"{adapter.p95_ms - ref.p95_ms:.3f} |"
+                )
+        return lines if len(lines) > 2 else []
+
     def _cost_table(self) -> list[str]:
         lines = [
             "| system | messages | LLM calls / 100 msgs | embedding calls / 100 msgs "
@@ -320,6 +345,18 @@ class Report:
             out += [f"## {title}", "", f"{turns} turns per system.", ""]
             out += self._hot_table(mode)
             out.append("")
+        split = self._split_table()
+        if split:
+            out += [
+                "## Where the embedded adapters' overhead goes",
+                "",
+                "A middleware with empty hooks (LangChain) and a `StaticMemoryBlock` of "
+                "context-sized text (LlamaIndex) cost what any memory plugged in the same way "
+                "costs; the rest is Memobase's own work (context read, turn recording).",
+                "",
+                *split,
+                "",
+            ]
         out += [
             "## LLM cost per conversation (instant run, the whole conversation set)",
             "",

@@ -109,6 +109,7 @@ def _factories() -> list[tuple[str, Callable[[BenchEnv], BenchSystem]]]:
         LangChainChatHistory,
         LangChainMemobase,
         LangChainNoMemory,
+        LangChainNoopMiddleware,
     )
     from benchmarks.systems.llamaindex_systems import (
         LlamaDefaultMemory,
@@ -116,17 +117,20 @@ def _factories() -> list[tuple[str, Callable[[BenchEnv], BenchSystem]]]:
         LlamaMem0,
         LlamaMemobase,
         LlamaNoMemory,
+        LlamaStaticBlock,
     )
 
     # langchain_core installs its own "always" filter for its deprecation warnings on import.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     return [
         ("lc-none", LangChainNoMemory),
+        ("lc-empty-middleware", LangChainNoopMiddleware),
         ("lc-history", LangChainChatHistory),
         ("lc-memobase-embedded", lambda env: LangChainMemobase(env, "embedded")),
         ("lc-memobase-remote", lambda env: LangChainMemobase(env, "remote")),
         ("li-none", LlamaNoMemory),
         ("li-memory", LlamaDefaultMemory),
+        ("li-static-block", LlamaStaticBlock),
         ("li-memobase-embedded", lambda env: LlamaMemobase(env, "embedded")),
         ("li-memobase-remote", lambda env: LlamaMemobase(env, "remote")),
         ("li-fact", LlamaFactExtraction),
@@ -167,11 +171,21 @@ def _hot_path(
         env.workdir.mkdir(parents=True, exist_ok=True)
         if latency is INSTANT:
             instant_env = env
-        for key, factory in _factories():
+        factories = _factories()
+        by_key = dict(factories)
+        baselines = {"lc": by_key["lc-none"], "li": by_key["li-memory"]}
+        for key, factory in factories:
             if cfg.systems and not any(s in key for s in cfg.systems):
                 continue
             started = time.perf_counter()
+            paired = None
+            prefix = key.split("-")[0]
+            if prefix in baselines and factory is not baselines[prefix]:
+                paired = run_system(
+                    baselines[prefix], env, convs, latency.name, warmup_turns=cfg.warmup_turns
+                )
             run = run_system(factory, env, convs, latency.name, warmup_turns=cfg.warmup_turns)
+            run.paired_baseline = paired
             if "remote" in key:
                 run.cost_measured = False  # processing happens server-side
             runs.append(run)

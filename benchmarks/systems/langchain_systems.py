@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest
 from langchain_core.chat_history import InMemoryChatMessageHistory
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -24,6 +25,7 @@ __all__ = [
     "LangChainChatHistory",
     "LangChainMemobase",
     "LangChainNoMemory",
+    "LangChainNoopMiddleware",
     "ScriptedChatModel",
 ]
 
@@ -58,6 +60,38 @@ class LangChainNoMemory(BenchSystem):
 
     def setup(self) -> None:
         self.agent: Any = create_agent(ScriptedChatModel(script=self.env.script))
+
+    def begin_session(self, user_id: str, session_index: int) -> None:
+        self.user_id = user_id
+
+    def run_turn(self, turn: Turn) -> None:
+        self.agent.invoke({"messages": [HumanMessage(content=turn.user)]})
+
+
+class NoopMiddleware(AgentMiddleware[AgentState[Any], Any]):
+    """The same three hooks MemobaseMiddleware uses, doing nothing: what LangGraph charges
+    for a middleware's extra graph nodes before any memory work."""
+
+    def before_agent(self, state: AgentState[Any], runtime: Any) -> dict[str, Any] | None:
+        return None
+
+    def wrap_model_call(self, request: ModelRequest[Any], handler: Any) -> Any:
+        return handler(request)
+
+    def after_agent(self, state: AgentState[Any], runtime: Any) -> dict[str, Any] | None:
+        return None
+
+
+class LangChainNoopMiddleware(BenchSystem):
+    """Reference row: ``create_agent`` + a middleware with empty hooks."""
+
+    name = "langchain: create_agent + empty middleware (reference)"
+    framework = "langchain"
+
+    def setup(self) -> None:
+        self.agent: Any = create_agent(
+            ScriptedChatModel(script=self.env.script), middleware=[NoopMiddleware()]
+        )
 
     def begin_session(self, user_id: str, session_index: int) -> None:
         self.user_id = user_id

@@ -22,7 +22,7 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.llms import CustomLLM
 from llama_index.core.memory import Memory
-from llama_index.core.memory.memory_blocks import FactExtractionMemoryBlock
+from llama_index.core.memory.memory_blocks import FactExtractionMemoryBlock, StaticMemoryBlock
 from llama_index.core.memory.types import BaseMemory
 
 from benchmarks.conversations import Turn
@@ -36,15 +36,17 @@ __all__ = [
     "LlamaMem0",
     "LlamaMemobase",
     "LlamaNoMemory",
+    "LlamaStaticBlock",
 ]
 
 #: Memory settings for the fact block: the defaults (30k token limit) would hand it messages
-#: only after ~21k tokens of one session, i.e. never in these conversations. These make it
-#: extract after ~1k tokens of a session, about Memobase's own buffer threshold (1024).
+#: only after ~21k tokens of one session, i.e. never in these ~750-token sessions. These make
+#: it extract once ~500 tokens of a session are in the FIFO and then every ~250 tokens: about
+#: twice per session, a little more often than Memobase's 1024-token buffer threshold.
 FACT_BLOCK_MEMORY: dict[str, Any] = {
-    "token_limit": 2048,
+    "token_limit": 1000,
     "chat_history_token_ratio": 0.5,
-    "token_flush_size": 512,
+    "token_flush_size": 250,
 }
 
 
@@ -162,6 +164,27 @@ class LlamaDefaultMemory(_LlamaSystem):
 
     def begin_session(self, user_id: str, session_index: int) -> None:
         self._engine(Memory.from_defaults(session_id=f"{user_id}:{session_index}"))
+
+
+#: About the size of a real Memobase context (a dozen profile lines and a few events).
+STATIC_TEXT = "\n".join(
+    f"- interest::hobby_{i}: likes hiking, jazz and green tea; plays chess on weekends"
+    for i in range(12)
+)
+
+
+class LlamaStaticBlock(_LlamaSystem):
+    """Reference row: default ``Memory`` + a ``StaticMemoryBlock`` of context-sized text.
+    Any block with content makes ``Memory.get`` render its Jinja template every turn."""
+
+    name = "llamaindex: default Memory + StaticMemoryBlock (reference)"
+
+    def begin_session(self, user_id: str, session_index: int) -> None:
+        block = StaticMemoryBlock(name="profile", static_content=STATIC_TEXT)
+        memory = Memory.from_defaults(
+            session_id=f"{user_id}:{session_index}", memory_blocks=[block]
+        )
+        self._engine(memory)
 
 
 class LlamaFactExtraction(_LlamaSystem):
