@@ -100,34 +100,45 @@ def events_timeline(events: Sequence[UserEvent], *, title: str | None = None) ->
     return Group(*panels)
 
 
-def status_table(status: MemoryStatus) -> Table:
-    """Work outstanding: totals first, then one row per user with something pending."""
+def status_table(status: MemoryStatus) -> Group:
+    """Work outstanding: one row per user with something pending, totals in the caption, and
+    each user's last error under the table (errors are sentences; a column would crush them).
+    """
     table = Table(
         title=f"memory status ({status.backend})",
-        box=box.ROUNDED,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
         caption=(
             f"pending turns: {status.pending_turns} · buffered tokens: "
             f"{status.buffered_tokens} · failures: {status.failed}"
         ),
     )
-    table.add_column("user", no_wrap=True)
+    # Fits 80 columns: "running" only appears while a flush is in progress.
+    running = any(user.processing for user in status.users)
+    table.add_column("user", no_wrap=True, min_width=36)
     table.add_column("pending", justify="right", no_wrap=True)
     table.add_column("tokens", justify="right", no_wrap=True)
-    table.add_column("running", justify="right", no_wrap=True)
+    if running:
+        table.add_column("running", justify="right", no_wrap=True)
     table.add_column("failed", justify="right", no_wrap=True)
     table.add_column("last flush", no_wrap=True)
-    table.add_column("last error", overflow="fold", min_width=10)
+    errors: list[RenderableType] = []
     for user in status.users:
-        table.add_row(
+        cells: list[RenderableType] = [
             Text(str(user.user_id)),
             str(user.pending_turns),
             str(user.buffered_tokens),
-            str(user.processing),
+        ]
+        if running:
+            cells.append(str(user.processing))
+        cells += [
             Text(str(user.failed), style="red" if user.failed else ""),
             Text(timestamp(user.last_flush_at)),
-            Text(user.last_error or "", style="red"),
-        )
-    return table
+        ]
+        table.add_row(*cells)
+        if user.last_error:
+            errors.append(Text.assemble((f"{user.user_id} last error: ", "red"), user.last_error))
+    return Group(table, *errors)
 
 
 def chat_results_table(

@@ -329,3 +329,16 @@ def test_profile_topic_filter(cli: RunCLI, store: Store) -> None:
     )
     assert empty.code == 0, empty.stderr
     assert json.loads(empty.stdout) == []
+
+
+def test_a_failing_llm_is_exit_5_and_the_turns_stay_buffered(cli: RunCLI, store: Store) -> None:
+    env = clean_env(OPENAI_BASE_URL=f"http://127.0.0.1:{_closed_port()}/v1")
+    result = cli("flush", "bob", "--database-url", store.url, env=env)
+    assert result.code == 5, result.stderr
+    assert_one_line_error(result.stderr, "entry_summary", "stay buffered")
+    status = cli("status", "bob", "--database-url", store.url)
+    assert status.code == 0
+    assert "1 " in status.stdout and "last error" in status.stdout
+    data = json.loads(cli("status", "bob", "--json", "--database-url", store.url).stdout)
+    (bob,) = data["users"]
+    assert bob["pending_turns"] == 1 and bob["failed"] == 1 and bob["last_error"]
