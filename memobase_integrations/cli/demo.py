@@ -240,6 +240,17 @@ def _build_runner(
     return LlamaIndexRunner(mb, USER_ID, setup, notes, SYSTEM_PROMPT)
 
 
+_EXTRAS: dict[Framework, str] = {"langchain": "langchain", "llamaindex": "llamaindex"}
+
+
+def _missing_framework(framework: Framework, exc: ImportError) -> Text:
+    return Text(
+        f"note: skipping the {framework} sessions: {exc.name or exc} is not installed "
+        f"(pip install 'memobase-integrations[{_EXTRAS[framework]}]').",
+        style="yellow",
+    )
+
+
 def _frameworks(choice: str) -> tuple[Framework, ...]:
     normalized = choice.strip().lower().replace("-", "").replace("_", "")
     if normalized == "both":
@@ -282,13 +293,23 @@ def run_demo(
     user = mb.user(USER_ID)
     notes: list[str] = []
     runners: dict[Framework, ChatRunner] = {}
+    missing: set[Framework] = set()
     try:
         for session in SESSIONS:
             if session.framework not in frameworks:
                 continue
+            if session.framework in missing:
+                continue
             if session.framework not in runners:
-                with console.status(f"loading {session.framework} …"):
-                    runners[session.framework] = _build_runner(session.framework, mb, setup, notes)
+                try:
+                    with console.status(f"loading {session.framework} …"):
+                        runners[session.framework] = _build_runner(
+                            session.framework, mb, setup, notes
+                        )
+                except ImportError as exc:
+                    missing.add(session.framework)
+                    console.print(_missing_framework(session.framework, exc))
+                    continue
                 for note in notes:
                     console.print(Text(f"note: {note}", style="yellow"))
                 notes.clear()
@@ -311,6 +332,12 @@ def run_demo(
             if last is not None and remembered_facts(last.system_prompts):
                 _show_system_prompt(console, last, session.framework)
             _process(console, mb, user.external_id)
+        if missing == set(frameworks):
+            raise CLIError(
+                "The demo needs LangChain or LlamaIndex: pip install "
+                "'memobase-integrations[langchain,llamaindex]'.",
+                ExitCode.CONFIG,
+            )
         _finale(console, mb, setup)
     finally:
         for runner in runners.values():

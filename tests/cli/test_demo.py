@@ -61,19 +61,30 @@ def test_demo_runs_offline_end_to_end(cli: RunCLI, tmp_path: Path) -> None:
     assert profile.code == 0 and "Gus" in profile.stdout
 
 
-def test_demo_offline_flag_ignores_a_configured_llm_and_starts_fresh(
-    cli: RunCLI, tmp_path: Path
-) -> None:
-    """--offline must not touch the (unreachable) endpoint from the environment, and an
-    existing file is replaced (fresh each run unless --keep)."""
+def test_demo_offline_fresh_and_with_one_framework_missing(cli: RunCLI, tmp_path: Path) -> None:
+    """--offline must not touch the (unreachable) endpoint from the environment; an existing
+    file is replaced (fresh each run unless --keep); a framework that is not installed is
+    skipped with a note saying which extra to install, and the rest of the demo runs."""
     db = tmp_path / "demo.db"
     db.write_bytes(b"not a database")
-    env = clean_env(OPENAI_API_KEY="sk-test-not-real", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
-    result = cli("demo", "--offline", "--framework", "langchain", "--db", str(db), env=env)
+    blocker = tmp_path / "no-llama"
+    (blocker / "llama_index").mkdir(parents=True)
+    (blocker / "llama_index" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'llama_index'\", name='llama_index')\n"
+    )
+    env = clean_env(
+        OPENAI_API_KEY="sk-test-not-real",
+        OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+        PYTHONPATH=str(blocker),
+    )
+    result = cli("demo", "--offline", "--db", str(db), env=env)
     assert result.code == 0, result.stderr[-3000:]
-    assert "OFFLINE DEMO" in result.stdout
-    assert "SimpleChatEngine(" not in result.stdout  # only the chosen framework ran
-    assert "sk-test-not-real" not in result.stdout + result.stderr
+    out = result.stdout
+    assert "OFFLINE DEMO" in out
+    assert "skipping the llamaindex sessions" in out and "[llamaindex]" in out
+    assert "SimpleChatEngine(" not in out and "create_agent(" in out
+    assert "profile of gus" in out
+    assert "sk-test-not-real" not in out + result.stderr
     assert db.read_bytes()[:16] == b"SQLite format 3\x00"
 
 
