@@ -79,11 +79,12 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts."
 
 
 def _stdout() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    # markup=False: user ids and memos are data; "[b]" in one must print as typed.
+    return Console(highlight=False, soft_wrap=False, markup=False)
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False)
 
 
 def _print_json(data: Any) -> None:
@@ -311,7 +312,7 @@ def flush(
             return
         outcome: dict[str, Any] = {}
         for u in users:
-            with err.status(f"processing {u.external_id} …", spinner="dots"):
+            with err.status(Text(f"processing {u.external_id} …"), spinner="dots"):
                 results = u.flush(wait=True)
             if json_out:
                 outcome[u.external_id] = [r.model_dump(mode="json") for r in results]

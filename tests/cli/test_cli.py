@@ -342,3 +342,19 @@ def test_a_failing_llm_is_exit_5_and_the_turns_stay_buffered(cli: RunCLI, store:
     data = json.loads(cli("status", "bob", "--json", "--database-url", store.url).stdout)
     (bob,) = data["users"]
     assert bob["pending_turns"] == 1 and bob["failed"] == 1 and bob["last_error"]
+
+
+def test_user_ids_print_as_typed_not_as_markup(cli: RunCLI, store: Store) -> None:
+    odd = "[bold]mallory[/bold]"
+    with store.open() as mb:
+        mb.user(odd).record(
+            [
+                {"role": "user", "content": "My name is Mallory [mention] and I live in Oslo."},
+                {"role": "assistant", "content": "Hi!"},
+            ]
+        )
+        mb.user(odd).flush()
+    result = cli("profile", odd, "--database-url", store.url)
+    assert result.code == 0, result.stderr
+    assert f"profile of {odd}" in result.stdout
+    assert "Oslo" in result.stdout
