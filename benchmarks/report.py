@@ -134,13 +134,17 @@ class Report:
 
     def targets(self) -> list[Target]:
         out: list[Target] = []
-        memobase = [r for r in self.runs if r.memobase and not r.error]
-        if memobase:
+        for backend in ("embedded", "remote"):
+            memobase = [
+                r for r in self.runs if r.memobase and not r.error and f"({backend})" in r.name
+            ]
+            if not memobase:
+                continue
             worst = max(memobase, key=lambda r: r.calls_per_turn)
             out.append(
                 Target(
                     "Zero LLM, embedding or network calls on the caller's thread per turn "
-                    "(Memobase systems)",
+                    f"(Memobase adapters, {backend})",
                     f"max {worst.calls_per_turn:g} calls/turn ({worst.name}, {worst.mode})",
                     worst.calls_per_turn == 0,
                 )
@@ -284,10 +288,7 @@ class Report:
             "| Memobase's own work p50 / p95 ms (adapter − reference row) |",
             "|---|---|---:|---:|",
         ]
-        pairs = (
-            ("empty middleware", "MemobaseMiddleware (embedded)"),
-            ("StaticMemoryBlock", "MemobaseMemory (embedded)"),
-        )
+        pairs = (("empty middleware", "MemobaseMiddleware (embedded)"),)
         for mode in ("instant", "hosted"):
             runs = [r for r in self._runs(mode) if not r.error and r.turn_s]
             for ref_key, adapter_key in pairs:
@@ -350,9 +351,9 @@ class Report:
             out += [
                 "## Where the embedded adapters' overhead goes",
                 "",
-                "A middleware with empty hooks (LangChain) and a `StaticMemoryBlock` of "
-                "context-sized text (LlamaIndex) cost what any memory plugged in the same way "
-                "costs; the rest is Memobase's own work (context read, turn recording).",
+                "A middleware with the same hooks doing nothing costs what any LangChain "
+                "middleware costs (LangGraph runs `before_agent` and `after_agent` as graph "
+                "nodes); the rest is Memobase's own work (context read, turn recording).",
                 "",
                 *split,
                 "",
