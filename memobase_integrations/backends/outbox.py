@@ -84,6 +84,9 @@ __all__ = [
 
 log = logging.getLogger("memobase_integrations.outbox")
 
+# How often the worker folds the WAL back into the outbox file (record() never does).
+_CHECKPOINT_SECONDS = 5.0
+
 # -- per-user mutual exclusion ---------------------------------------------------------------
 
 
@@ -286,14 +289,19 @@ class DeliveryWorker:
         return self._drain_deadline is not None and time.monotonic() >= self._drain_deadline
 
     def _run(self) -> None:
+        next_checkpoint = 0.0
         while True:
             self._wake.clear()
             try:
                 self._run_jobs()
                 if self._drain_deadline is not None:
                     self._drain()
+                    self.store.checkpoint()
                     return
                 busy = self._background_pass()
+                if time.monotonic() >= next_checkpoint:
+                    self.store.checkpoint()
+                    next_checkpoint = time.monotonic() + _CHECKPOINT_SECONDS
             except Exception:  # never let the thread die: a bug here must not lose turns
                 log.exception("The Memobase outbox worker hit an unexpected error; continuing.")
                 busy = False

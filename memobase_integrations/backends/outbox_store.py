@@ -166,6 +166,7 @@ class OutboxStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._write_lock = _write_lock_for(self.path)
         self._generation = 0
         self._connections: list[sqlite3.Connection] = []
         conn = self._conn()
@@ -187,6 +188,10 @@ class OutboxStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            # A commit that crosses the WAL size limit would checkpoint (and fsync) inline,
+            # on whatever thread committed: possibly the app's, inside record(). The worker
+            # checkpoints instead (see checkpoint()).
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
             raise errors.ConfigurationError(
                 f"The outbox file {str(self.path)!r} cannot be opened ({exc}). Set outbox_path "
@@ -204,16 +209,22 @@ class OutboxStore:
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self._conn().execute(sql, args).fetchall()
 
+    def _write(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """One writing statement (autocommit); returns the rows it changed."""
+        with self._write_lock:
+            return self._conn().execute(sql, args).rowcount
+
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close every connection; a later call reopens one (recording stays possible)."""
@@ -224,17 +235,21 @@ class OutboxStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
 
+    def checkpoint(self) -> None:
+        """Move the WAL into the database file (the worker calls this, off the hot path)."""
+        with contextlib.suppress(sqlite3.Error), self._write_lock:
+            self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     # -- recording --------------------------------------------------------------------------
     def add(self, scope: str, user_id: UUID, turn_id: str, blobs: list[dict[str, Any]]) -> bool:
         """Store a turn; ``False`` if this turn id was already recorded for the user."""
         now = time.time()
-        conn = self._conn()
-        cur = conn.execute(
+        changed = self._write(
             "INSERT OR IGNORE INTO outbox_turns (scope, user_id, turn_id, blobs, n_blobs, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (scope, str(user_id), turn_id, json.dumps(blobs), len(blobs), now, now),
         )
-        return cur.rowcount == 1
+        return changed == 1
 
     # -- reading ----------------------------------------------------------------------------
     def has_undelivered(self, scope: str, user_id: UUID) -> bool:
@@ -482,13 +497,13 @@ class OutboxStore:
 
     def rebuffer_finished(self, scope: str, user_id: UUID) -> None:
         """Every blob of the failed buffer was handled (or no longer exists here)."""
-        self._conn().execute(
+        self._write(
             "UPDATE outbox_users SET rebuffer_ids='[]' WHERE scope=? AND user_id=?",
             (scope, str(user_id)),
         )
 
     def set_uncertain(self, seq: int, index: int | None) -> None:
-        self._conn().execute("UPDATE outbox_turns SET uncertain=? WHERE seq=?", (index, seq))
+        self._write("UPDATE outbox_turns SET uncertain=? WHERE seq=?", (index, seq))
 
     # -- leases -----------------------------------------------------------------------------
     def claim(self, scope: str, user_id: UUID, owner: str, seconds: float) -> bool:
@@ -514,7 +529,7 @@ class OutboxStore:
             return True
 
     def release(self, scope: str, user_id: UUID, owner: str) -> None:
-        self._conn().execute(
+        self._write(
             "UPDATE outbox_users SET lease_owner=NULL, lease_until=0 WHERE scope=? AND "
             "user_id=? AND lease_owner=?",
             (scope, str(user_id), owner),
@@ -687,6 +702,18 @@ def _datetime(ts: float | None) -> datetime | None:
 
 
 _HOST = socket.gethostname()
+
+# Writers of one file inside this process queue on a Python lock: it hands over at once,
+# where SQLite's busy handler would poll in millisecond sleeps (a record() waiting behind
+# the worker's commit would pay that). Other processes still meet SQLite's own locking.
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock_for(path: Path) -> threading.Lock:
+    key = str(path.resolve()) if str(path) != ":memory:" else f":memory:{id(path)}"
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
 
 def lease_owner_id() -> str:
