@@ -136,6 +136,9 @@ class FakeMemobase:
                 return _err(404, f"Blob with id {bid} of user {uid} not found")
             data = {**blob.body, "created_at": _NOW, "updated_at": _NOW}
             return _ok(data)
+        if parts[:2] == ["users", "context"]:
+            processed = sum(1 for u, _, _ in self.processed if u == parts[2])
+            return _ok({"context": f"# Memory\n{processed} processed blobs\n"})
         if parts[:2] == ["users", "profile"] and method == "GET":
             return _ok({"profiles": []})
         if parts[:2] == ["users", "event"] and method == "GET":
