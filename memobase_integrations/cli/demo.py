@@ -291,46 +291,20 @@ def run_demo(
         )
     mb = Memobase(RecordTap(inner, recorded).as_backend())
     user = mb.user(USER_ID)
-    notes: list[str] = []
     runners: dict[Framework, ChatRunner] = {}
     missing: set[Framework] = set()
     try:
         for session in SESSIONS:
-            if session.framework not in frameworks:
+            if session.framework not in frameworks or session.framework in missing:
                 continue
-            if session.framework in missing:
-                continue
-            if session.framework not in runners:
-                try:
-                    with console.status(f"loading {session.framework} …"):
-                        runners[session.framework] = _build_runner(
-                            session.framework, mb, setup, notes
-                        )
-                except ImportError as exc:
+            runner = runners.get(session.framework)
+            if runner is None:
+                runner = _load_runner(console, session.framework, mb, setup)
+                if runner is None:
                     missing.add(session.framework)
-                    console.print(_missing_framework(session.framework, exc))
                     continue
-                for note in notes:
-                    console.print(Text(f"note: {note}", style="yellow"))
-                notes.clear()
-            runner = runners[session.framework]
-            runner.new_session()
-            console.print()
-            console.print(Rule(Text(session.title, style="bold"), style="cyan"))
-            console.print(Text(runner.label, style="dim"))
-            last: Exchange | None = None
-            for message in session.messages:
-                recorded.blobs.clear()
-                console.print(Text.assemble(("you  › ", "bold green"), message))
-                with console.status("the agent is answering …"):
-                    last = runner.ask(message)
-                console.print(Text.assemble(("bot  › ", "bold blue"), last.reply))
-                if recorded.blobs:
-                    console.print(_recorded_table(recorded.blobs))
-                else:
-                    console.print(Text("(nothing recorded for this turn)", style="red"))
-            if last is not None and remembered_facts(last.system_prompts):
-                _show_system_prompt(console, last, session.framework)
+                runners[session.framework] = runner
+            _run_session(console, runner, session, recorded)
             _process(console, mb, user.external_id)
         if missing == set(frameworks):
             raise CLIError(
@@ -354,6 +328,45 @@ def run_demo(
         console.print(
             Text(f"  memobase-integrations {command} --database-url {url}"), soft_wrap=True
         )
+
+
+def _load_runner(
+    console: Console, framework: Framework, mb: Memobase, setup: DemoSetup
+) -> ChatRunner | None:
+    """The framework's chat app, or ``None`` (with a note) when it is not installed."""
+    notes: list[str] = []
+    try:
+        with console.status(f"loading {framework} …"):
+            runner = _build_runner(framework, mb, setup, notes)
+    except ImportError as exc:
+        console.print(_missing_framework(framework, exc))
+        return None
+    for note in notes:
+        console.print(Text(f"note: {note}", style="yellow"))
+    return runner
+
+
+def _run_session(
+    console: Console, runner: ChatRunner, session: Session, recorded: _Recorded
+) -> None:
+    """One conversation: each turn, what was recorded, then the prompt the model saw."""
+    runner.new_session()
+    console.print()
+    console.print(Rule(Text(session.title, style="bold"), style="cyan"))
+    console.print(Text(runner.label, style="dim"))
+    last: Exchange | None = None
+    for message in session.messages:
+        recorded.blobs.clear()
+        console.print(Text.assemble(("you  › ", "bold green"), message))
+        with console.status("the agent is answering …"):
+            last = runner.ask(message)
+        console.print(Text.assemble(("bot  › ", "bold blue"), last.reply))
+        if recorded.blobs:
+            console.print(_recorded_table(recorded.blobs))
+        else:
+            console.print(Text("(nothing recorded for this turn)", style="red"))
+    if last is not None and remembered_facts(last.system_prompts):
+        _show_system_prompt(console, last, session.framework)
 
 
 def _process(console: Console, mb: Memobase, user_id: str) -> None:
