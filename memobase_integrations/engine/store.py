@@ -262,11 +262,11 @@ class Store:
         self._memory = self.dialect == "sqlite" and _is_memory_sqlite(self.url)
         # A single in-memory SQLite connection is shared by all threads: serialize its use.
         self._serial: threading.RLock | None = threading.RLock() if self._memory else None
-        # SQLite has one writer at a time. Threads of this process queue on a Python lock
-        # (woken at once) instead of SQLite's busy handler, which sleeps 10-100 ms between
-        # retries; other processes still wait through busy_timeout.
-        self._write_lock: threading.Lock | None = (
-            threading.Lock() if self.dialect == "sqlite" and not self._memory else None
+        # SQLite has one writer at a time. Threads of this process queue on a FIFO lock
+        # (woken at once, in arrival order) instead of SQLite's busy handler, which sleeps
+        # 10-100 ms between retries; other processes still wait through busy_timeout.
+        self._write_lock: _FifoLock | None = (
+            _FifoLock() if self.dialect == "sqlite" and not self._memory else None
         )
         self.engine = self._create_engine(dict(engine_options or {}), busy_timeout_seconds)
         self._open_schema()
@@ -1374,6 +1374,32 @@ class Store:
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+
+
+class _FifoLock:
+    """A ticket lock: waiters get it in arrival order.
+
+    ``threading.Lock`` lets the releasing thread take it straight back, so a thread recording
+    turns in a tight loop could starve the flush worker (and other recorders) for as long as
+    the burst lasts; with tickets every waiter gets its turn.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._cond.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
 
 
 def _normalise_url(raw: str) -> sa.URL:

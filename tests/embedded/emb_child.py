@@ -3,8 +3,10 @@
 ``python emb_child.py record URL SCHEMA USERS TURNS DELAY``
     Records TURNS small turns round-robin over USERS users with the background worker running
     (low threshold, so flushes happen while recording). After each ``record`` returns it prints
-    ``R <turn_id>``; each LLM request prints ``L <step>`` before it is answered (after DELAY
-    seconds). The parent kills this process with SIGKILL at a moment of its choosing.
+    ``R <turn_id>``; each LLM request prints ``L <step> fast|slow`` before it is answered. From
+    the 200th turn on, requests are answered only after DELAY seconds ("slow"), so a parent that
+    kills on a "slow" line kills while that flush's LLM call is surely in flight. The parent
+    kills this process with SIGKILL at a moment of its choosing.
 
 ``python emb_child.py exit URL SCHEMA TURNS``
     Records TURNS turns for one user (no threshold flush) and returns from the script without
@@ -56,22 +58,24 @@ class Announce(httpx.BaseTransport):
         if step == "entry_summary":
             markers = MARKER_LINE.findall(request.content.decode("utf-8", "replace"))
             say("S " + " ".join(markers))
-        say(f"L {step}")
-        if self.delay:
-            time.sleep(self.delay)
+        delay = self.delay
+        say(f"L {step} {'slow' if delay else 'fast'}")
+        if delay:
+            time.sleep(delay)
         return self.inner.handle_request(request)
 
 
-def build(url: str, schema: str, delay: float, policy: FlushPolicy, **kw: Any) -> EmbeddedBackend:
+def build(
+    url: str, schema: str, delay: float, policy: FlushPolicy, **kw: Any
+) -> tuple[EmbeddedBackend, Announce]:
     standin = StandInLLM()
+    announce = Announce(standin.transport(), delay)
     settings = standin.settings().model_copy(
-        update={
-            "http_client": httpx.Client(transport=Announce(standin.transport(), delay)),
-            "max_retries": 0,
-        }
+        update={"http_client": httpx.Client(transport=announce), "max_retries": 0}
     )
     options = pg_engine_options(schema) if schema != "-" else {}
-    return EmbeddedBackend(url, llm=settings, policy=policy, engine_options=options, **kw)
+    backend = EmbeddedBackend(url, llm=settings, policy=policy, engine_options=options, **kw)
+    return backend, announce
 
 
 def user_ids(count: int) -> list[uuid.UUID]:
@@ -85,10 +89,12 @@ def record(url: str, schema: str, users: int, turns: int, delay: float) -> None:
         flush_on_close=False,
         worker_poll_seconds=0.1,
     )
-    backend = build(url, schema, delay, policy, lease_seconds=1.0)
+    backend, announce = build(url, schema, 0.0, policy, lease_seconds=1.0)
     ids = user_ids(users)
     say("READY")
     for n in range(turns):
+        if n == 200:
+            announce.delay = delay
         k = n % users
         turn_id = f"mk-{k}-{n}"
         backend.record(ids[k], turn_to_blobs(marker_turn(k, n)), turn_id)
@@ -101,7 +107,7 @@ def exit_without_close(url: str, schema: str, turns: int) -> None:
     policy = FlushPolicy(
         buffer_token_threshold=10**9, idle_flush_seconds=None, close_timeout_seconds=60
     )
-    backend = build(url, schema, 0.0, policy)
+    backend, _ = build(url, schema, 0.0, policy)
     user = user_ids(1)[0]
     for n in range(turns):
         backend.record(user, turn_to_blobs(marker_turn(0, n)), f"mk-0-{n}")
@@ -113,7 +119,7 @@ def flush(url: str, schema: str, delay: float, max_tokens: int, users: list[str]
     policy = FlushPolicy(
         max_process_tokens=max_tokens, idle_flush_seconds=None, flush_on_close=False
     )
-    backend = build(url, schema, delay, policy, start_worker=False, lease_seconds=5.0)
+    backend, _ = build(url, schema, delay, policy, start_worker=False, lease_seconds=5.0)
     say("READY")
     sys.stdin.readline()
     for user in users:

@@ -16,6 +16,7 @@ import collections
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -41,6 +42,9 @@ def run_child_until_killed(db: DbTarget, *, delay: float, kill_when: str) -> lis
     receipts: list[str] = []
     killed_in_flight = False
     assert child.stdout is not None
+    # Never hang: if the expected moment does not come, the child dies after a minute anyway.
+    guard = threading.Timer(60, child.kill)
+    guard.start()
     try:
         for line in child.stdout:
             kind, _, rest = line.strip().partition(" ")
@@ -48,12 +52,13 @@ def run_child_until_killed(db: DbTarget, *, delay: float, kill_when: str) -> lis
                 receipts.append(rest)
             if kill_when == "midway" and len(receipts) >= TURNS // 2:
                 break
-            if kill_when == "in_flight" and kind == "L" and len(receipts) >= 200:
-                killed_in_flight = True  # the LLM call just started: its flush cannot commit
+            if kill_when == "in_flight" and kind == "L" and rest.endswith("slow"):
+                # That LLM call is held for several seconds: its flush cannot have committed.
+                killed_in_flight = True
                 break
-            if kind == "DONE":
-                break
+            # (On "DONE" the child keeps its worker running: in_flight waits for its next call.)
     finally:
+        guard.cancel()
         child.send_signal(signal.SIGKILL)
         child.wait(30)
         child.stdout.close()
@@ -80,7 +85,7 @@ def read_store(db: DbTarget) -> tuple[list[tuple[str, list[str]]], set[str], set
 @pytest.mark.parametrize("kill_when", ["midway", "in_flight"])
 def test_sigkill_loses_nothing_and_processes_nothing_twice(db: DbTarget, kill_when: str) -> None:
     receipts = run_child_until_killed(
-        db, delay=0.3 if kill_when == "in_flight" else 0.0, kill_when=kill_when
+        db, delay=10.0 if kill_when == "in_flight" else 0.0, kill_when=kill_when
     )
     assert len(receipts) >= 200
 
