@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import logging
 import math
 import os
@@ -51,7 +52,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..engine.config import ProfileConfig, ResolvedConfig
@@ -185,7 +186,10 @@ class EmbeddedBackend:
         if start_worker:
             self._worker = FlushWorker(self, self.policy)
             self._worker.start()
-        atexit.register(_close_at_exit, weakref.ref(self))
+        # Drain on interpreter exit (bounded by close_timeout_seconds); a weak reference so
+        # the hook never keeps a forgotten backend alive.
+        self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
+        atexit.register(self._atexit)
 
     def __repr__(self) -> str:
         return f"EmbeddedBackend(database={self.store.safe_url!r}, llm={self.llm!r})"
@@ -552,7 +556,7 @@ class EmbeddedBackend:
         return self.llm.embed([query])[0]
 
     def _similar_gists(
-        self, user_id: uuid.UUID, query: str, topk: int, threshold: float, since: Any
+        self, user_id: uuid.UUID, query: str, topk: int, threshold: float, since: datetime
     ) -> list[EventGist]:
         ranked = _rank(self._query_vector(query), self.store.gist_embeddings(user_id, since))
         ranked = [(sim, row) for sim, row in ranked if sim > threshold][:topk]
@@ -750,6 +754,7 @@ class EmbeddedBackend:
         if self._closed:
             return
         self._closed = True
+        atexit.unregister(self._atexit)
         budget = self.policy.close_timeout_seconds if timeout is None else timeout
         drain = self.policy.flush_on_close and self.llm.configured
         if self._worker is not None:
