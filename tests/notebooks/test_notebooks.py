@@ -77,7 +77,7 @@ def test_committed_notebooks_match_their_generator_and_have_no_outputs() -> None
     for name in EXPECTED:
         committed = (NOTEBOOKS / name).read_text(encoding="utf-8")
         assert committed == builder.render(name), f"{name}: run notebooks/build_notebooks.py"
-        nb = nbformat.reads(committed, as_version=4)
+        nb = nbformat.reads(committed, as_version=4)  # type: ignore[no-untyped-call]
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
@@ -85,7 +85,7 @@ def test_committed_notebooks_match_their_generator_and_have_no_outputs() -> None
 def test_notebook_runs_offline(name: str, tmp_path: Path) -> None:
     workdir = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, workdir, ignore=shutil.ignore_patterns("*.db*", "__pycache__"))
-    nb = nbformat.read(workdir / name, as_version=4)
+    nb = nbformat.read(workdir / name, as_version=4)  # type: ignore[no-untyped-call]
     env_backup = dict(os.environ)
     # The notebooks must not depend on the reader's settings (they pass everything explicitly).
     for key in [k for k in os.environ if k.startswith(("MEMOBASE_", "OPENAI_"))]:
