@@ -562,6 +562,21 @@ def _phrase(text: str, max_words: int = 12) -> str:
     return " ".join(words[:max_words])
 
 
+# Short words that end in a dot without ending the sentence ("St. Louis", "J. R. R. Tolkien").
+_ABBREVIATIONS = frozenset({"st", "mt", "ft", "dr", "mr", "mrs", "ms", "jr", "sr", "co", "inc"})
+
+
+def _is_abbreviation(raw: str, nxt: str) -> bool:
+    """True for "St." before "Louis"; false for "Gus." before "I work..." (a sentence end)."""
+    word = raw.rstrip(".")
+    if not raw.endswith(".") or not nxt[:1].isupper() or nxt in _PRONOUN_I:
+        return False
+    return len(word) == 1 or word.lower() in _ABBREVIATIONS
+
+
+_PRONOUN_I = frozenset({"I", "I'm", "I've", "I'll", "I'd"})
+
+
 def _proper(text: str, max_words: int = 5) -> str | None:
     """Leading capitalised words ("New York City", "Bank of America", "the Bay Area")."""
     words = text.split()
@@ -570,16 +585,12 @@ def _proper(text: str, max_words: int = 5) -> str | None:
         word = raw.strip(',.!?;:"()')
         nxt = words[i + 1].strip(',.!?;:"()') if i + 1 < len(words) else ""
         if word and (word[0].isupper() or (word[0].isdigit() and out)):
-            out.append(
-                raw.rstrip(',!?;:"()')
-                if raw.endswith(".") and len(word) <= 3 and nxt[:1].isupper()
-                else word
-            )
+            out.append(raw.rstrip(',!?;:"()') if _is_abbreviation(raw, nxt) else word)
         elif word.lower() in _CONNECT and nxt[:1].isupper() and (out or word.lower() == "the"):
             out.append(word)
         else:
             break
-        abbreviation = raw.endswith(".") and len(word) <= 3 and nxt[:1].isupper()
+        abbreviation = _is_abbreviation(raw, nxt)
         if (raw != word and raw[-1:] in ",.!?;:" and not abbreviation) or len(out) >= max_words:
             break
     if not out or all(w.lower() in _CONNECT for w in out):

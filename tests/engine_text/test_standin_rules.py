@@ -131,3 +131,18 @@ def test_dates_without_a_reference_day() -> None:
     assert parse_stamp("2025/1/4") == date(2025, 1, 4)
     assert parse_stamp("2025-01-14T10:00:00Z") == date(2025, 1, 14)
     assert parse_stamp("last Tuesday") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A name followed by a new sentence must not swallow that sentence's first word.
+        ("my name is Gus. I work as a chef.", {("name", "Gus"), ("title", "chef")}),
+        ("User's name is Zoe. User lives in Oslo.", {("name", "Zoe"), ("city", "Oslo")}),
+        # ...while a real abbreviation inside a proper name is kept.
+        ("I live in St. Louis.", {("city", "St. Louis")}),
+    ],
+)
+def test_sentence_end_after_a_name(text: str, expected: set[tuple[str, str]]) -> None:
+    found = {pair for statement in recognize(text, date(2026, 1, 5)) for pair in statement.slots}
+    assert expected <= found
