@@ -215,6 +215,9 @@ def _err(errno: int, errmsg: str) -> tuple[int, Any]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; without TCP_NODELAY, Nagle plus the client's
+    # delayed ACK stall every answer by ~40 ms.
+    disable_nagle_algorithm = True
     fake: FakeMemobase
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -267,7 +270,9 @@ class LoopbackServer:
         handler = type("Handler", (_Handler,), {"fake": fake})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler, bind_and_activate=False)
         self.server.daemon_threads = True
-        self.server.allow_reuse_address = True
+        # No SO_REUSEADDR: on Linux another socket could then bind this (not yet listening)
+        # port too, and "refused" would no longer be true.
+        self.server.allow_reuse_address = False
         self.server.server_bind()
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
