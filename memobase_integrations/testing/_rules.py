@@ -686,10 +686,14 @@ _ADV = r"(?:(?:really|absolutely|also|just|totally|truly|genuinely|do|still|kind
 
 def _split_clauses(text: str) -> list[str]:
     text = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
-    # Sentence ends, but not after "St." / "Dr." / "Mrs." (a short capitalised abbreviation).
-    parts = re.split(
-        r"(?<!\b[A-Z][a-z]\.)(?<!\b[A-Z][a-z]{2}\.)(?<=[.!?;])\s+|\n+|[。！？；]", text
-    )
+    # Sentence ends, but not after "St." / "Dr." / "J." (an abbreviation, see _ABBREVIATIONS).
+    parts: list[str] = []
+    for piece in re.split(r"(?<=[.!?;])\s+|\n+|[。！？；]", text):
+        last = parts[-1].split()[-1] if parts and parts[-1].split() else ""
+        if last and _is_abbreviation(last, piece.split()[0] if piece.split() else ""):
+            parts[-1] = f"{parts[-1]} {piece}"
+        else:
+            parts.append(piece)
     out: list[str] = []
     for part in parts:
         out.extend(
