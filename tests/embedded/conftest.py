@@ -6,11 +6,11 @@ PostgreSQL tests get a schema of their own (created and dropped around the test)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from emb_support import DbTarget, pg_schema
+from emb_support import BackendFactory, DbTarget, pg_schema
 
 from memobase_integrations.backends.embedded import EmbeddedBackend
 
@@ -23,9 +23,6 @@ def db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[DbTarget]:
     base = request.getfixturevalue("postgres_url")
     with pg_schema(base) as target:
         yield target
-
-
-BackendFactory = Callable[..., EmbeddedBackend]
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import sqlalchemy as sa
 
+from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.settings import FlushPolicy, LLMSettings
 
 if TYPE_CHECKING:
@@ -198,3 +199,7 @@ def turn(user: str, assistant: str = "I see.", when: str | None = None) -> list[
 def marker_turn(user_no: int, n: int) -> list[dict[str, Any]]:
     """A small turn carrying a unique marker the Tap can find in entry-summary prompts."""
     return turn(f"turn mk-{user_no}-{n} about the weather today", "Noted.")
+
+
+#: The ``make_backend`` fixture's type: builds an EmbeddedBackend on the test's database.
+BackendFactory = Callable[..., EmbeddedBackend]

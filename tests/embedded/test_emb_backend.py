@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from conftest import BackendFactory
-from emb_support import MANUAL, DbTarget, manual, tapped_settings, turn
+from emb_support import MANUAL, BackendFactory, DbTarget, manual, tapped_settings, turn
 
 from memobase_integrations.backends.base import Backend, ContextOptions, ProfileOptions
 from memobase_integrations.errors import NotFoundError, UnsupportedError, ValidationError

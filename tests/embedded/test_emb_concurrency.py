@@ -11,8 +11,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from conftest import BackendFactory
-from emb_support import MANUAL, DbTarget, manual, marker_turn, tapped_settings
+from emb_support import MANUAL, BackendFactory, DbTarget, manual, marker_turn, tapped_settings
 
 from memobase_integrations.messages import turn_to_blobs
 

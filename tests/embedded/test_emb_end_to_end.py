@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import BackendFactory
-from emb_support import MANUAL, manual, tapped_settings, turn
+from emb_support import MANUAL, BackendFactory, manual, tapped_settings, turn
 
 from memobase_integrations.backends.base import ContextOptions, ProfileOptions
 from memobase_integrations.engine.context import DEFAULT_TEMPLATES

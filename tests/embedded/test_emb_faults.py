@@ -11,8 +11,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import BackendFactory
-from emb_support import MANUAL, fault, manual, tapped_settings, turn
+from emb_support import MANUAL, BackendFactory, fault, manual, tapped_settings, turn
 
 from memobase_integrations.backends.base import ProfileOptions
 from memobase_integrations.engine.store import FAILED

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import BackendFactory
-from emb_support import MANUAL, tapped_settings, turn
+from emb_support import MANUAL, BackendFactory, tapped_settings, turn
 
 from memobase_integrations.backends.base import ContextOptions, ProfileOptions
 from memobase_integrations.messages import Message, turn_to_blobs
