@@ -8,7 +8,6 @@ have four memory calls in flight at once. A blocking call on the loop would seri
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +55,7 @@ def no_sync_memory_on_loop(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return offenders
 
 
-async def _four_concurrent_runs(backend: FakeBackend, model: ToolCallingFakeModel) -> float:
+async def _four_concurrent_runs(backend: FakeBackend, model: ToolCallingFakeModel) -> None:
     memobase = Memobase(backend)
     agent = create_agent(
         model,
@@ -68,26 +67,25 @@ async def _four_concurrent_runs(backend: FakeBackend, model: ToolCallingFakeMode
             {"messages": [HumanMessage(f"hello {i}")]}, context={"user_id": f"user-{i}"}
         )
 
-    started = time.perf_counter()
     results = await asyncio.gather(*(run(i) for i in range(4)))
-    elapsed = time.perf_counter() - started
     assert [r["messages"][-1].content for r in results] == ["ok"] * 4
-    return elapsed
 
 
 async def test_four_concurrent_ainvoke_overlap(
     make_model: MakeModel, no_sync_memory_on_loop: list[str]
 ) -> None:
-    # The same runs without memory latency: what the graph itself costs on this machine.
-    baseline = await _four_concurrent_runs(FakeBackend(), make_model(repeat="ok"))
+    """Four runs against a slow backend cost about one delay, not four.
+
+    Proven structurally rather than with a stopwatch (timed assertions are flaky on a loaded
+    machine; the benchmarks measure time): every memory call sleeps ``DELAY`` on the event loop,
+    and all four were in flight at the same moment, so the waits overlapped. A middleware that
+    blocked the loop (a sync call inside ``ainvoke``) would show ``max_in_flight == 1``.
+    """
     backend = FakeBackend(delay=DELAY)
-    elapsed = await _four_concurrent_runs(backend, make_model(repeat="ok"))
+    await _four_concurrent_runs(backend, make_model(repeat="ok"))
 
     assert backend.calls["context"] == 4 and backend.calls["record"] == 4
     assert backend.max_in_flight == 4  # all four memory calls were waiting at the same time
-    per_run = 2 * DELAY  # one context read + one record, each DELAY
-    added = elapsed - baseline
-    assert added < 2.5 * per_run, f"memory added {added:.2f}s; serial adds {4 * per_run:.2f}s"
     assert backend.sync_on_loop == [] and no_sync_memory_on_loop == []
 
 
