@@ -28,7 +28,7 @@ Agents (``langchain.agents.create_agent``) -- the main integration::
 * **Eventual consistency**: recorded turns are processed in the background (or on
   ``flush``), so the profile reflects earlier turns; an empty memory on turn one is normal.
 * **Failures**: fail-open by default (logged on the ``langchain_memobase`` logger, the agent
-  answers without memory, each call bounded by ``timeout``); ``fail_open=False`` raises.
+  answers without memory, each call bounded by ``timeout``); ``strict=True`` raises.
 * **Async**: every hook and method has a native async twin; nothing blocks the event loop.
 
 Also here: :class:`MemobaseChatMessageHistory` for ``RunnableWithMessageHistory`` code

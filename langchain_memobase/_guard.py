@@ -1,7 +1,7 @@
 """Time-boxing and the fail-open / strict policy for memory calls made on an app's behalf.
 
 Memory is an enhancement: when Memobase is slow or down, the default is to log and let the
-app answer without it (fail-open). Apps that would rather fail loudly pass ``fail_open=False``
+app answer without it (fail-open). Apps that would rather fail loudly pass ``strict=True``
 (strict) and get a :class:`memobase_integrations.errors.MemobaseError` subclass.
 
 The sync path runs the call on a small worker pool so a stuck backend cannot hold the caller
@@ -44,7 +44,7 @@ def _executor() -> concurrent.futures.ThreadPoolExecutor:
 def _timeout_error(what: str, timeout: float) -> mb_errors.TimeoutError:
     return mb_errors.TimeoutError(
         f"{what} did not finish within {timeout:g}s. Check that the Memobase backend is "
-        "reachable and healthy, raise `timeout=`, or keep `fail_open=True` to answer "
+        "reachable and healthy, raise `timeout=`, or drop `strict=True` to answer "
         "without memory when this happens."
     )
 
@@ -54,7 +54,7 @@ def _as_memobase_error(what: str, exc: Exception) -> mb_errors.MemobaseError:
         return exc
     return mb_errors.MemobaseError(
         f"{what} failed unexpectedly ({type(exc).__name__}: {exc}). This is likely a bug; "
-        "keep `fail_open=True` to answer without memory meanwhile, and report it."
+        "drop `strict=True` to answer without memory meanwhile, and report it."
     )
 
 

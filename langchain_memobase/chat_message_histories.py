@@ -146,8 +146,8 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
         session_id: the conversation within that user.
         table_name: the transcript table, created on first use.
         record: also record turns to Memobase (turn off to keep a transcript only).
-        fail_open: a Memobase failure is logged and ignored (the transcript write already
-            happened); ``False`` raises it.
+        strict: raise Memobase failures. Off by default: they are logged and ignored (the
+            transcript write already happened).
         timeout: seconds allowed for each Memobase call.
     """
 
@@ -161,7 +161,7 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
         engine: Engine | None = None,
         table_name: str = DEFAULT_TABLE_NAME,
         record: bool = True,
-        fail_open: bool = True,
+        strict: bool = False,
         timeout: float | None = 5.0,
     ) -> None:
         super().__init__()
@@ -175,7 +175,7 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
         self.user: UserMemory = memobase.user(user_id)
         self.session_id = str(session_id)
         self.record = record
-        self._guard = Guard(fail_open=fail_open, timeout=timeout)
+        self._guard = Guard(fail_open=not strict, timeout=timeout)
         if engine is None:
             url = database_url or _default_database_url(memobase)
             if url is None:

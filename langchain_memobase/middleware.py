@@ -17,7 +17,7 @@ cannot feed on itself.
 
 Every hook has a native async twin: under ``ainvoke`` no blocking call runs on the event loop.
 Memory is fail-open by default: a slow or failing backend is logged and the agent answers
-without memory; ``fail_open=False`` makes it raise instead. A missing user id always raises
+without memory; ``strict=True`` makes it raise instead. A missing user id always raises
 :class:`~langchain_memobase.errors.MissingUserIdError`: there is no shared default user.
 """
 
@@ -189,8 +189,8 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         flush_after_turn: ask the backend to process the user's buffer after each turn
             (without waiting). Off by default: Memobase batches turns on purpose.
         timeout: seconds allowed for each memory call (``None``: no limit).
-        fail_open: on memory errors or timeouts, log and answer without memory (default);
-            ``False`` raises the :class:`~memobase_integrations.errors.MemobaseError`.
+        strict: raise the :class:`~memobase_integrations.errors.MemobaseError` on memory
+            errors or timeouts. Off by default (fail-open): log and answer without memory.
         name: middleware name; set it to stack two Memobase middlewares in one agent.
     """
 
@@ -209,7 +209,7 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         record: bool = True,
         flush_after_turn: bool = False,
         timeout: float | None = 5.0,
-        fail_open: bool = True,
+        strict: bool = False,
         name: str | None = None,
     ) -> None:
         super().__init__()
@@ -246,7 +246,7 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         self.template = template
         self.record = record
         self.flush_after_turn = flush_after_turn
-        self._guard = Guard(fail_open=fail_open, timeout=timeout)
+        self._guard = Guard(fail_open=not strict, timeout=timeout)
         self._name = name
         self._turns = _TurnTable()
         self.tools = []
@@ -256,8 +256,8 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         return self._name or type(self).__name__
 
     @property
-    def fail_open(self) -> bool:
-        return self._guard.fail_open
+    def strict(self) -> bool:
+        return not self._guard.fail_open
 
     @property
     def timeout(self) -> float | None:
@@ -266,7 +266,7 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self.name!r}, max_token_size={self.max_token_size}, "
-            f"fail_open={self.fail_open}, record={self.record})"
+            f"strict={self.strict}, record={self.record})"
         )
 
     # -- pieces shared by the sync and async hooks (pure, no I/O) -------------------------

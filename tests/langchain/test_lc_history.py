@@ -243,7 +243,7 @@ def test_memobase_failure_fail_open_and_strict(
 ) -> None:
     fake_backend.fail["record"] = mb_errors.ServerError("errno 500")
     make(memobase, db_url, session="open").add_messages(batch("x"))  # logged, not raised
-    strict = make(memobase, db_url, session="strict", fail_open=False)
+    strict = make(memobase, db_url, session="strict", strict=True)
     with pytest.raises(mb_errors.ServerError):
         strict.add_messages(batch("y"))
     assert len(strict.messages) == 3  # the transcript write happened before the record

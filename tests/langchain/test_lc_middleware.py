@@ -561,7 +561,7 @@ def test_strict_raises_the_backend_error(
     fake_backend.fail["context"] = mb_errors.ServiceUnavailableError("LLM quota exhausted")
     agent = create_agent(
         make_model("never"),
-        middleware=[MemobaseMiddleware(memobase, user_id="alice", fail_open=False)],
+        middleware=[MemobaseMiddleware(memobase, user_id="alice", strict=True)],
     )
     with pytest.raises(mb_errors.ServiceUnavailableError, match="quota"):
         agent.invoke({"messages": [HumanMessage("hi")]})
@@ -573,9 +573,9 @@ async def test_strict_async_raises_a_timeout(
     fake_backend.delay = 1.0
     agent = create_agent(
         make_model("never"),
-        middleware=[MemobaseMiddleware(memobase, user_id="alice", fail_open=False, timeout=0.05)],
+        middleware=[MemobaseMiddleware(memobase, user_id="alice", strict=True, timeout=0.05)],
     )
-    with pytest.raises(mb_errors.TimeoutError, match="fail_open=True"):
+    with pytest.raises(mb_errors.TimeoutError, match="strict=True"):
         await agent.ainvoke({"messages": [HumanMessage("hi")]})
 
 
@@ -585,7 +585,7 @@ def test_strict_sync_raises_a_timeout(
     fake_backend.delay = 0.5
     agent = create_agent(
         make_model("never"),
-        middleware=[MemobaseMiddleware(memobase, user_id="alice", fail_open=False, timeout=0.05)],
+        middleware=[MemobaseMiddleware(memobase, user_id="alice", strict=True, timeout=0.05)],
     )
     with pytest.raises(mb_errors.TimeoutError):
         agent.invoke({"messages": [HumanMessage("hi")]})
@@ -597,7 +597,7 @@ def test_strict_wraps_unexpected_exceptions_in_memobase_error(
     fake_backend.fail["record"] = KeyError("boom")
     agent = create_agent(
         make_model("answer"),
-        middleware=[MemobaseMiddleware(memobase, user_id="alice", fail_open=False)],
+        middleware=[MemobaseMiddleware(memobase, user_id="alice", strict=True)],
     )
     with pytest.raises(mb_errors.MemobaseError, match="KeyError") as info:
         agent.invoke({"messages": [HumanMessage("hi")]})
