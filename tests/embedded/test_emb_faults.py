@@ -8,6 +8,7 @@ the same turn is processed and the job is updated.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -101,9 +102,9 @@ def test_worker_retries_failed_turns_with_backoff(make_backend: BackendFactory) 
     user = uuid.uuid4()
     standin.fail_next("entry_summary", "http500", times=2)
     backend.record(user, turn_to_blobs(FIRST), "first")
-    deadline = __import__("time").monotonic() + 20
-    while backend.status(user).pending_turns and __import__("time").monotonic() < deadline:
-        __import__("time").sleep(0.05)
+    deadline = time.monotonic() + 20
+    while backend.status(user).pending_turns and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert backend.status(user).pending_turns == 0
     assert standin.calls_by_step["entry_summary"] == 3  # two failures, then success
     assert any(sub == "title" for _, sub, _, _ in snapshot(backend, user))
