@@ -319,7 +319,7 @@ class DeliveryWorker:
             try:
                 with self.guards.hold(user_id):
                     self._work_user(user_id, force=True, flush=False)
-                if self.store.has_undelivered(self.scope, user_id):
+                if self.store.needs_delivery(self.scope, user_id):
                     raise self._last_error.get(user_id) or errors.MemobaseError(
                         "Some recorded turns could not be delivered; see status()."
                     )
@@ -493,6 +493,9 @@ class DeliveryWorker:
         return None
 
     def _flush(self, user_id: UUID) -> bool:
+        if self.store.user_state(self.scope, user_id).needs_rebuffer:
+            # A success would mark the failed buffer's turns processed: re-buffer them first.
+            return False
         self.guards.renew(user_id)
         try:
             results = self.client.flush_now(user_id)

@@ -259,6 +259,13 @@ class OutboxStore:
         )
         return row is not None
 
+    def needs_delivery(self, scope: str, user_id: UUID) -> bool:
+        """Work the worker must finish before the user's buffer may be flushed: undelivered
+        turns, or blobs of a failed server-side flush still to re-buffer."""
+        if self.has_undelivered(scope, user_id):
+            return True
+        return self.user_state(scope, user_id).needs_rebuffer
+
     def has_any_work(self, scope: str) -> bool:
         row = self._one(
             "SELECT 1 FROM outbox_turns WHERE scope=? AND (state='pending' OR "

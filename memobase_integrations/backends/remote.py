@@ -549,8 +549,23 @@ class RemoteBackend:
         return (
             blob_type == BlobType.chat
             and store is not None
-            and store.has_undelivered(self._scope, user_id)
+            and store.needs_delivery(self._scope, user_id)
         )
+
+    def _check_flushable(self, user_id: UUID, blob_type: BlobType) -> None:
+        """Refuse to flush while turns of a failed server-side flush await re-buffering (the
+        worker failed another flush in the meantime): a success would count them as done."""
+        store = self._store
+        if (
+            store is not None
+            and blob_type == BlobType.chat
+            and store.user_state(self._scope, user_id).needs_rebuffer
+        ):
+            raise errors.ServiceUnavailableError(
+                "The last flush of this user failed on the server and its turns are being "
+                "given to it again. What to do: call flush() again in a moment; status() "
+                "shows the server's error."
+            )
 
     def _after_flush(
         self, user_id: UUID, blob_type: BlobType, wait: bool, results: list[ChatModalResponse]
@@ -575,6 +590,7 @@ class RemoteBackend:
             if worker is not None:
                 worker.request_delivery(user_id).result()
         with self._guards.hold(user_id):
+            self._check_flushable(user_id, blob_type)
             results = self._http.send(rq.flush_request(user_id, blob_type, wait))
             self._after_flush(user_id, blob_type, wait, results)
         return results
@@ -587,6 +603,7 @@ class RemoteBackend:
             if worker is not None:
                 await asyncio.wrap_future(worker.request_delivery(user_id))
         async with self._guards.ahold(user_id):
+            await asyncio.to_thread(self._check_flushable, user_id, blob_type)
             results = await self._http.asend(rq.flush_request(user_id, blob_type, wait))
             await asyncio.to_thread(self._after_flush, user_id, blob_type, wait, results)
         return results

@@ -416,6 +416,23 @@ def test_a_flush_that_failed_on_the_server_is_rebuffered_and_processed_once(env:
     wait_until(lambda: backend.status(user).users[0].last_error is None, "error cleared")
 
 
+def test_explicit_flush_rebuffers_a_failed_server_flush_first(env: Env) -> None:
+    env.fake.llm_down = True
+    backend = env.backend(policy=policy(idle_flush_seconds=0.01, retry_base_seconds=60))
+    user = uuid4()
+    backend.record(user, turn("I collect stamps."), "t1")
+    wait_until(
+        lambda: "llm_complete" in (backend.status(user).users[0].last_error or ""), "failed flush"
+    )
+    assert env.fake.leftover_blobs() == 1  # still stored on the server, in a failed buffer
+    env.fake.llm_down = False
+    results = backend.flush(user)  # the worker's own retry is a minute away: we re-buffer now
+    assert len(results) == 1
+    assert processed_keys(env, user) == [("t1", 0)]
+    assert env.fake.leftover_blobs() == 0
+    assert backend.status(user).users[0].last_error is None
+
+
 def test_delete_user_forgets_undelivered_turns(env: Env) -> None:
     env.fake.fault = lambda m, p: "refuse" if "/blobs/insert/" in p else None
     backend = env.backend()
