@@ -27,7 +27,6 @@ import asyncio
 import json
 import re
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -521,9 +520,9 @@ class HttpCore:
         self._async_transport = async_transport
         self._sync: httpx.Client | None = None
         self._lock = threading.Lock()
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Keyed by the loop itself (not weakly: uvloop's loops take no weak references);
+        # clients of closed loops are dropped on the next lookup.
+        self._async: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -554,6 +553,8 @@ class HttpCore:
                     "This Memobase client is closed. Create a new one (or do not call close() "
                     "before you are done with it)."
                 )
+            for old in [other for other in self._async if other.is_closed()]:
+                del self._async[old]  # its connections died with the loop
             client = self._async.get(loop)
             if client is None:
                 client = httpx.AsyncClient(
@@ -632,7 +633,7 @@ class HttpCore:
         with self._lock:
             self._closed = True
             sync, self._sync = self._sync, None
-            self._async = weakref.WeakKeyDictionary()
+            self._async = {}
         if sync is not None:
             sync.close()
 
