@@ -23,7 +23,7 @@ CHILD = Path(__file__).with_name("emb_child.py")
 GUS = turn("My name is Gus and I work as a software engineer.", "Hi Gus!")
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> bool:
+def wait_until(check: Callable[[], bool], timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
