@@ -32,7 +32,7 @@ _MONTHS = {
 }
 _MONTHS["sept"] = 9
 _WEEKDAYS = {calendar.day_name[i].lower(): i for i in range(7)}
-_NUMBERS = {
+NUMBER_WORDS = {
     "a": 1,
     "an": 1,
     "one": 1,
@@ -82,7 +82,7 @@ def _shift_months(d: date, months: int) -> date:
 
 def _count(word: str) -> int:
     word = word.lower()
-    return int(word) if word.isdigit() else _NUMBERS.get(word, 1)
+    return int(word) if word.isdigit() else NUMBER_WORDS.get(word, 1)
 
 
 def _offset(today: date, n: int, unit: str) -> date | str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-from ._dates import find_when
+from ._dates import NUMBER_WORDS, find_when
 
 __all__ = ["SLOTS", "Statement", "recognize", "slot_for", "to_first_person"]
 
@@ -365,20 +365,7 @@ _JOB_NOUNS = frozenset(
         "owner",
     ]
 )
-_NUMBER_WORDS = {
-    "a": 1,
-    "an": 1,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-}
+_NUMBER_WORDS = {word: n for word, n in NUMBER_WORDS.items() if " " not in word}
 
 #: Keyword -> interest category (the first match in the value wins).
 _CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
