@@ -161,13 +161,13 @@ class Report:
                         r.overhead_p95_ms <= P95_BUDGET_MS,
                     )
                 )
+                # Peers that make the user wait for at least one LLM call in every turn.
                 llm_peers = [
                     p
                     for p in self._runs(mode)
                     if p.peer
                     and not p.error
-                    and p.counts
-                    and p.counts.llm_calls > 0
+                    and p.calls_breakdown.get("llm", 0.0) >= 1.0
                     and p.overhead_p95_ms is not None
                 ]
                 if llm_peers:

@@ -267,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    for noisy in ("httpx", "mem0", "openai", "llama_index", "langchain_memobase"):
+    for noisy in ("httpx", "httpx2", "mem0", "openai", "llama_index", "langchain_memobase"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     # The classic LangChain history classes are deprecated; benchmarking them is the point.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
