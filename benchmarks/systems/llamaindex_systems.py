@@ -265,7 +265,12 @@ class LlamaMem0(_LlamaSystem):
     def setup(self) -> None:
         os.environ.setdefault("MEM0_TELEMETRY", "False")  # no phoning home (read at import)
         os.environ.setdefault("MEM0_DIR", str(self.env.workdir / "mem0"))
-        from mem0 import Memory as Mem0
+        try:
+            from mem0 import Memory as Mem0
+        except ImportError as exc:
+            raise RuntimeError(
+                f"mem0 is not installed ({exc}); pip install 'memobase-integrations[bench]'"
+            ) from exc
 
         self.client: Any = Mem0.from_config(mem0_config(self.env))
         # Same endpoint object as everyone else, in-process (see README: mem0 also runs
@@ -284,4 +289,6 @@ class LlamaMem0(_LlamaSystem):
         self._engine(memory)
 
     def close(self) -> None:
-        self.client.close()
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()

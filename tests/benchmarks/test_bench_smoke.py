@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # plain ``pytest`` does not put the repo root on sys.path
@@ -119,9 +120,14 @@ def test_postgres_seed_lands_in_the_engine_tables(postgres_url: str) -> None:
     from memobase_integrations.testing import StandInLLM
 
     url = prepare_postgres(postgres_url, "memobase_bench_test")
-    points = run_scale(
-        "postgresql", url, [15, 40], StandInLLM().settings(), context_samples=5, record_samples=5
-    )
+    try:
+        llm = StandInLLM().settings()
+        points = run_scale("postgresql", url, [15, 40], llm, context_samples=5, record_samples=5)
+    finally:
+        admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text('DROP DATABASE IF EXISTS "memobase_bench_test" WITH (FORCE)'))
+        admin.dispose()
     assert [p.error for p in points] == [None, None]
     assert [p.rows["mb_users"] for p in points] == [15, 40]
     assert points[-1].rows["mb_profiles"] >= 40 * 5
