@@ -32,7 +32,7 @@ from benchmarks.llm import HOSTED, INSTANT, BenchLLM, LatencyModel
 from benchmarks.probe import CallerThreadProbe
 from benchmarks.record_bench import run_flush_cost, run_record_latency
 from benchmarks.report import Report
-from benchmarks.scale import ScalePoint, prepare_postgres, run_scale
+from benchmarks.scale import ScalePoint, drop_postgres, prepare_postgres, run_scale
 from benchmarks.systems.base import BenchEnv, BenchSystem
 
 __all__ = ["Config", "main"]
@@ -231,14 +231,18 @@ def _scale(
     except Exception as exc:
         notes.append(f"PostgreSQL scale skipped: cannot create a benchmark database ({exc}).")
         return points
-    points += run_scale(
-        "postgresql",
-        url,
-        cfg.scale_sizes,
-        env.llm.settings(),
-        context_samples=cfg.context_samples,
-        record_samples=cfg.scale_record_samples,
-    )
+    try:
+        points += run_scale(
+            "postgresql",
+            url,
+            cfg.scale_sizes,
+            env.llm.settings(),
+            context_samples=cfg.context_samples,
+            record_samples=cfg.scale_record_samples,
+        )
+    finally:
+        if not args.keep_workdir:
+            drop_postgres(pg, cfg.pg_database)
     return points
 
 

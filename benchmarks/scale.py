@@ -32,7 +32,7 @@ from memobase_integrations.facade import Memobase
 from memobase_integrations.ids import to_user_uuid
 from memobase_integrations.settings import FlushPolicy, LLMSettings
 
-__all__ = ["ScalePoint", "prepare_postgres", "run_scale"]
+__all__ = ["ScalePoint", "drop_postgres", "prepare_postgres", "run_scale"]
 
 logger = logging.getLogger("benchmarks")
 
@@ -360,3 +360,13 @@ def prepare_postgres(url: str, database: str = "memobase_bench") -> str:
     finally:
         admin.dispose()
     return sa.make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def drop_postgres(url: str, database: str) -> None:
+    """Remove the benchmark database (about 1 GB at 100k users) when the run is done."""
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
