@@ -7,10 +7,12 @@ I/O of its own, so sync and async twins stay trivially identical.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -41,17 +43,30 @@ if TYPE_CHECKING:
 
 __all__ = ["Memobase", "UserMemory"]
 
+log = logging.getLogger("memobase_integrations")
+
 MessageLike = Message | dict[str, Any]
 
 
 class _ContextCache:
-    """Per-user cache of context strings, invalidated by a processing event for that user."""
+    """Per-user cache of context strings, kept fresh by processing events.
 
-    def __init__(self, max_entries_per_user: int = 8) -> None:
+    Reading the context sits on the request path, so it must not wait for the backend once a
+    user is warm. When a user's processing finishes, the backend's worker thread calls
+    :meth:`refresh`, which re-reads every cached variant *on that worker thread*; the next
+    request then finds the new context already in place. Writes made through the facade
+    (profile edits, deletes) just drop the entries (:meth:`invalidate`). A generation counter
+    stops a read that raced with processing from storing a stale value. Users are kept in LRU
+    order, at most ``max_users`` of them.
+    """
+
+    def __init__(self, max_entries_per_user: int = 8, max_users: int = 10_000) -> None:
         self._lock = threading.Lock()
-        self._data: dict[uuid.UUID, dict[tuple[Any, ...], str]] = {}
+        self._data: OrderedDict[uuid.UUID, dict[tuple[Any, ...], tuple[ContextOptions, str]]]
+        self._data = OrderedDict()
         self._generation: dict[uuid.UUID, int] = {}
         self._max = max_entries_per_user
+        self._max_users = max_users
 
     def generation(self, user_id: uuid.UUID) -> int:
         with self._lock:
@@ -59,21 +74,43 @@ class _ContextCache:
 
     def get(self, user_id: uuid.UUID, key: tuple[Any, ...]) -> str | None:
         with self._lock:
-            return self._data.get(user_id, {}).get(key)
+            entries = self._data.get(user_id)
+            if entries is None or key not in entries:
+                return None
+            self._data.move_to_end(user_id)
+            return entries[key][1]
 
-    def put(self, user_id: uuid.UUID, key: tuple[Any, ...], value: str, generation: int) -> None:
+    def put(self, user_id: uuid.UUID, opts: ContextOptions, value: str, generation: int) -> None:
         with self._lock:
             if self._generation.get(user_id, 0) != generation:
                 return  # processing finished while we were reading: the value may be stale
             entries = self._data.setdefault(user_id, {})
+            self._data.move_to_end(user_id)
             if len(entries) >= self._max:
                 entries.pop(next(iter(entries)))
-            entries[key] = value
+            entries[opts.cache_key()] = (opts, value)
+            while len(self._data) > self._max_users:
+                evicted, _ = self._data.popitem(last=False)
+                self._generation.pop(evicted, None)
 
     def invalidate(self, user_id: uuid.UUID, *_: Any) -> None:
         with self._lock:
             self._generation[user_id] = self._generation.get(user_id, 0) + 1
             self._data.pop(user_id, None)
+
+    def refresh(self, user_id: uuid.UUID, fetch: Callable[[ContextOptions], str]) -> None:
+        """Drop the user's entries, then re-read each cached variant with ``fetch``."""
+        with self._lock:
+            generation = self._generation.get(user_id, 0) + 1
+            self._generation[user_id] = generation
+            stale = list((self._data.pop(user_id, None) or {}).values())
+        for opts, _ in stale:
+            try:
+                value = fetch(opts)
+            except Exception:  # the next request reads it itself; never break the worker
+                log.debug("memobase: context refresh failed for user %s", user_id, exc_info=True)
+                continue
+            self.put(user_id, opts, value, generation)
 
 
 class Memobase:
@@ -87,7 +124,11 @@ class Memobase:
         self.backend = backend
         self.max_blob_tokens = max_blob_tokens
         self._cache = _ContextCache()
-        backend.add_listener(self._cache.invalidate)
+        backend.add_listener(self._on_processed)
+
+    def _on_processed(self, user_id: uuid.UUID, _results: Sequence[ChatModalResponse]) -> None:
+        # Runs on the backend's worker thread: re-reading here keeps it off the request path.
+        self._cache.refresh(user_id, lambda opts: self.backend.context(user_id, opts))
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -287,7 +328,7 @@ class UserMemory:
         generation = cache.generation(self.id)
         value = self._backend.context(self.id, opts)
         if key is not None:
-            cache.put(self.id, key, value, generation)
+            cache.put(self.id, opts, value, generation)
         return value
 
     async def acontext(
@@ -305,7 +346,7 @@ class UserMemory:
         generation = cache.generation(self.id)
         value = await self._backend.acontext(self.id, opts)
         if key is not None:
-            cache.put(self.id, key, value, generation)
+            cache.put(self.id, opts, value, generation)
         return value
 
     def profile(self, **options: Any) -> list[Profile]:

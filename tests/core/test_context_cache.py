@@ -1,0 +1,97 @@
+"""The facade's context cache: warm reads never touch the backend on the request path, and a
+finished processing run refreshes the cache on the worker's thread, not the caller's."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memobase_integrations import FlushPolicy, Memobase
+from memobase_integrations.backends.base import ContextOptions
+from memobase_integrations.testing import StandInLLM
+
+
+@pytest.fixture
+def memobase(tmp_path: Path) -> Iterator[Memobase]:
+    policy = FlushPolicy(
+        buffer_token_threshold=20, idle_flush_seconds=None, worker_poll_seconds=0.05
+    )
+    mb = Memobase.embedded(
+        f"sqlite:///{tmp_path / 'memobase.db'}", llm=StandInLLM().settings(), policy=policy
+    )
+    yield mb
+    mb.close()
+
+
+def _count_context_calls(mb: Memobase, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Thread ids of every backend.context call."""
+    threads: list[int] = []
+    real = mb.backend.context
+
+    def counted(user_id: Any, options: ContextOptions) -> str:
+        threads.append(threading.get_ident())
+        return real(user_id, options)
+
+    monkeypatch.setattr(mb.backend, "context", counted)
+    return threads
+
+
+def _wait_for(check: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert check()
+
+
+def test_warm_reads_are_served_from_the_cache(
+    memobase: Memobase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _count_context_calls(memobase, monkeypatch)
+    user = memobase.user("alice")
+    first = user.context(max_token_size=300)
+    assert user.context(max_token_size=300) == first
+    assert len(calls) == 1
+    user.context(max_token_size=200)  # another variant is another read
+    assert len(calls) == 2
+
+
+def test_processing_refreshes_the_cache_off_the_request_thread(
+    memobase: Memobase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _count_context_calls(memobase, monkeypatch)
+    me = threading.get_ident()
+    user = memobase.user("gus")
+    before = user.context(max_token_size=300)
+    assert "Gus" not in before
+
+    user.record(
+        [
+            {"role": "user", "content": "My name is Gus and I work as a nurse in Lisbon."},
+            {"role": "assistant", "content": "Nice to meet you, Gus!"},
+        ]
+    )  # over the 20-token threshold: the background worker processes it
+    key = ContextOptions(max_token_size=300).cache_key()
+    # The worker re-reads the cached variant and stores it (peeking at the cache avoids a
+    # race with the worker's store, which a call counter alone would have).
+    _wait_for(lambda: "Gus" in (memobase._cache.get(user.id, key) or ""))
+
+    after = user.context(max_token_size=300)
+    assert "basic_info::name: Gus" in after
+    assert calls[0] == me  # the cold read was the caller's own
+    assert all(t != me for t in calls[1:]), (me, calls)  # every later read was the worker's
+
+
+def test_a_profile_edit_through_the_facade_drops_the_cached_context(
+    memobase: Memobase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _count_context_calls(memobase, monkeypatch)
+    user = memobase.user("carol")
+    user.context()
+    user.add_profile("Carol", "basic_info", "name")
+    assert "basic_info::name: Carol" in user.context()
+    assert len(calls) == 2
