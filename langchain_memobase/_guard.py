@@ -89,6 +89,15 @@ class Guard:
         except Exception as exc:
             return self._handle(what, exc, default)
 
+    def call_local(self, what: str, op: Callable[[], T], default: T) -> T:
+        """Like :meth:`call` without the timeout thread, for operations that are local by
+        contract (``record`` is one local write: no network, no LLM), where handing the call
+        to a pool thread would cost more than the call itself."""
+        try:
+            return op()
+        except Exception as exc:
+            return self._handle(what, exc, default)
+
     async def acall(self, what: str, op: Callable[[], Awaitable[T]], default: T) -> T:
         """The async twin: awaits the backend's coroutine, never a blocking call."""
         try:

@@ -290,7 +290,7 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
         said = to_memobase_messages(batch, default_created_at=now)
         if said:
             turn_id = self._turn_id(batch)
-            self._guard.call(
+            self._guard.call_local(
                 "Recording chat history to Memobase",
                 lambda: self.user.record(said, turn_id=turn_id),
                 None,

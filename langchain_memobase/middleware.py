@@ -424,7 +424,7 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         if not to_record:
             return None
         turn_id = self._turn_id(turn, messages)
-        self._guard.call(
+        self._guard.call_local(
             "Recording the turn in Memobase",
             lambda: user.record(to_record, turn_id=turn_id),
             None,
