@@ -354,8 +354,13 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         messages = state["messages"]
         turn = self._start(self._user(runtime), messages)
         kwargs = self._context_kwargs(messages)
-        turn.context = self._guard.call(
-            "Reading Memobase context", lambda: turn.user.context(**kwargs), ""
+        cached = turn.user.cached_context(**kwargs)  # warm: no I/O, no timeout thread
+        turn.context = (
+            cached
+            if cached is not None
+            else self._guard.call(
+                "Reading Memobase context", lambda: turn.user.context(**kwargs), ""
+            )
         )
         self._turns.put(turn, self._thread_id(runtime))
         return None

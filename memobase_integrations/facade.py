@@ -331,6 +331,23 @@ class UserMemory:
             cache.put(self.id, opts, value, generation)
         return value
 
+    def cached_context(
+        self,
+        max_token_size: int = 1000,
+        *,
+        chats: Sequence[MessageLike] | None = None,
+        **options: Any,
+    ) -> str | None:
+        """The context :meth:`context` would return, if it is cached; ``None`` otherwise.
+
+        Never does I/O, so callers that must bound a real read (with a timeout thread, say)
+        can skip that machinery for the common warm case.
+        """
+        opts = self._context_options(chats, {"max_token_size": max_token_size, **options})
+        if opts.chats is not None:
+            return None
+        return self.memobase._cache.get(self.id, opts.cache_key())
+
     async def acontext(
         self,
         max_token_size: int = 1000,

@@ -95,3 +95,19 @@ def test_a_profile_edit_through_the_facade_drops_the_cached_context(
     user.add_profile("Carol", "basic_info", "name")
     assert "basic_info::name: Carol" in user.context()
     assert len(calls) == 2
+
+
+def test_cached_context_peeks_without_io(
+    memobase: Memobase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _count_context_calls(memobase, monkeypatch)
+    user = memobase.user("dora")
+    assert user.cached_context(max_token_size=300) is None
+    value = user.context(max_token_size=300)
+    assert user.cached_context(max_token_size=300) == value
+    assert (
+        user.cached_context(max_token_size=300, chats=[{"role": "user", "content": "hi"}]) is None
+    )
+    user.add_profile("Dora", "basic_info", "name")  # a write through the facade drops it
+    assert user.cached_context(max_token_size=300) is None
+    assert len(calls) == 1

@@ -57,4 +57,14 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> FacadeSpy:
 
         monkeypatch.setattr(UserMemory, name, sync_wrapper)
         monkeypatch.setattr(UserMemory, f"a{name}", async_wrapper)
+
+    peek = UserMemory.cached_context
+
+    def peek_wrapper(self: UserMemory, *a: Any, **k: Any) -> str | None:
+        value = peek(self, *a, **k)
+        if value is not None:  # a cache hit is the invocation's context read
+            facade_spy.calls.append(("context", self.external_id))
+        return value
+
+    monkeypatch.setattr(UserMemory, "cached_context", peek_wrapper)
     return facade_spy
