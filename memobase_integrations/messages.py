@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from .errors import InvalidMessageError
@@ -109,15 +109,22 @@ class Message:
 
 
 def format_timestamp(value: datetime | str | None) -> str | None:
-    """A message timestamp as the string Memobase shows the LLM.
+    """A message timestamp as the string Memobase shows the LLM: ``2025/01/14 10:00 UTC+02:00``.
 
+    Memobase puts this string in front of every chat line it sends to the LLM, so it is kept
+    short: minute precision, the user's own local time and offset (so "tonight" stays
+    tonight), and Memobase's own ``%Y/%m/%d`` date style. An ISO timestamp with seconds and
+    microseconds costs about twice the tokens on every message and tells the LLM nothing more.
     Naive datetimes are taken as UTC so the same turn renders the same on every machine.
+    Strings pass through verbatim.
     """
     if value is None or isinstance(value, str):
         return value or None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.isoformat()
+    offset = value.utcoffset() or timedelta(0)
+    zone = "UTC" if not offset else f"UTC{value.strftime('%z')[:3]}:{value.strftime('%z')[3:]}"
+    return f"{value.strftime('%Y/%m/%d %H:%M')} {zone}"
 
 
 def render_chat_line(message: OpenAICompatibleMessage, fallback_date: str) -> str:

@@ -121,7 +121,7 @@ def test_small_turns_share_one_blob_in_order() -> None:
         ("assistant", "Hello Ann!", None),
         ("assistant", "How can I help?", None),
     ]
-    assert blob.messages[2].created_at == "2025-01-14T09:30:00+00:00"  # naive -> UTC
+    assert blob.messages[2].created_at == "2025/01/14 09:30 UTC"  # naive -> UTC
     assert blob.to_request()["blob_data"]["messages"][0] == {
         "role": "user",
         "content": "Hi, I'm Ann.",
@@ -132,7 +132,10 @@ def test_small_turns_share_one_blob_in_order() -> None:
 
 def test_timestamps() -> None:
     aware = datetime(2025, 1, 14, 10, 0, tzinfo=timezone(timedelta(hours=2)))
-    assert format_timestamp(aware) == "2025-01-14T10:00:00+02:00"
+    assert format_timestamp(aware) == "2025/01/14 10:00 UTC+02:00"
+    west = datetime(2025, 1, 14, 22, 5, 59, 999, tzinfo=timezone(timedelta(hours=-5, minutes=-30)))
+    assert format_timestamp(west) == "2025/01/14 22:05 UTC-05:30"
+    assert format_timestamp(datetime(2025, 1, 14, 8, 1)) == "2025/01/14 08:01 UTC"  # naive: UTC
     assert format_timestamp("Year 32637") == "Year 32637"
     assert format_timestamp("") is None and format_timestamp(None) is None
 

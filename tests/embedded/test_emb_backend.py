@@ -36,7 +36,9 @@ def test_record_never_calls_the_llm_on_the_callers_thread(make_backend: BackendF
     """The LLM transport fails if called from the recording thread; the worker still
     processes everything on its own thread."""
     settings, tap, standin = tapped_settings()
-    policy = manual(buffer_token_threshold=40)
+    # Over-threshold batches go while recording; the last turns (under the threshold,
+    # however the batches fell) go by the idle flush, also on the worker's thread.
+    policy = manual(buffer_token_threshold=40, idle_flush_seconds=0.3)
     backend = make_backend(llm=settings, policy=policy)
     tap.forbidden_threads.add(threading.get_ident())
     user = uuid.uuid4()

@@ -22,7 +22,7 @@ from llamaindex_memobase.messages import (
     to_memobase_message,
     to_memobase_messages,
 )
-from memobase_integrations.messages import Message, turn_to_blobs
+from memobase_integrations.messages import Message, format_timestamp, turn_to_blobs
 
 PNG_1PX = (
     b"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAE"
@@ -147,7 +147,7 @@ def test_name_and_timestamps_come_from_additional_kwargs() -> None:
     # and they reach the wire format Memobase stores
     (blob,) = turn_to_blobs(converted)
     assert blob.messages[0].alias == "Ann"
-    assert blob.messages[0].created_at == when.isoformat()
+    assert blob.messages[0].created_at == format_timestamp(when)
     assert blob.messages[2].created_at == "2026-01-01"
 
 
