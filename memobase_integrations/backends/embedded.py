@@ -360,6 +360,9 @@ class EmbeddedBackend:
     def processing_possible(self) -> bool:
         return self.llm.configured
 
+    def maintain(self) -> None:
+        self.store.checkpoint()
+
     def due_users(self, *, drain: bool) -> Sequence[DueUser]:
         return self.store.due_users(
             threshold=self.policy.buffer_token_threshold,

@@ -51,6 +51,10 @@ class FlushRunner(Protocol):
         """False when no LLM is configured: the worker then leaves the buffer alone."""
         ...
 
+    def maintain(self) -> None:
+        """Housekeeping kept off the request path (e.g. the SQLite WAL checkpoint)."""
+        ...
+
 
 class FlushWorker:
     """One daemon thread that flushes due users, one batch per user per cycle.
@@ -117,6 +121,10 @@ class FlushWorker:
             except Exception:  # never let the worker die: log and try again later
                 logger.exception("memobase: the flush worker's cycle failed; retrying later")
                 busy = False
+            try:
+                self._runner.maintain()
+            except Exception:
+                logger.debug("memobase: worker housekeeping failed", exc_info=True)
             if not busy:
                 self._wakeup.wait(self._policy.worker_poll_seconds)
         if self._drain_deadline is not None:

@@ -20,6 +20,7 @@ Design choices, and why:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -323,6 +324,11 @@ class Store:
                 if not memory:
                     cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
+                if not memory:
+                    # A commit that crosses the WAL size limit would checkpoint inline, and
+                    # that commit may be a record() on the request path. The worker
+                    # checkpoints instead (see checkpoint()).
+                    cur.execute("PRAGMA wal_autocheckpoint=0")
                 cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
                 cur.execute("PRAGMA foreign_keys=ON")
             finally:
@@ -367,7 +373,22 @@ class Store:
                 "that the directory exists and is writable."
             ) from exc
 
+    def checkpoint(self) -> None:
+        """Copy the SQLite WAL back into the database file (PASSIVE: never waits for, nor
+        blocks, readers and writers). Called from the worker thread, so the request path
+        never pays for it. A no-op on PostgreSQL and in-memory SQLite."""
+        if self.dialect != "sqlite" or self._memory:
+            return
+        raw = self.engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            raw.close()
+
     def close(self) -> None:
+        # Closing must not fail on a busy or vanished file.
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            self.checkpoint()
         self.engine.dispose()
 
     # -- transactions ---------------------------------------------------------------------------
