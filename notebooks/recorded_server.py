@@ -24,6 +24,9 @@ import httpx
 
 DATA = Path(__file__).parent / "data" / "memobase-server"
 
+#: What the recordings' filtered ``authorization`` header says where the right key was sent.
+RECORDED_PROJECT_KEY = "Bearer <filtered: the project key>"
+
 #: Query values our client leaves out because they are the server's defaults.
 _DEFAULTS = {("wait_process", "false")}
 
@@ -59,7 +62,7 @@ class RecordedServer:
                 if "request" not in exchange:  # background-processing notes, not HTTP
                     continue
                 headers = exchange["request"]["headers"]
-                if headers.get("authorization") != f"Bearer {key}":
+                if headers.get("authorization") != RECORDED_PROJECT_KEY:
                     continue  # recorded auth failures are served by ``auth_failure``
                 request = exchange["request"]
                 self.routes[(request["method"], request["path"].lower())].append(exchange)
