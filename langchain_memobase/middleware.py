@@ -45,6 +45,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
 
+from memobase_integrations.context_text import is_empty_context
 from memobase_integrations.errors import ConfigurationError
 from memobase_integrations.facade import Memobase, UserMemory
 from memobase_integrations.messages import Message
@@ -341,7 +342,7 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         return turn_id
 
     def _request_with_memory(self, request: ModelRequest[Any], turn: _Turn) -> ModelRequest[Any]:
-        if not turn.context.strip():
+        if is_empty_context(turn.context):  # a new user: no empty "# Memory" scaffold
             return request
         return request.override(system_message=self._inject(request.system_message, turn.context))
 

@@ -276,3 +276,20 @@ class TestEmbeddedProfileRetrieverStandard(RetrieversIntegrationTests):
     @property
     def retriever_query_example(self) -> str:
         return "Where does Eve work?"
+
+
+def test_a_user_with_no_memory_gets_no_memory_scaffold(
+    embedded: Memobase, make_model: MakeModel
+) -> None:
+    """The backend answers an empty "# Memory" template for a new user (as the server
+    does); injecting it would only cost tokens, so the system prompt stays as written."""
+    assert "## User Current Profile:" in embedded.user("newcomer").context()
+    model = make_model("Hello!")
+    agent = _agent(embedded, model)
+    agent.invoke(
+        {"messages": [HumanMessage("Hi there.")]},
+        config={"configurable": {"thread_id": "new"}},
+        context=Ctx(user_id="newcomer"),
+    )
+    (system,) = model.system_messages(0)
+    assert system.content == SYSTEM

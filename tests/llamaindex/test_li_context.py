@@ -5,7 +5,7 @@ from __future__ import annotations
 from li_fakes import EMPTY_PACK, pack
 from llama_index.core.prompts.utils import format_string
 
-from llamaindex_memobase._context import (
+from memobase_integrations.context_text import (
     ContextPack,
     is_empty_context,
     neutralize_placeholders,

@@ -1,4 +1,4 @@
-"""Pure helpers over the context text Memobase returns (no LlamaIndex, no I/O).
+"""Pure helpers over the context text Memobase returns (framework-free, no I/O).
 
 Memobase's default context pack (English and Chinese alike) is::
 
