@@ -1176,14 +1176,20 @@ class Store:
         if not changed:
             raise NotFoundError(f"Profile {profile_id} of user {user_id} does not exist.")
 
-    def delete_profile(self, user_id: uuid.UUID, profile_id: uuid.UUID) -> None:
-        p = t.profiles.c
-        with self.guard("deleting a profile"), self._write() as conn:
+    def _delete_owned(
+        self, table: sa.Table, what: str, user_id: uuid.UUID, row_id: uuid.UUID
+    ) -> None:
+        """Delete one row of ``user_id`` by id (scoped in SQL); NotFoundError if none."""
+        c = table.c
+        with self.guard(f"deleting the {what}"), self._write() as conn:
             gone = conn.execute(
-                sa.delete(t.profiles).where(p.user_id == user_id, p.id == profile_id)
+                sa.delete(table).where(c.user_id == user_id, c.id == row_id)
             ).rowcount
         if not gone:
-            raise NotFoundError(f"Profile {profile_id} of user {user_id} does not exist.")
+            raise NotFoundError(f"{what.capitalize()} {row_id} of user {user_id} does not exist.")
+
+    def delete_profile(self, user_id: uuid.UUID, profile_id: uuid.UUID) -> None:
+        self._delete_owned(t.profiles, "profile", user_id, profile_id)
 
     # -- events and gists -----------------------------------------------------------------------
     def list_events(
@@ -1221,13 +1227,8 @@ class Store:
         return [StoredEmbedded(r.id, r.embedding, r.created_at) for r in rows]
 
     def delete_event(self, user_id: uuid.UUID, event_id: uuid.UUID) -> None:
-        e = t.events.c
-        with self.guard("deleting an event"), self._write() as conn:
-            gone = conn.execute(
-                sa.delete(t.events).where(e.user_id == user_id, e.id == event_id)
-            ).rowcount
-        if not gone:
-            raise NotFoundError(f"Event {event_id} of user {user_id} does not exist.")
+        # Its gists go with it (ON DELETE CASCADE).
+        self._delete_owned(t.events, "event", user_id, event_id)
 
     def list_gists(
         self, user_id: uuid.UUID, *, since: datetime | None, limit: int | None
