@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -34,7 +36,14 @@ from pydantic import SecretStr
 from memobase_integrations.settings import LLMSettings
 from memobase_integrations.tokens import count_tokens
 
-__all__ = ["BenchLLM", "LLMCounts", "LatencyModel", "LoopbackEndpoint", "answer_fact_block"]
+__all__ = [
+    "BenchLLM",
+    "LLMCounts",
+    "LatencyModel",
+    "LoopbackEndpoint",
+    "StandInServer",
+    "answer_fact_block",
+]
 
 STEP_HEADER = "x-memobase-step"
 BASE_URL = "http://stand-in.invalid/v1"
@@ -326,3 +335,42 @@ class LoopbackEndpoint:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class StandInServer:
+    """The stand-in LLM served from its own process (``python -m memobase_integrations.testing``).
+
+    For measurements where the LLM's own work must stay out of the measured interpreter, as a
+    hosted model's does. ``with StandInServer() as url`` yields the ``/v1`` base URL; leaving
+    the block closes the child's stdin, which stops it.
+    """
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> str:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "memobase_integrations.testing"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line.startswith("STAND-IN LLM "):
+            self.__exit__()
+            raise RuntimeError(f"the stand-in LLM server did not start (said {line!r})")
+        return line.split()[-1]
+
+    def __exit__(self, *exc: object) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -4,6 +4,13 @@
 backend's local outbox (against the loopback fake server), next to LangChain's
 ``InMemoryChatMessageHistory.add_messages`` and the bare SQLite floor, in the same run, on
 the same turns. Calls made on the caller's behalf are counted as for the chat turns.
+
+The embedded rows run while the background worker flushes: Memobase's 1024-token threshold
+is crossed every dozen turns, and each row reports how many flushes finished inside its timed
+window. Their LLM is the stand-in served from its own process
+(``python -m memobase_integrations.testing``), as a hosted model is: its work must not be
+billed to the app's interpreter. Both worker placements are measured, ``worker="process"``
+(the default whenever it is possible) and ``worker="thread"``.
 """
 
 from __future__ import annotations
@@ -17,13 +24,16 @@ from typing import Any
 
 from langchain_core.chat_history import InMemoryChatMessageHistory
 from langchain_core.messages import AIMessage, HumanMessage
+from pydantic import SecretStr
 
 from benchmarks.conversations import Conversation, Turn
+from benchmarks.llm import StandInServer
 from benchmarks.stats import ms, percentile
 from benchmarks.systems.base import BenchEnv
 from benchmarks.systems.floor import open_floor_db
 from benchmarks.systems.memobase_env import BENCH_POLICY, build_memobase
-from memobase_integrations.settings import FlushPolicy
+from memobase_integrations.facade import Memobase
+from memobase_integrations.settings import FlushPolicy, LLMSettings
 
 __all__ = ["FlushCost", "RecordResult", "run_flush_cost", "run_record_latency"]
 
@@ -35,6 +45,7 @@ class RecordResult:
     name: str
     samples: list[float] = field(default_factory=list)
     calls_per_record: float = 0.0
+    flushes: int | None = None
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -45,6 +56,7 @@ class RecordResult:
             "p99_ms": ms(percentile(self.samples, 99)),
             "samples": len(self.samples),
             "calls_on_caller_thread": round(self.calls_per_record, 4),
+            "flushes_during_run": self.flushes,
             "error": self.error,
         }
 
@@ -114,22 +126,70 @@ def run_record_latency(
     results.append(_measure(env, "floor: bare SQLite insert + commit", turns, floor))
     conn.close()
 
-    for backend, label in (("embedded", "embedded SQLite"), ("remote", "remote outbox")):
-        try:
-            memobase = build_memobase(env, backend, f"record-{backend}", policy=BENCH_POLICY)
-        except Exception as exc:
-            results.append(RecordResult(name=f"Memobase record ({label})", error=str(exc)))
-            continue
-
-        def record(user_id: str, session: int, turn: Turn, memobase: Any = memobase) -> None:
-            memobase.user(user_id).record(turn.messages())
-
-        results.append(_measure(env, f"Memobase record ({label})", turns, record))
-        try:
-            memobase.close(timeout=600.0)
-        except Exception as exc:  # pragma: no cover - reported, not fatal
-            logger.warning("closing the %s record benchmark failed: %s", backend, exc)
+    with StandInServer() as llm_url:
+        llm = LLMSettings(base_url=llm_url, api_key=SecretStr("stand-in"))
+        for worker in ("process", "thread"):
+            label = f"embedded SQLite, worker={worker}"
+            url = f"sqlite:///{env.workdir / f'record-{worker}.db'}"
+            results.append(
+                _measure_memobase(
+                    env,
+                    f"Memobase record ({label})",
+                    turns,
+                    lambda url=url, worker=worker: Memobase.embedded(  # type: ignore[misc]
+                        url, llm=llm, policy=BENCH_POLICY, worker=worker
+                    ),
+                )
+            )
+    results.append(
+        _measure_memobase(
+            env,
+            "Memobase record (remote outbox)",
+            turns,
+            lambda: build_memobase(env, "remote", "record-remote", policy=BENCH_POLICY),
+        )
+    )
     return results
+
+
+def _measure_memobase(
+    env: BenchEnv,
+    name: str,
+    turns: Sequence[tuple[str, int, Turn]],
+    build: Callable[[], Memobase],
+) -> RecordResult:
+    try:
+        memobase = build()
+    except Exception as exc:
+        return RecordResult(name=name, error=str(exc))
+    flushed: list[object] = []
+    embedded = memobase.backend.kind == "embedded"
+    if embedded:
+        memobase.backend.add_listener(lambda user_id, responses: flushed.append(user_id))
+        _warm_up(memobase)
+        flushed.clear()
+
+    def record(user_id: str, session: int, turn: Turn) -> None:
+        memobase.user(user_id).record(turn.messages())
+
+    result = _measure(env, name, turns, record)
+    result.flushes = len(flushed) if embedded else None
+    try:
+        memobase.close(timeout=600.0)
+    except Exception as exc:  # pragma: no cover - reported, not fatal
+        logger.warning("closing %s failed: %s", name, exc)
+    return result
+
+
+def _warm_up(memobase: Memobase) -> None:
+    """One flush before timing, so the worker (thread or process) has started and imported
+    everything: the timed window measures steady state, not interpreter start-up."""
+    user = memobase.user("record-bench-warm-up")
+    user.record([{"role": "user", "content": "I work as a nurse and I love hiking."}])
+    deadline = time.monotonic() + 60.0
+    user.flush(wait=False)
+    while time.monotonic() < deadline and memobase.status().pending_turns:
+        time.sleep(0.05)
 
 
 @dataclass(slots=True)

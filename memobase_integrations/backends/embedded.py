@@ -53,7 +53,7 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from ..engine.config import ProfileConfig, ResolvedConfig
 from ..engine.context import pack_context, truncate_profiles
@@ -101,8 +101,12 @@ from .base import (
     UserStatus,
 )
 from .worker import FlushWorker, LeaseKeeper
+from .worker_process import ProcessWorker, process_worker_obstacle
 
-__all__ = ["EmbeddedBackend"]
+__all__ = ["EmbeddedBackend", "WorkerMode"]
+
+#: Where the background flush worker runs (see ``EmbeddedBackend(worker=...)``).
+WorkerMode = Literal["auto", "thread", "process"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,8 +135,15 @@ class EmbeddedBackend:
     policy:
         When to process (:class:`FlushPolicy`).
     start_worker:
-        Run the background flush thread (default). Without it, processing happens only on
+        Run the background flush worker (default). Without it, processing happens only on
         explicit ``flush``/``insert(wait_process=True)``/``close``.
+    worker:
+        Where that worker runs. ``"process"``: a child process (:mod:`.worker_process`), so
+        its parsing and SQL never take the GIL from the app's ``record`` and ``context``
+        calls - the choice for a server under load. ``"thread"``: a daemon thread in this
+        process (no extra interpreter; what an in-memory database or an injected
+        ``http_client`` needs). ``"auto"`` (default) picks ``"process"`` when it can and
+        ``"thread"`` otherwise; ``worker_mode`` tells which one runs.
     engine_options:
         Extra :func:`sqlalchemy.create_engine` arguments, e.g. ``{"connect_args": {"options":
         "-csearch_path=memobase"}}`` to keep the tables in a PostgreSQL schema.
@@ -153,14 +164,20 @@ class EmbeddedBackend:
         profile_config: ProfileConfig | str | None = None,
         policy: FlushPolicy | None = None,
         start_worker: bool = True,
+        worker: WorkerMode = "auto",
         engine_options: dict[str, Any] | None = None,
         lease_seconds: float = 60.0,
         keep_processed_blobs: bool = False,
     ) -> None:
         if lease_seconds <= 0:
             raise ConfigurationError(f"lease_seconds must be positive, got {lease_seconds}.")
+        if worker not in ("auto", "thread", "process"):
+            raise ConfigurationError(
+                f"worker must be 'auto', 'thread' or 'process', got {worker!r}."
+            )
+        settings = llm if llm is not None else LLMSettings.from_env()
         self.policy = policy or FlushPolicy()
-        self.llm = LLMClient(llm if llm is not None else LLMSettings.from_env())
+        self.llm = LLMClient(settings)
         self.store = Store(database_url, engine_options=engine_options)
         self.pipeline = Pipeline(self.llm)
         self.lease_seconds = lease_seconds
@@ -182,17 +199,60 @@ class EmbeddedBackend:
                 self.store.close()
                 raise
         self._leases = LeaseKeeper(self.store.renew, lease_seconds)
-        self._worker: FlushWorker | None = None
+        self._worker: FlushWorker | ProcessWorker | None = None
+        #: ``"process"``, ``"thread"`` or ``None`` (no background worker).
+        self.worker_mode: str | None = None
         if start_worker:
-            self._worker = FlushWorker(self, self.policy)
-            self._worker.start()
+            child_config = {
+                "database_url": self.store.url.render_as_string(hide_password=False),
+                "llm": settings,
+                "policy": self.policy,
+                "engine_options": engine_options,
+                "lease_seconds": lease_seconds,
+                "keep_processed_blobs": keep_processed_blobs,
+            }
+            try:
+                self._worker, self.worker_mode = self._start_worker(worker, child_config)
+            except BaseException:
+                self.store.close()
+                raise
         # Drain on interpreter exit (bounded by close_timeout_seconds); a weak reference so
         # the hook never keeps a forgotten backend alive.
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._atexit)
 
     def __repr__(self) -> str:
-        return f"EmbeddedBackend(database={self.store.safe_url!r}, llm={self.llm!r})"
+        return (
+            f"EmbeddedBackend(database={self.store.safe_url!r}, llm={self.llm!r}, "
+            f"worker={self.worker_mode!r})"
+        )
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The flush-worker process's pid with ``worker_mode == "process"`` (it changes when a
+        crashed worker is restarted), else ``None``."""
+        return self._worker.pid if isinstance(self._worker, ProcessWorker) else None
+
+    def _start_worker(
+        self, mode: WorkerMode, child_config: dict[str, Any]
+    ) -> tuple[FlushWorker | ProcessWorker, str]:
+        if mode != "thread" and self.llm.configured:
+            obstacle = process_worker_obstacle(child_config, in_memory=self.store.in_memory)
+            if obstacle is None:
+                process = ProcessWorker(child_config, self._notify)
+                process.start()
+                return process, "process"
+            if mode == "process":
+                raise ConfigurationError(
+                    f"worker='process' is not possible here: {obstacle}. Use worker='thread' "
+                    "(or 'auto', which falls back to it)."
+                )
+            logger.debug("memobase: flush worker runs as a thread: %s", obstacle)
+        # Without an LLM there is nothing to process: a thread that only warns is cheaper
+        # than an interpreter.
+        thread = FlushWorker(self, self.policy)
+        thread.start()
+        return thread, "thread"
 
     # -- configuration ----------------------------------------------------------------------
     def _save_initial_config(self, value: ProfileConfig | str) -> None:

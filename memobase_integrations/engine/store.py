@@ -283,6 +283,11 @@ class Store:
         self._insert_blobs = sa.insert(t.blobs)
         self._insert_buffer = sa.insert(t.buffer)
 
+    @property
+    def in_memory(self) -> bool:
+        """True for an in-memory SQLite database, which no other process can open."""
+        return self._memory
+
     # -- engine and schema ----------------------------------------------------------------------
     def _create_engine(self, options: dict[str, Any], busy_timeout: float) -> Engine:
         if self.dialect == "sqlite":

@@ -107,7 +107,10 @@ def test_quick_run_writes_the_issue_schema(tmp_path: Path) -> None:
     assert [(p["backend"], p["users"]) for p in data["scale"]] == [("sqlite", 20), ("sqlite", 60)]
     assert all(p["context_p95_ms"] is not None and p["record_per_s"] > 0 for p in data["scale"])
     records = {r["name"]: r for r in details["record"]}
-    assert records["Memobase record (embedded SQLite)"]["calls_on_caller_thread"] == 0
+    for worker in ("process", "thread"):
+        row = records[f"Memobase record (embedded SQLite, worker={worker})"]
+        assert row["error"] is None and row["calls_on_caller_thread"] == 0
+        assert row["flushes_during_run"] is not None
     assert records["Memobase record (remote outbox)"]["calls_on_caller_thread"] == 0
     assert details["flush_cost"]["flushes"] > 0 and details["flush_cost"]["error"] is None
 

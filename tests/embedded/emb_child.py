@@ -16,6 +16,10 @@
     Prints ``READY``, waits for a line on stdin, then flushes the users in the given order with
     small batches. Each entry-summary request prints ``S <turn markers in prompt order>``.
 
+``python emb_child.py procworker URL SCHEMA LLM_URL``
+    Opens a backend with ``worker="process"`` against the stand-in served at LLM_URL, prints
+    ``W <worker pid>`` and waits to be killed (the parent checks the worker does not outlive it).
+
 SCHEMA is a PostgreSQL schema for ``search_path`` or ``-``.
 """
 
@@ -128,12 +132,26 @@ def flush(url: str, schema: str, delay: float, max_tokens: int, users: list[str]
     say("DONE")
 
 
+def process_worker(url: str, schema: str, llm_url: str) -> None:
+    from pydantic import SecretStr
+
+    from memobase_integrations.settings import LLMSettings
+
+    options = pg_engine_options(schema) if schema != "-" else {}
+    settings = LLMSettings(base_url=llm_url, api_key=SecretStr("stand-in"), max_retries=0)
+    backend = EmbeddedBackend(url, llm=settings, engine_options=options, worker="process")
+    say(f"W {backend.worker_pid}")
+    time.sleep(3600)  # wait to be killed
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "record":
         record(args[0], args[1], int(args[2]), int(args[3]), float(args[4]))
     elif command == "exit":
         exit_without_close(args[0], args[1], int(args[2]))
+    elif command == "procworker":
+        process_worker(args[0], args[1], args[2])
     elif command == "flush":
         flush(args[0], args[1], float(args[2]), int(args[3]), args[4:])
     else:

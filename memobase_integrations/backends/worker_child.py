@@ -1,0 +1,131 @@
+"""The flush-worker process: ``python -m memobase_integrations.backends.worker_child``.
+
+Started by :class:`~.worker_process.ProcessWorker`, never by hand. It runs the same
+:class:`~.worker.FlushWorker` the thread mode runs, against the same store, so processing
+(LLM calls, parsing, the result transaction) happens outside the app's interpreter and never
+competes with ``record`` for the app's GIL.
+
+Lifetime: the parent's pipe is the child's lifeline. A ``stop`` message drains (if asked) and
+exits; end-of-file on stdin means the parent is gone (even by SIGKILL), and the child stops
+at once without draining - whatever it had claimed stays leased, the lease expires and the
+next worker takes the turns over, exactly as after any crash.
+
+The real stdout becomes the private message channel; ``sys.stdout`` is pointed at stderr so
+a stray ``print`` in user code or a library can never corrupt a frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import IO, Any
+
+from .worker_channel import read_frame, write_frame
+
+__all__ = ["main"]
+
+
+class _Channel:
+    """The child's side of the pipe: thread-safe writes, broken pipe means the parent is gone."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self.broken = False
+
+    def send(self, *message: Any) -> None:
+        with self._lock:
+            if self.broken:
+                return
+            try:
+                write_frame(self._stream, message)
+            except (OSError, ValueError):
+                self.broken = True
+
+
+class _ForwardLogs(logging.Handler):
+    """Sends this package's log records to the parent, which logs them under its own config."""
+
+    def __init__(self, channel: _Channel) -> None:
+        super().__init__()
+        self._channel = channel
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+            self._channel.send("log", record.name, record.levelno, text)
+        except Exception:  # logging must never take the worker down
+            self.handleError(record)
+
+
+def main() -> int:
+    # Ctrl-C in a terminal reaches the whole process group; the app decides when its worker
+    # stops (close() drains through it), so the child does not die with the first SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    channel_fd = os.dup(1)
+    os.dup2(2, 1)  # fd 1 is stderr from here on: prints cannot reach the channel
+    sys.stdout = sys.stderr
+    channel = _Channel(os.fdopen(channel_fd, "wb"))
+    inbox = sys.stdin.buffer
+
+    try:
+        kind, config = read_frame(inbox)
+    except EOFError:
+        return 0
+    if kind != "config":
+        print(f"memobase worker: expected a config frame, got {kind!r}", file=sys.stderr)
+        return 2
+
+    package_logger = logging.getLogger("memobase_integrations")
+    package_logger.setLevel(config.pop("log_level", logging.WARNING))
+    package_logger.addHandler(_ForwardLogs(channel))
+    package_logger.propagate = False
+
+    # Imported after the pipe is set up so an import-time message cannot corrupt it.
+    from ..models import BlobType, ChatModalResponse
+    from .embedded import EmbeddedBackend
+    from .worker import FlushWorker
+
+    backend = EmbeddedBackend(start_worker=False, worker="thread", **config)
+
+    def forward(user_id: uuid.UUID, responses: Sequence[ChatModalResponse]) -> None:
+        channel.send("processed", str(user_id), [r.model_dump(mode="json") for r in responses])
+
+    backend.add_listener(forward)
+    worker = FlushWorker(backend, backend.policy, name="memobase-flush")
+    worker.start()
+    channel.send("ready", os.getpid())
+
+    while True:
+        try:
+            message = read_frame(inbox)
+        except EOFError:
+            # The parent is gone: stop without draining; leases cover what was in flight.
+            worker.stop(drain=False, timeout=0.0)
+            os._exit(0)
+        match message:
+            case ("wake",):
+                worker.wake()
+            case ("request", user_id, blob_type):
+                worker.request(uuid.UUID(user_id), BlobType(blob_type))
+            case ("stop", drain, timeout):
+                finished = worker.stop(drain=bool(drain), timeout=float(timeout))
+                if finished:
+                    backend.close(timeout=0.0)
+                channel.send("stopped", finished)
+                # A worker thread still inside an LLM call is abandoned, not joined: its
+                # claim's lease expires and the next start takes the turns over.
+                os._exit(0 if finished else 3)
+            case _:
+                package_logger.warning("memobase worker: ignoring unknown message %r", message[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

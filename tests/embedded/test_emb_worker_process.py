@@ -1,0 +1,295 @@
+"""The flush worker in a child process (``EmbeddedBackend(worker="process")``).
+
+The stand-in LLM is served on loopback from this test process, so every request the worker
+process makes is answered - and counted - here, while this process's own httpx clients are
+watched to prove it made none of them. Runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from emb_support import MARKER_LINE, BackendFactory, DbTarget, marker_turn, turn
+from pydantic import SecretStr
+
+from memobase_integrations.backends.base import ProfileOptions
+from memobase_integrations.backends.embedded import EmbeddedBackend
+from memobase_integrations.backends.worker_process import process_worker_obstacle
+from memobase_integrations.errors import ConfigurationError
+from memobase_integrations.messages import turn_to_blobs
+from memobase_integrations.settings import FlushPolicy, LLMSettings
+from memobase_integrations.testing import StandInLLM
+
+CHILD = Path(__file__).with_name("emb_child.py")
+
+#: Small threshold and a fast poll, so the worker process flushes while the test records.
+POLICY = FlushPolicy(
+    buffer_token_threshold=60,
+    idle_flush_seconds=None,
+    flush_on_close=True,
+    worker_poll_seconds=0.05,
+    retry_base_seconds=0.2,
+)
+
+
+@pytest.fixture
+def stand_in() -> Iterator[tuple[StandInLLM, LLMSettings]]:
+    llm = StandInLLM()
+    with llm.serve() as url:
+        yield llm, LLMSettings(base_url=url, api_key=SecretStr("sk-test-not-a-real-key-123456"))
+
+
+@pytest.fixture
+def parent_http_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every request sent by an httpx client of *this* process."""
+    calls: list[str] = []
+    original = httpx.Client.send
+
+    def send(self: httpx.Client, request: httpx.Request, **kw: Any) -> httpx.Response:
+        calls.append(str(request.url))
+        return original(self, request, **kw)
+
+    monkeypatch.setattr(httpx.Client, "send", send)
+    return calls
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.05)
+
+
+def summarized_markers(llm: StandInLLM) -> list[str]:
+    return [
+        m
+        for call in llm.history
+        if call.step == "entry_summary"
+        for m in MARKER_LINE.findall(call.user)
+    ]
+
+
+def in_flight(backend: EmbeddedBackend, user: uuid.UUID) -> bool:
+    return any(u.processing for u in backend.status(user).users)
+
+
+def pid_running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (an orphan nobody reaped is dead too)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+# -- choosing where the worker runs ------------------------------------------------------------
+
+
+def test_obstacles_name_what_prevents_a_worker_process() -> None:
+    plain = {"database_url": "sqlite:///x.db", "llm": LLMSettings(base_url="http://h/v1")}
+    assert process_worker_obstacle(plain, in_memory=False) is None
+    assert "in-memory" in (process_worker_obstacle(plain, in_memory=True) or "")
+    injected = {**plain, "llm": StandInLLM().settings()}
+    assert "http_client" in (process_worker_obstacle(injected, in_memory=False) or "")
+    creator = {**plain, "engine_options": {"creator": lambda: None}}
+    assert "cannot be sent" in (process_worker_obstacle(creator, in_memory=False) or "")
+
+
+def test_auto_uses_a_thread_when_a_process_cannot_work(tmp_path: Path) -> None:
+    injected = EmbeddedBackend(f"sqlite:///{tmp_path / 'a.db'}", llm=StandInLLM().settings())
+    memory = EmbeddedBackend("sqlite://", llm=LLMSettings(base_url="http://127.0.0.1:9/v1"))
+    unconfigured = EmbeddedBackend(f"sqlite:///{tmp_path / 'b.db'}", llm=LLMSettings())
+    try:
+        assert [b.worker_mode for b in (injected, memory, unconfigured)] == ["thread"] * 3
+        assert injected.worker_pid is None
+    finally:
+        for backend in (injected, memory, unconfigured):
+            backend.close(timeout=0)
+
+
+def test_asking_for_an_impossible_worker_process_says_why(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"http_client.*worker='thread'"):
+        EmbeddedBackend(
+            f"sqlite:///{tmp_path / 'a.db'}", llm=StandInLLM().settings(), worker="process"
+        )
+    with pytest.raises(ConfigurationError, match="'auto', 'thread' or 'process'"):
+        EmbeddedBackend(f"sqlite:///{tmp_path / 'b.db'}", worker="processes")  # type: ignore[arg-type]
+
+
+# -- the worker process at work ----------------------------------------------------------------
+
+
+def test_worker_process_processes_every_turn_once_and_this_process_calls_no_llm(
+    db: DbTarget,
+    make_backend: BackendFactory,
+    stand_in: tuple[StandInLLM, LLMSettings],
+    parent_http_calls: list[str],
+) -> None:
+    llm, settings = stand_in
+    backend = make_backend(llm=settings, policy=POLICY)
+    assert backend.worker_mode == "process" and backend.worker_pid not in (None, os.getpid())
+    notified: list[uuid.UUID] = []
+    backend.add_listener(lambda user_id, responses: notified.append(user_id))
+
+    users = [uuid.uuid4() for _ in range(3)]
+    recorded = []
+    for n in range(60):
+        k = n % 3
+        backend.record(users[k], turn_to_blobs(marker_turn(k, n)), f"mk-{k}-{n}")
+        recorded.append(f"mk-{k}-{n}")
+    wait_until(lambda: len(notified) >= 3, what="the worker process to flush")
+    backend.close(timeout=30)  # drains the rest through the worker process
+
+    counts = collections.Counter(summarized_markers(llm))
+    assert set(counts) == set(recorded)  # every turn reached the LLM...
+    assert max(counts.values()) == 1  # ...exactly once
+    assert set(notified) == set(users)  # processed notifications came back to this process
+    assert parent_http_calls == []  # and none of the LLM calls were made from it
+
+    reopened = EmbeddedBackend(start_worker=False, **db.backend_kwargs())
+    try:
+        assert reopened.status().pending_turns == 0
+    finally:
+        reopened.close(timeout=0)
+
+
+def test_flush_request_and_retry_reach_the_worker_process(
+    make_backend: BackendFactory, stand_in: tuple[StandInLLM, LLMSettings]
+) -> None:
+    llm, settings = stand_in
+    backend = make_backend(llm=settings, policy=POLICY.model_copy(update={"max_attempts": 1}))
+    user = uuid.uuid4()
+    backend.record(user, turn_to_blobs(turn("I work as a nurse.")), "t1")  # under the threshold
+    llm.fail_next("entry_summary", "http500", times=None)
+    backend.flush(user, wait=False)
+    wait_until(lambda: backend.status(user).failed == 1, what="the failed flush")
+    llm.clear_faults()
+    assert backend.retry_failed(user) == 1
+    wait_until(lambda: backend.status(user).pending_turns == 0, what="the retried flush")
+    profiles = backend.profile(user, ProfileOptions())
+    assert [(p.sub_topic, p.content.split(" [")[0]) for p in profiles] == [("title", "nurse")]
+
+
+def test_worker_process_logs_reach_this_process_logger(
+    make_backend: BackendFactory,
+    stand_in: tuple[StandInLLM, LLMSettings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    llm, settings = stand_in
+    caplog.set_level(logging.WARNING, logger="memobase_integrations")
+    backend = make_backend(llm=settings, policy=POLICY)
+    user = uuid.uuid4()
+    backend.record(user, turn_to_blobs(turn("I live in Lyon.")), "t1")
+    llm.fail_next("entry_summary", "http500", times=None)
+    backend.flush(user, wait=False)
+    wait_until(lambda: "[worker process" in caplog.text, what="a forwarded log record")
+    llm.clear_faults()
+    forwarded = [r for r in caplog.records if "[worker process" in r.getMessage()]
+    assert forwarded[0].name == "memobase_integrations.backends.worker"
+    assert str(user) in forwarded[0].getMessage()
+    assert "sk-test" not in caplog.text  # the key never shows in a log line
+
+
+def test_the_api_key_is_not_on_the_worker_command_line(
+    make_backend: BackendFactory, stand_in: tuple[StandInLLM, LLMSettings]
+) -> None:
+    _, settings = stand_in
+    backend = make_backend(llm=settings, policy=POLICY)
+    pid = backend.worker_pid
+    assert pid is not None
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    assert "worker_child" in cmdline
+    assert "sk-test" not in cmdline and "sk-test" not in repr(backend)
+
+
+def test_a_killed_worker_process_is_restarted_and_loses_nothing(
+    make_backend: BackendFactory, stand_in: tuple[StandInLLM, LLMSettings]
+) -> None:
+    llm, settings = stand_in
+    llm.delay_s = 0.3  # keep a flush in flight when the worker is killed
+    backend = make_backend(llm=settings, policy=POLICY, lease_seconds=1.0)
+    first = backend.worker_pid
+    assert first is not None
+    user = uuid.uuid4()
+    turns = [f"mk-0-{n}" for n in range(12)]
+    for n, turn_id in enumerate(turns):
+        backend.record(user, turn_to_blobs(marker_turn(0, n)), turn_id)
+    wait_until(lambda: in_flight(backend, user), what="a flush in flight")
+    os.kill(first, signal.SIGKILL)
+
+    wait_until(lambda: backend.worker_pid not in (None, first), what="a restarted worker")
+    llm.delay_s = 0.0
+    wait_until(lambda: backend.status(user).pending_turns == 0, what="the lease takeover")
+    assert not pid_running(first)
+
+    committed = collections.Counter(
+        turn_id for entry in backend.export_user(user)["flushes"] for turn_id in entry["turn_ids"]
+    )
+    assert set(committed) == set(turns) and max(committed.values()) == 1
+
+
+def test_worker_process_does_not_outlive_a_killed_app(
+    db: DbTarget, stand_in: tuple[StandInLLM, LLMSettings]
+) -> None:
+    _, settings = stand_in
+    assert settings.base_url is not None
+    app = subprocess.Popen(
+        [sys.executable, str(CHILD), "procworker", *db.argv(), settings.base_url],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert app.stdout is not None
+        line = app.stdout.readline()
+        assert line.startswith("W "), line
+        worker = int(line.split()[1])
+        assert pid_running(worker)
+    finally:
+        app.send_signal(signal.SIGKILL)
+        app.wait(30)
+    wait_until(lambda: not pid_running(worker), timeout=30, what="the orphaned worker to exit")
+
+
+def test_a_stalled_worker_process_never_blocks_the_caller(
+    make_backend: BackendFactory, stand_in: tuple[StandInLLM, LLMSettings]
+) -> None:
+    """Wake-ups and flush requests are handed to a sender thread: with the child frozen
+    (SIGSTOP) the pipe fills up, and the caller still returns from every call."""
+    _, settings = stand_in
+    backend = make_backend(llm=settings, policy=POLICY)
+    pid = backend.worker_pid
+    assert pid is not None
+    user = uuid.uuid4()
+
+    def calls() -> None:
+        # Far more than a 64 KiB pipe holds, were each request written on this thread.
+        for _ in range(5000):
+            backend.flush(uuid.uuid4(), wait=False)
+        for n in range(30):
+            backend.record(user, turn_to_blobs(marker_turn(0, n)), f"mk-0-{n}")
+        backend.flush(user, wait=False)
+
+    caller = threading.Thread(target=calls, daemon=True)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        caller.start()
+        caller.join(120)  # a liveness bound, not a speed target: blocked means never
+        assert not caller.is_alive(), "a call blocked on the frozen worker process"
+        assert backend.status(user).pending_turns == 30  # nothing processed while frozen
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: backend.status(user).pending_turns == 0, what="processing after SIGCONT")
