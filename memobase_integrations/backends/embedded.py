@@ -239,9 +239,20 @@ class EmbeddedBackend:
         if mode != "thread" and self.llm.configured:
             obstacle = process_worker_obstacle(child_config, in_memory=self.store.in_memory)
             if obstacle is None:
-                process = ProcessWorker(child_config, self._notify)
-                process.start()
-                return process, "process"
+                process = ProcessWorker(
+                    child_config,
+                    self._notify,
+                    on_give_up=self._fall_back_to_thread if mode == "auto" else None,
+                )
+                try:
+                    process.start()
+                    return process, "process"
+                except OSError as exc:
+                    if mode == "process":
+                        raise ConfigurationError(
+                            f"Could not start the flush worker process: {exc}. Use worker='thread'."
+                        ) from exc
+                    obstacle = f"starting it failed ({exc})"
             if mode == "process":
                 raise ConfigurationError(
                     f"worker='process' is not possible here: {obstacle}. Use worker='thread' "
@@ -253,6 +264,17 @@ class EmbeddedBackend:
         thread = FlushWorker(self, self.policy)
         thread.start()
         return thread, "thread"
+
+    def _fall_back_to_thread(self, reason: str) -> None:
+        """``worker="auto"`` only: the worker process cannot start here, so run it as a thread."""
+        if self._closed:
+            return
+        logger.warning(
+            "memobase: %s; the flush worker runs as a thread in this process instead.", reason
+        )
+        thread = FlushWorker(self, self.policy)
+        thread.start()
+        self._worker, self.worker_mode = thread, "thread"
 
     # -- configuration ----------------------------------------------------------------------
     def _save_initial_config(self, value: ProfileConfig | str) -> None:

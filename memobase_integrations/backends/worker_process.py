@@ -42,10 +42,15 @@ logger = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 2.0
 #: Restart backoff after the child dies unexpectedly: 1 s doubling up to this.
 MAX_RESTART_DELAY_SECONDS = 60.0
+#: A child that has not said "ready" by then is taken for one that cannot start.
+STARTUP_TIMEOUT_SECONDS = 60.0
+#: Consecutive failed starts after which ``on_give_up`` is called (if given).
+MAX_FAILED_STARTS = 3
 #: Explicit flush requests kept to replay into a restarted child.
 _MAX_REPLAYED_REQUESTS = 10_000
 
 ProcessedCallback = Callable[[UUID, Sequence[ChatModalResponse]], None]
+GiveUpCallback = Callable[[str], None]
 
 
 def process_worker_obstacle(config: dict[str, Any], *, in_memory: bool) -> str | None:
@@ -75,7 +80,10 @@ class ProcessWorker:
 
     ``config`` is the child's ``EmbeddedBackend`` keyword arguments (check it first with
     :func:`process_worker_obstacle`); ``on_processed`` gets each processed notification, on
-    this handle's reader thread.
+    this handle's reader thread. ``on_give_up``, if given, is called (and restarts stop) when
+    the child failed to start ``MAX_FAILED_STARTS`` times in a row - e.g. an embedding host
+    whose ``sys.executable`` is not a Python interpreter - so the caller can fall back to a
+    thread; without it, restarts go on with backoff.
 
     ``wake`` and ``request`` are called from ``record`` and must never block, so they only
     note what to send; a sender thread writes it to the pipe (a stalled child fills the pipe
@@ -88,10 +96,14 @@ class ProcessWorker:
         config: dict[str, Any],
         on_processed: ProcessedCallback,
         *,
+        on_give_up: GiveUpCallback | None = None,
         name: str = "memobase-flush-process",
     ) -> None:
         self._config = config
         self._on_processed = on_processed
+        self._on_give_up = on_give_up
+        self._ready = threading.Event()
+        self._failed_starts = 0
         self._name = name
         self._cond = threading.Condition()
         self._wake_pending = False
@@ -172,15 +184,29 @@ class ProcessWorker:
         config["log_level"] = logging.getLogger("memobase_integrations").getEffectiveLevel()
         with self._cond:
             replay = list(self._sent)
+        ready = self._ready = threading.Event()
         with self._write_lock:
             self._proc, self._stdin, self.pid = proc, proc.stdin, proc.pid
             self._write(("config", config))
             for user_id, blob_type in replay:
                 self._write(("request", str(user_id), blob_type.value))
         reader = threading.Thread(
-            target=self._read, args=(proc, proc.stdout), name=self._name, daemon=True
+            target=self._read, args=(proc, proc.stdout, ready), name=self._name, daemon=True
         )
         reader.start()
+        watchdog = threading.Timer(STARTUP_TIMEOUT_SECONDS, self._kill_if_silent, (proc, ready))
+        watchdog.daemon = True
+        watchdog.start()
+
+    @staticmethod
+    def _kill_if_silent(proc: subprocess.Popen[bytes], ready: threading.Event) -> None:
+        if not ready.is_set() and proc.poll() is None:
+            logger.warning(
+                "memobase: the flush worker process %s did not start within %.0fs; killing it",
+                proc.pid,
+                STARTUP_TIMEOUT_SECONDS,
+            )
+            proc.kill()
 
     def _send_loop(self) -> None:
         while True:
@@ -215,7 +241,9 @@ class ProcessWorker:
             with contextlib.suppress(OSError):
                 stdin.close()
 
-    def _read(self, proc: subprocess.Popen[bytes], stream: IO[bytes]) -> None:
+    def _read(
+        self, proc: subprocess.Popen[bytes], stream: IO[bytes], ready: threading.Event
+    ) -> None:
         started = time.monotonic()
         try:
             while True:
@@ -228,6 +256,16 @@ class ProcessWorker:
             pass
         code = proc.wait()
         if self._stopping:
+            return
+        self._failed_starts = 0 if ready.is_set() else self._failed_starts + 1
+        if self._on_give_up is not None and self._failed_starts >= MAX_FAILED_STARTS:
+            self._close_stdin()
+            with self._cond:
+                self._stopping = True
+            self._on_give_up(
+                f"the worker process failed to start {self._failed_starts} times in a row "
+                f"(last exit code {code})"
+            )
             return
         if time.monotonic() - started > MAX_RESTART_DELAY_SECONDS:
             self._restart_delay = 1.0  # it ran for a while: not a crash loop
@@ -264,6 +302,7 @@ class ProcessWorker:
             case ("log", name, level, text):
                 logging.getLogger(name).log(level, "[worker process %s] %s", self.pid, text)
             case ("ready", pid):
+                self._ready.set()
                 logger.debug("memobase: flush worker process %s is ready", pid)
             case ("stopped", finished):
                 logger.debug("memobase: flush worker process stopped (finished=%s)", finished)

@@ -293,3 +293,24 @@ def test_a_stalled_worker_process_never_blocks_the_caller(
     finally:
         os.kill(pid, signal.SIGCONT)
     wait_until(lambda: backend.status(user).pending_turns == 0, what="processing after SIGCONT")
+
+
+def test_auto_falls_back_to_a_thread_when_the_worker_process_cannot_start(
+    make_backend: BackendFactory,
+    stand_in: tuple[StandInLLM, LLMSettings],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """E.g. an embedding host whose ``sys.executable`` is not a Python interpreter."""
+    llm, settings = stand_in
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    backend = make_backend(llm=settings, policy=POLICY)
+    assert backend.worker_mode == "process"
+    wait_until(lambda: backend.worker_mode == "thread", what="the fallback to a thread")
+    assert "failed to start 3 times in a row" in caplog.text
+
+    user = uuid.uuid4()
+    for n in range(12):
+        backend.record(user, turn_to_blobs(marker_turn(0, n)), f"mk-0-{n}")
+    wait_until(lambda: backend.status(user).pending_turns == 0, what="the thread worker")
+    assert sorted(summarized_markers(llm)) == sorted(f"mk-0-{n}" for n in range(12))
