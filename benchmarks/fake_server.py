@@ -45,6 +45,7 @@ class _State:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    disable_nagle_algorithm = True  # see llm_server._Handler
 
     def log_message(self, format: str, *args: Any) -> None:  # silence stderr
         return

@@ -1,7 +1,8 @@
 """The benchmark's LLM endpoint: the project's stand-in, plus counting and simulated latency.
 
-All systems, Memobase and peers alike, reach "the LLM" through :class:`BenchLLM`, an httpx
-transport (sync and async) that every ``openai`` client in the run is built on. It
+All systems, Memobase and peers alike, reach "the LLM" through :class:`BenchLLM`, served
+from its own process (:mod:`benchmarks.llm_server`) and reached over loopback HTTP through
+:class:`ServedBenchLLM`, as an app reaches a hosted model. :class:`BenchLLM`
 
 * forwards every request to :class:`memobase_integrations.testing.StandInLLM`: the engine's
   steps (``X-Memobase-Step``), mem0's JSON extraction and all embeddings (hashed
@@ -12,12 +13,11 @@ transport (sync and async) that every ``openai`` client in the run is built on. 
   rule for every system) per label, so each system's cost is measured at one place;
 * sleeps like a hosted model would: ``llm_delay_s + per_token_delay_s * completion_tokens``
   for a chat completion and ``embedding_delay_s`` for an embedding request. The sleep happens
-  on whatever thread sent the request, exactly where a real network wait would be.
+  in the server while the caller waits on its socket, exactly where a real network wait is.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import subprocess
@@ -26,8 +26,8 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 import openai
@@ -40,13 +40,11 @@ __all__ = [
     "BenchLLM",
     "LLMCounts",
     "LatencyModel",
-    "LoopbackEndpoint",
-    "StandInServer",
+    "ServedBenchLLM",
     "answer_fact_block",
 ]
 
 STEP_HEADER = "x-memobase-step"
-BASE_URL = "http://stand-in.invalid/v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +135,7 @@ def _json_response(payload: dict[str, Any]) -> httpx.Response:
     return httpx.Response(200, json=payload)
 
 
-class BenchLLM(httpx.BaseTransport, httpx.AsyncBaseTransport):
+class BenchLLM(httpx.BaseTransport):
     """The one endpoint every system in a run talks to. Thread-safe."""
 
     def __init__(self, standin: Any, latency: LatencyModel = INSTANT) -> None:
@@ -155,6 +153,7 @@ class BenchLLM(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def _record(
         self,
+        label: str | None,
         kind: str,
         prompt: int,
         completion: int,
@@ -163,7 +162,7 @@ class BenchLLM(httpx.BaseTransport, httpx.AsyncBaseTransport):
         handler_seconds: float,
     ) -> None:
         with self._lock:
-            counts = self._counts.setdefault(self.label, LLMCounts())
+            counts = self._counts.setdefault(label or self.label, LLMCounts())
             counts.handler_seconds += handler_seconds
             if embedding:
                 counts.embedding_calls += 1
@@ -221,16 +220,20 @@ class BenchLLM(httpx.BaseTransport, httpx.AsyncBaseTransport):
         response: httpx.Response,
         kind: str,
         started: float,
+        label: str | None = None,
     ) -> float:
         """Count the call; return how long a hosted model would have taken."""
         embedding = request.url.path.endswith("/embeddings")
         completion = 0 if embedding else count_tokens(self._completion_text(response))
         delay = self.latency.embedding_delay_s if embedding else self.latency.chat_delay(completion)
         prompt = _prompt_tokens(body)
-        self._record(kind, prompt, completion, delay, embedding, time.perf_counter() - started)
+        self._record(
+            label, kind, prompt, completion, delay, embedding, time.perf_counter() - started
+        )
         return delay
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def handle_request(self, request: httpx.Request, label: str | None = None) -> httpx.Response:
+        """Answer, count (under ``label``, default the current one) and sleep like a model."""
         started = time.perf_counter()
         body = json.loads(request.read() or b"{}")
         kind = self._kind(request, body)
@@ -239,138 +242,83 @@ class BenchLLM(httpx.BaseTransport, httpx.AsyncBaseTransport):
         else:
             response = self._standin_transport.handle_request(request)
             response.read()
-        delay = self._account(request, body, response, kind, started)
+        delay = self._account(request, body, response, kind, started, label)
         if delay:
             time.sleep(delay)
         return response
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        started = time.perf_counter()
-        body = json.loads(await request.aread() or b"{}")
-        kind = self._kind(request, body)
-        if kind == "llamaindex:fact_block":
-            response = self._fact_block(body)
-        else:
-            response = await self._standin_transport.handle_async_request(request)
-            await response.aread()
-        delay = self._account(request, body, response, kind, started)
-        if delay:
-            await asyncio.sleep(delay)
-        return response
 
-    # -- clients --------------------------------------------------------------------------------
-    def settings(self, **overrides: Any) -> LLMSettings:
-        """LLMSettings for the embedded engine, wired to this endpoint (sync and async)."""
-        return LLMSettings(
-            base_url=BASE_URL,
-            api_key=SecretStr("sk-bench"),
-            http_client=httpx.Client(transport=self, base_url=BASE_URL),
-            async_http_client=httpx.AsyncClient(transport=self, base_url=BASE_URL),
-            max_retries=0,
-            **overrides,
-        )
+class ServedBenchLLM:
+    """A :class:`BenchLLM` in its own process (``python -m benchmarks.llm_server``).
 
-    def openai_client(self) -> openai.OpenAI:
-        return openai.OpenAI(
-            base_url=BASE_URL,
-            api_key="sk-bench",
-            max_retries=0,
-            http_client=cast(Any, httpx.Client(transport=self)),  # openai types a vendored httpx
-        )
+    A hosted model's work never runs in the app's interpreter, and with the endpoint
+    in-process the stand-in's rule matching (pure Python) would be billed to every system's
+    turn through the GIL. It would also force the embedded engine's flush worker into a thread:
+    an injected ``http_client`` cannot cross to its worker process. So every system of a run
+    talks to this endpoint over loopback HTTP, like an app talks to a model.
 
-    def async_openai_client(self) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            base_url=BASE_URL,
-            api_key="sk-bench",
-            max_retries=0,
-            http_client=cast(Any, httpx.AsyncClient(transport=self)),
-        )
-
-
-class _LoopbackHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _LoopbackServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-        request = httpx.Request(
-            "POST", f"http://loopback{self.path}", headers=headers, content=body
-        )
-        response = self.server.transport.handle_request(request)
-        payload = response.read()
-        self.send_response(response.status_code)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-class _LoopbackServer(ThreadingHTTPServer):
-    daemon_threads = True
-    transport: BenchLLM
-
-
-class LoopbackEndpoint:
-    """Serves a :class:`BenchLLM` on ``http://127.0.0.1:<port>/v1`` for tools that only take a
-    URL (the mem0 feasibility check runs mem0 unchanged against it)."""
-
-    def __init__(self, transport: BenchLLM) -> None:
-        self._server = _LoopbackServer(("127.0.0.1", 0), _LoopbackHandler)
-        self._server.transport = transport
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> LoopbackEndpoint:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-class StandInServer:
-    """The stand-in LLM served from its own process (``python -m memobase_integrations.testing``).
-
-    For measurements where the LLM's own work must stay out of the measured interpreter, as a
-    hosted model's does. ``with StandInServer() as url`` yields the ``/v1`` base URL; leaving
-    the block closes the child's stdin, which stops it.
+    Counting stays per system: each client's base URL carries the current :attr:`label`
+    (``/L/<label>/v1``), and :meth:`counts` asks the server. The interface is the in-process
+    :class:`BenchLLM`'s: ``label``, ``counts``, ``settings``, ``openai_client``,
+    ``async_openai_client``.
     """
 
-    def __init__(self) -> None:
-        self._proc: subprocess.Popen[str] | None = None
-
-    def __enter__(self) -> str:
+    def __init__(self, latency: LatencyModel = INSTANT) -> None:
+        self.latency = latency
+        self.label = "unlabelled"
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "memobase_integrations.testing"],
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.llm_server",
+                "--llm-delay",
+                str(latency.llm_delay_s),
+                "--per-token-delay",
+                str(latency.per_token_delay_s),
+                "--embedding-delay",
+                str(latency.embedding_delay_s),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
             text=True,
         )
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()
-        if not line.startswith("STAND-IN LLM "):
-            self.__exit__()
-            raise RuntimeError(f"the stand-in LLM server did not start (said {line!r})")
-        return line.split()[-1]
+        if not line.startswith("BENCH LLM "):
+            self.close()
+            raise RuntimeError(f"the benchmark LLM server did not start (said {line!r})")
+        self.root = line.split()[-1]
+        self._http = httpx.Client(timeout=30.0)
 
-    def __exit__(self, *exc: object) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    def url_for(self, label: str | None = None) -> str:
+        return f"{self.root}/L/{quote(label or self.label, safe='')}/v1"
+
+    def counts(self, label: str | None = None) -> LLMCounts:
+        response = self._http.get(f"{self.root}/counts/{quote(label or self.label, safe='')}")
+        response.raise_for_status()
+        data = response.json()
+        by_kind = Counter(data.pop("by_kind"))
+        return LLMCounts(**data, by_kind=by_kind)
+
+    def settings(self, **overrides: Any) -> LLMSettings:
+        """LLMSettings for the embedded engine: a plain URL, as a deployment has."""
+        return LLMSettings(
+            base_url=self.url_for(), api_key=SecretStr("sk-bench"), max_retries=0, **overrides
+        )
+
+    def openai_client(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url_for(), api_key="sk-bench", max_retries=0)
+
+    def async_openai_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=self.url_for(), api_key="sk-bench", max_retries=0)
+
+    def close(self) -> None:
+        proc = self._proc
+        if proc.poll() is None:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

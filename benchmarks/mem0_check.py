@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from benchmarks.llm import BenchLLM, LoopbackEndpoint
+from benchmarks.llm import ServedBenchLLM
 
 __all__ = ["mem0_offline_check"]
 
 
-def mem0_offline_check(llm: BenchLLM, workdir: Path) -> str:
+def mem0_offline_check(llm: ServedBenchLLM, workdir: Path) -> str:
     """One sentence for the report: what ran, or exactly why it could not."""
     os.environ.setdefault("MEM0_TELEMETRY", "False")
     try:
@@ -28,54 +28,50 @@ def mem0_offline_check(llm: BenchLLM, workdir: Path) -> str:
             f"mem0 could not be imported ({exc}); install the bench extra: "
             "pip install 'memobase-integrations[bench]'."
         )
-    previous = llm.label
-    llm.label = "mem0-offline-check"
+    url = llm.url_for("mem0-offline-check")
     try:
-        with LoopbackEndpoint(llm) as endpoint:
-            config: dict[str, Any] = {
-                "llm": {
-                    "provider": "openai",
-                    "config": {
-                        "model": "stand-in",
-                        "api_key": "sk-bench",
-                        "openai_base_url": endpoint.url,
-                    },
+        config: dict[str, Any] = {
+            "llm": {
+                "provider": "openai",
+                "config": {
+                    "model": "stand-in",
+                    "api_key": "sk-bench",
+                    "openai_base_url": url,
                 },
-                "embedder": {
-                    "provider": "openai",
-                    "config": {
-                        "model": "stand-in-embed",
-                        "api_key": "sk-bench",
-                        "openai_base_url": endpoint.url,
-                        "embedding_dims": 64,
-                    },
+            },
+            "embedder": {
+                "provider": "openai",
+                "config": {
+                    "model": "stand-in-embed",
+                    "api_key": "sk-bench",
+                    "openai_base_url": url,
+                    "embedding_dims": 64,
                 },
-                "vector_store": {
-                    "provider": "qdrant",
-                    "config": {
-                        "collection_name": "check",
-                        "embedding_model_dims": 64,
-                        "path": ":memory:",
-                    },
+            },
+            "vector_store": {
+                "provider": "qdrant",
+                "config": {
+                    "collection_name": "check",
+                    "embedding_model_dims": 64,
+                    "path": ":memory:",
                 },
-                "history_db_path": str(workdir / "mem0-check.db"),
-            }
-            memory: Any = Memory.from_config(config)
-            memory.add(
-                [{"role": "user", "content": "My name is Alice. I like green tea."}],
-                user_id="offline-check",
-            )
-            found = memory.search("tea", filters={"user_id": "offline-check"})
-            memory.close()
+            },
+            "history_db_path": str(workdir / "mem0-check.db"),
+        }
+        memory: Any = Memory.from_config(config)
+        memory.add(
+            [{"role": "user", "content": "My name is Alice. I like green tea."}],
+            user_id="offline-check",
+        )
+        found = memory.search("tea", filters={"user_id": "offline-check"})
+        memory.close()
         hits = [r.get("memory") for r in found.get("results", [])]
         counts = llm.counts("mem0-offline-check")
         return (
-            f"mem0ai {getattr(mem0, '__version__', '?')} runs offline: OpenAI-compatible LLM and "
-            f"embedder at a loopback URL, Qdrant in memory (path ':memory:'), "
+            f"mem0ai {getattr(mem0, '__version__', '?')} runs offline: OpenAI-compatible LLM "
+            f"and embedder at a loopback URL, Qdrant in memory (path ':memory:'), "
             f"MEM0_TELEMETRY=False; one add + one search made {counts.llm_calls} LLM and "
             f"{counts.embedding_calls} embedding calls and found {hits!r}."
         )
     except Exception as exc:
         return f"mem0 could not run offline: {type(exc).__name__}: {exc}"
-    finally:
-        llm.label = previous

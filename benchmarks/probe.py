@@ -51,7 +51,7 @@ class CallerThreadProbe:
         self.counts: Counter[str] = Counter()
         self.same_thread: Counter[str] = Counter()
         self.turns = 0
-        self._originals: tuple[Any, Any] | None = None
+        self._originals: list[tuple[type, Any]] | None = None
 
     def _note(self, request: httpx.Request) -> None:
         turn = _TURN.get()
@@ -64,30 +64,24 @@ class CallerThreadProbe:
                 self.same_thread[kind] += 1
 
     def install(self) -> None:
+        """Patch ``send`` of httpx's clients, and of ``httpx2``'s when installed: recent
+        ``openai`` releases build their default clients on that fork, so a client created from
+        a bare URL (mem0's, the embedded engine's) is only seen there."""
         if self._originals is not None:
             return
-        sync_send = httpx.Client.send
-        async_send = httpx.AsyncClient.send
         probe = self
-
-        def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-            probe._note(request)
-            return sync_send(self, request, **kwargs)
-
-        async def asend(
-            self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any
-        ) -> httpx.Response:
-            probe._note(request)
-            return await async_send(self, request, **kwargs)
-
-        httpx.Client.send = send  # type: ignore[method-assign]
-        httpx.AsyncClient.send = asend  # type: ignore[method-assign]
-        self._originals = (sync_send, async_send)
+        originals: list[tuple[type, Any]] = []
+        for module in _http_modules():
+            for cls in (module.Client, module.AsyncClient):
+                originals.append((cls, cls.send))
+                cls.send = _counting(probe, cls.send, is_async=cls is module.AsyncClient)
+        self._originals = originals
 
     def uninstall(self) -> None:
         if self._originals is None:
             return
-        httpx.Client.send, httpx.AsyncClient.send = self._originals  # type: ignore[method-assign]
+        for cls, send in self._originals:
+            cls.send = send
         self._originals = None
 
     def reset(self) -> None:
@@ -125,3 +119,28 @@ class CallerThreadProbe:
 
     def __exit__(self, *exc: object) -> None:
         self.uninstall()
+
+
+def _http_modules() -> list[Any]:
+    modules: list[Any] = [httpx]
+    try:
+        import httpx2
+    except ImportError:
+        return modules
+    return [*modules, httpx2]
+
+
+def _counting(probe: CallerThreadProbe, send: Any, *, is_async: bool) -> Any:
+    if is_async:
+
+        async def asend(self: Any, request: Any, **kwargs: Any) -> Any:
+            probe._note(request)
+            return await send(self, request, **kwargs)
+
+        return asend
+
+    def sync_send(self: Any, request: Any, **kwargs: Any) -> Any:
+        probe._note(request)
+        return send(self, request, **kwargs)
+
+    return sync_send

@@ -7,9 +7,9 @@ the same turns. Calls made on the caller's behalf are counted as for the chat tu
 
 The embedded rows run while the background worker flushes: Memobase's 1024-token threshold
 is crossed every dozen turns, and each row reports how many flushes finished inside its timed
-window. Their LLM is the stand-in served from its own process
-(``python -m memobase_integrations.testing``), as a hosted model is: its work must not be
-billed to the app's interpreter. Both worker placements are measured, ``worker="process"``
+window. Their LLM is the run's endpoint, served from its own process
+(:class:`~benchmarks.llm.ServedBenchLLM`), as a hosted model is: its work must not be billed
+to the app's interpreter. Both worker placements are measured, ``worker="process"``
 (the default whenever it is possible) and ``worker="thread"``.
 """
 
@@ -24,16 +24,14 @@ from typing import Any
 
 from langchain_core.chat_history import InMemoryChatMessageHistory
 from langchain_core.messages import AIMessage, HumanMessage
-from pydantic import SecretStr
 
 from benchmarks.conversations import Conversation, Turn
-from benchmarks.llm import StandInServer
 from benchmarks.stats import ms, percentile
 from benchmarks.systems.base import BenchEnv
 from benchmarks.systems.floor import open_floor_db
 from benchmarks.systems.memobase_env import BENCH_POLICY, build_memobase
 from memobase_integrations.facade import Memobase
-from memobase_integrations.settings import FlushPolicy, LLMSettings
+from memobase_integrations.settings import FlushPolicy
 
 __all__ = ["FlushCost", "RecordResult", "run_flush_cost", "run_record_latency"]
 
@@ -126,21 +124,19 @@ def run_record_latency(
     results.append(_measure(env, "floor: bare SQLite insert + commit", turns, floor))
     conn.close()
 
-    with StandInServer() as llm_url:
-        llm = LLMSettings(base_url=llm_url, api_key=SecretStr("stand-in"))
-        for worker in ("process", "thread"):
-            label = f"embedded SQLite, worker={worker}"
-            url = f"sqlite:///{env.workdir / f'record-{worker}.db'}"
-            results.append(
-                _measure_memobase(
-                    env,
-                    f"Memobase record ({label})",
-                    turns,
-                    lambda url=url, worker=worker: Memobase.embedded(  # type: ignore[misc]
-                        url, llm=llm, policy=BENCH_POLICY, worker=worker
-                    ),
-                )
+    for worker in ("process", "thread"):
+        label = f"embedded SQLite, worker={worker}"
+        url = f"sqlite:///{env.workdir / f'record-{worker}.db'}"
+        results.append(
+            _measure_memobase(
+                env,
+                f"Memobase record ({label})",
+                turns,
+                lambda url=url, worker=worker: Memobase.embedded(  # type: ignore[misc]
+                    url, llm=env.llm.settings(), policy=BENCH_POLICY, worker=worker
+                ),
             )
+        )
     results.append(
         _measure_memobase(
             env,

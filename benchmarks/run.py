@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # ``python benchmarks/run.py``
 from benchmarks.conversations import Conversation, Session, generate, raw_tokens
 from benchmarks.fake_server import FakeMemobaseServer
 from benchmarks.hotpath import SystemRun, add_overheads, run_system
-from benchmarks.llm import HOSTED, INSTANT, BenchLLM, LatencyModel
+from benchmarks.llm import HOSTED, INSTANT, LatencyModel, ServedBenchLLM
 from benchmarks.probe import CallerThreadProbe
 from benchmarks.record_bench import run_flush_cost, run_record_latency
 from benchmarks.report import Report
@@ -95,13 +95,6 @@ class Config:
         )
 
 
-def _standin() -> object:
-    """The project's stand-in LLM, answering instantly (latency is added by BenchLLM)."""
-    from memobase_integrations.testing import StandInLLM
-
-    return StandInLLM()
-
-
 def _factories() -> list[tuple[str, Callable[[BenchEnv], BenchSystem]]]:
     """Every system, in report order (baselines first, the floor last)."""
     from benchmarks.systems.floor import SQLiteFloor
@@ -163,7 +156,7 @@ def _hot_path(
         (cfg.hosted, _hosted_subset(conversations, cfg.hosted_turns)),
     ):
         env = BenchEnv(
-            llm=BenchLLM(_standin(), latency),
+            llm=ServedBenchLLM(latency),
             probe=probe,
             workdir=workdir / latency.name,
             remote_url=remote_url,
@@ -199,6 +192,8 @@ def _hot_path(
                 time.perf_counter() - started,
                 f"  ERROR {run.error}" if run.error else "",
             )
+        if latency is not INSTANT:
+            env.llm.close()
     add_overheads(runs)
     assert instant_env is not None
     return runs, instant_env
@@ -291,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     probe = CallerThreadProbe()
     probe.install()
     server = FakeMemobaseServer().start()
+    env: BenchEnv | None = None
     try:
         runs, env = _hot_path(cfg, conversations, probe, server.url, workdir)
         records = (
@@ -298,9 +294,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         flush = None if args.skip_record else run_flush_cost(env, conversations)
         scale = [] if args.skip_scale else _scale(cfg, args, env, notes)
+        if not cfg.systems or any("mem0" in key for key in cfg.systems):
+            from benchmarks.mem0_check import mem0_offline_check
+
+            notes.append(mem0_offline_check(env.llm, workdir))
     finally:
         server.stop()
         probe.uninstall()
+        if env is not None:
+            env.llm.close()
     floor = next((r for r in runs if r.floor and r.mode == "instant" and not r.error), None)
     hosted = cfg.hosted
     report = Report(
@@ -334,10 +336,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{load_after[0]:.1f}/{load_after[1]:.1f}/{load_after[2]:.1f} on {os.cpu_count()} cores "
         "(other work on the machine inflates absolute times; compare ratios)."
     )
-    if not cfg.systems or any("mem0" in key for key in cfg.systems):
-        from benchmarks.mem0_check import mem0_offline_check
-
-        notes.append(mem0_offline_check(env.llm, workdir))
     paths = report.write(out_dir)
     if not args.keep_workdir:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.conversations import Turn
-from benchmarks.llm import BASE_URL, BenchLLM
+from benchmarks.llm import ServedBenchLLM
 from benchmarks.probe import CallerThreadProbe
 
 __all__ = ["BenchEnv", "BenchSystem", "Script"]
@@ -26,12 +26,11 @@ class Script:
 class BenchEnv:
     """Shared by all systems of one run (one latency mode)."""
 
-    llm: BenchLLM
+    llm: ServedBenchLLM
     probe: CallerThreadProbe
     script: Script = field(default_factory=Script)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mb-bench-")))
     remote_url: str | None = None
-    llm_url: str = BASE_URL
 
 
 class BenchSystem(abc.ABC):

@@ -2,7 +2,8 @@
 ``Memory`` + ``FactExtractionMemoryBlock``, ``MemobaseMemory``, and mem0's ``Mem0Memory``.
 
 The chat LLM is a scripted fake (instant, replies with the conversation's own text). Only the
-fact block's LLM and mem0's LLM/embedder reach the stand-in, through :class:`BenchLLM`.
+fact block's LLM and mem0's LLM/embedder reach the stand-in, served from its own process
+(:class:`~benchmarks.llm.ServedBenchLLM`).
 """
 
 from __future__ import annotations
@@ -233,18 +234,20 @@ class LlamaMemobase(_LlamaSystem):
 
 
 def mem0_config(env: BenchEnv) -> dict[str, Any]:
-    """mem0 OSS config: OpenAI-compatible LLM + embedder, in-memory local Qdrant."""
+    """mem0 OSS config: OpenAI-compatible LLM + embedder at the run's served endpoint (under
+    the current system's label), in-memory local Qdrant."""
+    url = env.llm.url_for()
     return {
         "llm": {
             "provider": "openai",
-            "config": {"model": "stand-in", "api_key": "sk-bench", "openai_base_url": env.llm_url},
+            "config": {"model": "stand-in", "api_key": "sk-bench", "openai_base_url": url},
         },
         "embedder": {
             "provider": "openai",
             "config": {
                 "model": "stand-in-embed",
                 "api_key": "sk-bench",
-                "openai_base_url": env.llm_url,
+                "openai_base_url": url,
                 "embedding_dims": 64,
             },
         },
@@ -272,11 +275,8 @@ class LlamaMem0(_LlamaSystem):
                 f"mem0 is not installed ({exc}); pip install 'memobase-integrations[bench]'"
             ) from exc
 
+        # mem0 builds its own openai clients from the URL: it runs unchanged.
         self.client: Any = Mem0.from_config(mem0_config(self.env))
-        # Same endpoint object as everyone else, in-process (see README: mem0 also runs
-        # unchanged against the stand-in served on a loopback URL).
-        self.client.llm.client = self.env.llm.openai_client()
-        self.client.embedding_model.client = self.env.llm.openai_client()
 
     def begin_session(self, user_id: str, session_index: int) -> None:
         from llama_index.memory.mem0 import Mem0Memory

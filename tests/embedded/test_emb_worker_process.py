@@ -11,6 +11,7 @@ import collections
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -53,17 +54,18 @@ def stand_in() -> Iterator[tuple[StandInLLM, LLMSettings]]:
 
 
 @pytest.fixture
-def parent_http_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every request sent by an httpx client of *this* process."""
-    calls: list[str] = []
-    original = httpx.Client.send
+def parent_connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The address of every TCP connection *this* process opens. Patched at the socket, so
+    no HTTP stack (httpx, the ``httpx2`` fork recent ``openai`` releases use) goes unseen."""
+    seen: list[Any] = []
+    original = socket.socket.connect
 
-    def send(self: httpx.Client, request: httpx.Request, **kw: Any) -> httpx.Response:
-        calls.append(str(request.url))
-        return original(self, request, **kw)
+    def connect(self: socket.socket, address: Any) -> None:
+        seen.append(address)
+        original(self, address)
 
-    monkeypatch.setattr(httpx.Client, "send", send)
-    return calls
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return seen
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
@@ -137,7 +139,7 @@ def test_worker_process_processes_every_turn_once_and_this_process_calls_no_llm(
     db: DbTarget,
     make_backend: BackendFactory,
     stand_in: tuple[StandInLLM, LLMSettings],
-    parent_http_calls: list[str],
+    parent_connections: list[Any],
 ) -> None:
     llm, settings = stand_in
     backend = make_backend(llm=settings, policy=POLICY)
@@ -158,11 +160,16 @@ def test_worker_process_processes_every_turn_once_and_this_process_calls_no_llm(
     assert set(counts) == set(recorded)  # every turn reached the LLM...
     assert max(counts.values()) == 1  # ...exactly once
     assert set(notified) == set(users)  # processed notifications came back to this process
-    assert parent_http_calls == []  # and none of the LLM calls were made from it
+    llm_port = httpx.URL(settings.base_url or "").port
+    assert [a for a in parent_connections if a[1] == llm_port] == []  # none from this process
 
-    reopened = EmbeddedBackend(start_worker=False, **db.backend_kwargs())
+    reopened = EmbeddedBackend(start_worker=False, llm=settings, **db.backend_kwargs())
     try:
         assert reopened.status().pending_turns == 0
+        # The detector works: an inline flush in this process is seen connecting.
+        reopened.record(users[0], turn_to_blobs(turn("I live in Lyon.")), "inline")
+        reopened.flush(users[0])
+        assert [a for a in parent_connections if a[1] == llm_port] != []
     finally:
         reopened.close(timeout=0)
 
