@@ -85,3 +85,6 @@ class FlushPolicy(BaseModel):
     retry_base_seconds: float = Field(2.0, gt=0)
     retry_max_seconds: float = Field(300.0, gt=0)
     max_attempts: int | None = Field(None, ge=1)
+    #: Days a processed turn's id is remembered, so a replay of it is a no-op (embedded).
+    #: ``None`` remembers forever (one ledger row per turn ever recorded).
+    turn_ledger_days: float | None = Field(30.0, gt=0)

@@ -9,7 +9,9 @@ Guarantees:
 
 * ``record`` is one small local transaction on the caller's thread (blobs, buffer rows and the
   turn ledger) - no LLM, no network. It is durable when it returns, and idempotent on the
-  turn id: a replay returns ``RecordReceipt(duplicate=True)`` and writes nothing.
+  turn id: a replay returns ``RecordReceipt(duplicate=True)`` and writes nothing. The ledger
+  forgets a turn id ``FlushPolicy.turn_ledger_days`` (30) after it was recorded, never while
+  the turn is still buffered.
 * Every buffered turn is processed **exactly once**: a flush leases the user's rows, runs the
   LLM steps outside any transaction and writes all its results in one transaction that also
   retires the rows - and that transaction only commits if the lease is still its own. A
@@ -112,6 +114,8 @@ logger = logging.getLogger(__name__)
 
 #: Gist candidates considered for a context (the server's limit).
 _CONTEXT_GISTS = 60
+#: Seconds between two prunings of the turn ledger (``FlushPolicy.turn_ledger_days``).
+_LEDGER_PRUNE_INTERVAL = 3600.0
 #: Messages of the recent chat that make the gist-search query (the server uses 3).
 _QUERY_MESSAGES = 3
 
@@ -192,6 +196,7 @@ class EmbeddedBackend:
         self._hint_lock = threading.Lock()
         self._buffered_hint: dict[uuid.UUID, int] = {}
         self._closed = False
+        self._next_ledger_prune = 0.0
         if profile_config is not None:
             try:
                 self._save_initial_config(profile_config)
@@ -443,7 +448,17 @@ class EmbeddedBackend:
         return self.llm.configured
 
     def maintain(self) -> None:
+        """Worker housekeeping: the SQLite WAL checkpoint, and (at most hourly) forgetting
+        turn ids older than ``FlushPolicy.turn_ledger_days``."""
         self.store.checkpoint()
+        days = self.policy.turn_ledger_days
+        now = time.monotonic()
+        if days is None or now < self._next_ledger_prune:
+            return
+        self._next_ledger_prune = now + _LEDGER_PRUNE_INTERVAL
+        cutoff = utcnow() - timedelta(days=days)
+        while self.store.prune_turns(cutoff) > 0 and not self._closed:
+            pass
 
     def due_users(self, *, drain: bool) -> Sequence[DueUser]:
         return self.store.due_users(

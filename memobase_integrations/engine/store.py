@@ -1042,6 +1042,34 @@ class Store:
             )
             return len(ids)
 
+    def prune_turns(self, before: datetime, *, limit: int = 5000) -> int:
+        """Forget up to ``limit`` ledger entries recorded before ``before`` whose turns are no
+        longer buffered. Returns how many went.
+
+        The ledger (``mb_turns``) is what makes a replayed turn id a no-op; kept forever it
+        grows by one row per turn. A turn still buffered (pending, processing or failed)
+        always keeps its entry, so nothing can be processed twice; a replay of a pruned,
+        processed turn is recorded again. Small batches keep each write short.
+        """
+        turns, b = t.turns, t.buffer.c
+        still_buffered = (
+            sa.select(b.seq)
+            .where(b.user_id == turns.c.user_id, b.turn_id == turns.c.turn_id)
+            .exists()
+        )
+        victims = (
+            sa.select(turns.c.user_id, turns.c.turn_id)
+            .where(turns.c.created_at < before, ~still_buffered)
+            .limit(limit)
+        )
+        with self.guard("pruning the turn ledger"), self._write() as conn:
+            keys = [(r.user_id, r.turn_id) for r in conn.execute(victims)]
+            if keys:
+                conn.execute(
+                    sa.delete(turns).where(sa.tuple_(turns.c.user_id, turns.c.turn_id).in_(keys))
+                )
+            return len(keys)
+
     # -- status ---------------------------------------------------------------------------------
     def status(self, user_id: uuid.UUID | None, backend: str = "embedded") -> MemoryStatus:
         """Pending/processing/failed work per user, counted in turns (a blob from ``insert``
