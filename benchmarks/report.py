@@ -363,7 +363,10 @@ class Report:
             "",
             f"{cfg.get('messages', '?')} messages, {cfg.get('raw_tokens', '?')} raw chat tokens "
             "(o200k). Counted at the stand-in endpoint after each system drained its "
-            "background work.",
+            "background work. Memobase's figures depend on pace: a flush takes everything "
+            "buffered over the threshold, so turns arriving faster than the worker flushes "
+            "are batched into fewer, larger flushes (compare the number of `entry_summary` "
+            "calls, one per flush, with the pace-independent per-session flushes below).",
             "",
         ]
         out += self._cost_table()
