@@ -16,9 +16,11 @@
     Prints ``READY``, waits for a line on stdin, then flushes the users in the given order with
     small batches. Each entry-summary request prints ``S <turn markers in prompt order>``.
 
-``python emb_child.py procworker URL SCHEMA LLM_URL``
-    Opens a backend with ``worker="process"`` against the stand-in served at LLM_URL, prints
-    ``W <worker pid>`` and waits to be killed (the parent checks the worker does not outlive it).
+``python emb_child.py procworker URL SCHEMA LLM_URL TURNS``
+    Opens a backend with ``worker="process"`` against the stand-in served at LLM_URL and prints
+    ``W <worker pid>``. With TURNS 0 it waits to be killed (the parent checks the worker does
+    not outlive it); otherwise it records TURNS turns for one user (no threshold flush) and
+    returns without ``close()``: the exit hook must drain them through the worker process.
 
 SCHEMA is a PostgreSQL schema for ``search_path`` or ``-``.
 """
@@ -132,16 +134,28 @@ def flush(url: str, schema: str, delay: float, max_tokens: int, users: list[str]
     say("DONE")
 
 
-def process_worker(url: str, schema: str, llm_url: str) -> None:
+def process_worker(url: str, schema: str, llm_url: str, turns: int) -> None:
+    """With ``turns == 0`` wait to be killed; otherwise record and exit without close()."""
     from pydantic import SecretStr
 
     from memobase_integrations.settings import LLMSettings
 
     options = pg_engine_options(schema) if schema != "-" else {}
     settings = LLMSettings(base_url=llm_url, api_key=SecretStr("stand-in"), max_retries=0)
-    backend = EmbeddedBackend(url, llm=settings, engine_options=options, worker="process")
+    policy = FlushPolicy(
+        buffer_token_threshold=10**9, idle_flush_seconds=None, close_timeout_seconds=60
+    )
+    backend = EmbeddedBackend(
+        url, llm=settings, engine_options=options, worker="process", policy=policy
+    )
     say(f"W {backend.worker_pid}")
-    time.sleep(3600)  # wait to be killed
+    if not turns:
+        time.sleep(3600)  # wait to be killed
+    user = user_ids(1)[0]
+    for n in range(turns):
+        backend.record(user, turn_to_blobs(marker_turn(0, n)), f"mk-0-{n}")
+    say("RECORDED")
+    # No close(): the interpreter-exit hook must drain through the worker process.
 
 
 if __name__ == "__main__":
@@ -151,7 +165,7 @@ if __name__ == "__main__":
     elif command == "exit":
         exit_without_close(args[0], args[1], int(args[2]))
     elif command == "procworker":
-        process_worker(args[0], args[1], args[2])
+        process_worker(args[0], args[1], args[2], int(args[3]))
     elif command == "flush":
         flush(args[0], args[1], float(args[2]), int(args[3]), args[4:])
     else:

@@ -255,7 +255,7 @@ def test_worker_process_does_not_outlive_a_killed_app(
     _, settings = stand_in
     assert settings.base_url is not None
     app = subprocess.Popen(
-        [sys.executable, str(CHILD), "procworker", *db.argv(), settings.base_url],
+        [sys.executable, str(CHILD), "procworker", *db.argv(), settings.base_url, "0"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -321,3 +321,27 @@ def test_auto_falls_back_to_a_thread_when_the_worker_process_cannot_start(
         backend.record(user, turn_to_blobs(marker_turn(0, n)), f"mk-0-{n}")
     wait_until(lambda: backend.status(user).pending_turns == 0, what="the thread worker")
     assert sorted(summarized_markers(llm)) == sorted(f"mk-0-{n}" for n in range(12))
+
+
+def test_interpreter_exit_drains_through_the_worker_process(
+    db: DbTarget, stand_in: tuple[StandInLLM, LLMSettings]
+) -> None:
+    llm, settings = stand_in
+    assert settings.base_url is not None
+    app = subprocess.run(
+        [sys.executable, str(CHILD), "procworker", *db.argv(), settings.base_url, "12"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert app.returncode == 0, app.stderr
+    worker = int(app.stdout.split()[1])
+    assert "RECORDED" in app.stdout
+    assert sorted(summarized_markers(llm)) == sorted(f"mk-0-{n}" for n in range(12))
+    wait_until(lambda: not pid_running(worker), timeout=30, what="the worker to exit")
+
+    reopened = EmbeddedBackend(start_worker=False, **db.backend_kwargs())
+    try:
+        assert reopened.status().pending_turns == 0
+    finally:
+        reopened.close(timeout=0)
