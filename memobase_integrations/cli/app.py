@@ -328,6 +328,49 @@ def flush(
 
 
 @app.command()
+def worker(
+    stand_in: Annotated[
+        bool, typer.Option("--stand-in", help="Process with the offline stand-in LLM.")
+    ] = False,
+    idle_flush_seconds: Annotated[
+        float,
+        typer.Option(help="Process a user's buffer after this long without new turns.", min=0.1),
+    ] = 300.0,
+    drain_timeout: Annotated[
+        float,
+        typer.Option(
+            help="On stop, keep processing what is buffered for at most this long.", min=0
+        ),
+    ] = 30.0,
+    database_url: DatabaseUrl = None,
+    project_url: ProjectUrl = None,
+) -> None:
+    """Process the embedded store's buffers continuously, until Ctrl-C or SIGTERM.
+
+    For apps that run Memobase.embedded(..., start_worker=False) and leave processing to a
+    dedicated process; several workers may share one PostgreSQL store.
+    """
+    target = Target.resolve(database_url, project_url)
+    if target.is_remote:
+        raise CLIError(
+            "worker runs the embedded engine's processing; a Memobase server processes its own "
+            "buffers. Use --database-url.",
+            ExitCode.USAGE,
+        )
+    llm = _processing_llm(target, stand_in)
+    assert llm is not None
+    from .worker import run_worker
+
+    run_worker(
+        target.checked_database_url(),
+        llm,
+        idle_flush_seconds=idle_flush_seconds,
+        drain_timeout=drain_timeout,
+        console=_stdout(),
+    )
+
+
+@app.command()
 def export(
     user: UserArg,
     output: Annotated[

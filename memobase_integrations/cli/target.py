@@ -69,12 +69,17 @@ class Target:
             return f"server {self.project_url}"
         return f"store {_redact(self.database_url or DEFAULT_DATABASE_URL)}"
 
+    def checked_database_url(self) -> str:
+        """The embedded store's URL, refused early when malformed or a missing SQLite file."""
+        url = self.database_url or DEFAULT_DATABASE_URL
+        _check_database_url(url)
+        return url
+
     def open(self, *, llm: LLMSettings | None = None) -> Memobase:
         """Build the facade. ``llm`` is only needed by commands that process (``flush``)."""
         if self.project_url is not None:
             return Memobase.remote(self.project_url, os.environ.get("MEMOBASE_API_KEY"))
-        url = self.database_url or DEFAULT_DATABASE_URL
-        _check_database_url(url)
+        url = self.checked_database_url()
         # No background worker: a CLI command processes only when asked (``flush``).
         return Memobase.embedded(
             url, llm=llm or LLMSettings(), policy=_CLI_POLICY, start_worker=False
