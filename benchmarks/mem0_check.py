@@ -14,7 +14,35 @@ from typing import Any
 
 from benchmarks.llm import ServedBenchLLM
 
-__all__ = ["mem0_offline_check"]
+__all__ = ["mem0_config", "mem0_offline_check"]
+
+
+def mem0_config(url: str, history_db: Path, *, collection: str) -> dict[str, Any]:
+    """mem0 OSS config: OpenAI-compatible LLM and embedder at ``url``, Qdrant in memory."""
+    return {
+        "llm": {
+            "provider": "openai",
+            "config": {"model": "stand-in", "api_key": "sk-bench", "openai_base_url": url},
+        },
+        "embedder": {
+            "provider": "openai",
+            "config": {
+                "model": "stand-in-embed",
+                "api_key": "sk-bench",
+                "openai_base_url": url,
+                "embedding_dims": 64,
+            },
+        },
+        "vector_store": {
+            "provider": "qdrant",
+            "config": {
+                "collection_name": collection,
+                "embedding_model_dims": 64,
+                "path": ":memory:",
+            },
+        },
+        "history_db_path": str(history_db),
+    }
 
 
 def mem0_offline_check(llm: ServedBenchLLM, workdir: Path) -> str:
@@ -30,34 +58,7 @@ def mem0_offline_check(llm: ServedBenchLLM, workdir: Path) -> str:
         )
     url = llm.url_for("mem0-offline-check")
     try:
-        config: dict[str, Any] = {
-            "llm": {
-                "provider": "openai",
-                "config": {
-                    "model": "stand-in",
-                    "api_key": "sk-bench",
-                    "openai_base_url": url,
-                },
-            },
-            "embedder": {
-                "provider": "openai",
-                "config": {
-                    "model": "stand-in-embed",
-                    "api_key": "sk-bench",
-                    "openai_base_url": url,
-                    "embedding_dims": 64,
-                },
-            },
-            "vector_store": {
-                "provider": "qdrant",
-                "config": {
-                    "collection_name": "check",
-                    "embedding_model_dims": 64,
-                    "path": ":memory:",
-                },
-            },
-            "history_db_path": str(workdir / "mem0-check.db"),
-        }
+        config = mem0_config(url, workdir / "mem0-check.db", collection="check")
         memory: Any = Memory.from_config(config)
         memory.add(
             [{"role": "user", "content": "My name is Alice. I like green tea."}],

@@ -27,6 +27,7 @@ from llama_index.core.memory.memory_blocks import FactExtractionMemoryBlock, Sta
 from llama_index.core.memory.types import BaseMemory
 
 from benchmarks.conversations import Turn
+from benchmarks.mem0_check import mem0_config
 from benchmarks.systems.base import BenchEnv, BenchSystem, Script
 from benchmarks.systems.memobase_env import MemobaseFactory
 
@@ -233,32 +234,6 @@ class LlamaMemobase(_LlamaSystem):
         self.factory.close()
 
 
-def mem0_config(env: BenchEnv) -> dict[str, Any]:
-    """mem0 OSS config: OpenAI-compatible LLM + embedder at the run's served endpoint (under
-    the current system's label), in-memory local Qdrant."""
-    url = env.llm.url_for()
-    return {
-        "llm": {
-            "provider": "openai",
-            "config": {"model": "stand-in", "api_key": "sk-bench", "openai_base_url": url},
-        },
-        "embedder": {
-            "provider": "openai",
-            "config": {
-                "model": "stand-in-embed",
-                "api_key": "sk-bench",
-                "openai_base_url": url,
-                "embedding_dims": 64,
-            },
-        },
-        "vector_store": {
-            "provider": "qdrant",
-            "config": {"collection_name": "bench", "embedding_model_dims": 64, "path": ":memory:"},
-        },
-        "history_db_path": str(env.workdir / "mem0-history.db"),
-    }
-
-
 class LlamaMem0(_LlamaSystem):
     """mem0's own LlamaIndex integration: ``Mem0Memory`` over an OSS ``mem0.Memory``."""
 
@@ -276,7 +251,10 @@ class LlamaMem0(_LlamaSystem):
             ) from exc
 
         # mem0 builds its own openai clients from the URL: it runs unchanged.
-        self.client: Any = Mem0.from_config(mem0_config(self.env))
+        config = mem0_config(
+            self.env.llm.url_for(), self.env.workdir / "mem0-history.db", collection="bench"
+        )
+        self.client: Any = Mem0.from_config(config)
 
     def begin_session(self, user_id: str, session_index: int) -> None:
         from llama_index.memory.mem0 import Mem0Memory

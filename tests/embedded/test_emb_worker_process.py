@@ -85,6 +85,12 @@ def summarized_markers(llm: StandInLLM) -> list[str]:
     ]
 
 
+def app_argv(db: DbTarget, settings: LLMSettings, *, turns: int) -> list[str]:
+    """An app process (``emb_child.py procworker``) with a worker process on the stand-in."""
+    assert settings.base_url is not None
+    return [sys.executable, str(CHILD), "procworker", *db.argv(), settings.base_url, str(turns)]
+
+
 def in_flight(backend: EmbeddedBackend, user: uuid.UUID) -> bool:
     return any(u.processing for u in backend.status(user).users)
 
@@ -253,9 +259,8 @@ def test_worker_process_does_not_outlive_a_killed_app(
     db: DbTarget, stand_in: tuple[StandInLLM, LLMSettings]
 ) -> None:
     _, settings = stand_in
-    assert settings.base_url is not None
     app = subprocess.Popen(
-        [sys.executable, str(CHILD), "procworker", *db.argv(), settings.base_url, "0"],
+        app_argv(db, settings, turns=0),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -327,9 +332,8 @@ def test_interpreter_exit_drains_through_the_worker_process(
     db: DbTarget, stand_in: tuple[StandInLLM, LLMSettings]
 ) -> None:
     llm, settings = stand_in
-    assert settings.base_url is not None
     app = subprocess.run(
-        [sys.executable, str(CHILD), "procworker", *db.argv(), settings.base_url, "12"],
+        app_argv(db, settings, turns=12),
         capture_output=True,
         text=True,
         timeout=120,
