@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
+import uuid_utils
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -93,6 +94,18 @@ _PROCESSED_TYPES: Final = tuple(str(x) for x in sorted(PROCESSED_BLOB_TYPES))
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_row_id() -> uuid.UUID:
+    """A time-ordered id (UUIDv7) for a profile, event or gist row.
+
+    Ids made later in this process sort after earlier ones (``uuid_utils`` guarantees it per
+    process, even within one millisecond), so rows written together - one flush's gists, its
+    profile rows - share their timestamp but still read back in the order they were written:
+    every read that feeds a context sorts by time and then by id. With random ids that order
+    changed from store to store, and the same memory gave a different prompt.
+    """
+    return uuid.UUID(int=uuid_utils.uuid7().int)
 
 
 def turn_blob_id(user_id: uuid.UUID, turn_id: str, part: int) -> uuid.UUID:
@@ -889,7 +902,7 @@ class Store:
                 )
             response = ChatModalResponse()
             if plan.event is not None:
-                event_id = uuid.uuid4()
+                event_id = new_row_id()
                 conn.execute(
                     sa.insert(t.events).values(
                         id=event_id,
@@ -905,7 +918,7 @@ class Store:
                         sa.insert(t.gists),
                         [
                             {
-                                "id": uuid.uuid4(),
+                                "id": new_row_id(),
                                 "user_id": uid,
                                 "event_id": event_id,
                                 "content": content,
@@ -932,7 +945,7 @@ class Store:
             if plan.add:
                 rows: list[dict[str, Any]] = [
                     {
-                        "id": uuid.uuid4(),
+                        "id": new_row_id(),
                         "user_id": uid,
                         "topic": a.topic,
                         "sub_topic": a.sub_topic,
@@ -1146,13 +1159,14 @@ class Store:
 
     # -- profiles -------------------------------------------------------------------------------
     def list_profiles(self, user_id: uuid.UUID) -> list[StoredProfile]:
-        """The user's profile rows, most recently updated first (Memobase's order)."""
+        """The user's profile rows, most recently updated first (Memobase's order); rows of
+        one flush in the order it wrote them (time-ordered ids, see :func:`new_row_id`)."""
         p = t.profiles.c
         with self.guard("reading profiles"), self._read() as conn:
             rows = conn.execute(
                 sa.select(t.profiles)
                 .where(p.user_id == user_id)
-                .order_by(p.updated_at.desc(), p.created_at.desc(), p.topic, p.sub_topic)
+                .order_by(p.updated_at.desc(), p.created_at.desc(), p.id)
             ).all()
         return [
             StoredProfile(
@@ -1171,7 +1185,7 @@ class Store:
         self, user_id: uuid.UUID, content: str, topic: str, sub_topic: str
     ) -> uuid.UUID:
         now = utcnow()
-        pid = uuid.uuid4()
+        pid = new_row_id()
         with self.guard("adding a profile"), self._write() as conn:
             self._ensure_user(conn, self._insert_ignore(t.users), user_id, now)
             conn.execute(
@@ -1228,6 +1242,7 @@ class Store:
     def list_events(
         self, user_id: uuid.UUID, *, limit: int | None, since: datetime | None = None
     ) -> list[UserEvent]:
+        """The newest events first (ties: in the order they were written)."""
         e = t.events.c
         stmt = sa.select(t.events).where(e.user_id == user_id)
         if since is not None:
@@ -1253,9 +1268,10 @@ class Store:
         e = t.events.c
         with self.guard("reading event embeddings"), self._read() as conn:
             rows = conn.execute(
-                sa.select(e.id, e.embedding, e.created_at).where(
-                    e.user_id == user_id, e.created_at >= since, e.embedding.is_not(None)
-                )
+                sa.select(e.id, e.embedding, e.created_at)
+                .where(e.user_id == user_id, e.created_at >= since, e.embedding.is_not(None))
+                # A fixed order: the ranking's sort is stable, so equal scores keep it.
+                .order_by(e.created_at.desc(), e.id)
             ).all()
         return [StoredEmbedded(r.id, r.embedding, r.created_at) for r in rows]
 
@@ -1266,7 +1282,7 @@ class Store:
     def list_gists(
         self, user_id: uuid.UUID, *, since: datetime | None, limit: int | None
     ) -> list[EventGist]:
-        """The newest gists first."""
+        """The newest gists first; the gists of one event in the order of its memo lines."""
         g = t.gists.c
         stmt = sa.select(g.id, g.content, g.created_at, g.updated_at).where(g.user_id == user_id)
         if since is not None:
@@ -1282,9 +1298,10 @@ class Store:
         g = t.gists.c
         with self.guard("reading gist embeddings"), self._read() as conn:
             rows = conn.execute(
-                sa.select(g.id, g.embedding, g.created_at).where(
-                    g.user_id == user_id, g.created_at >= since, g.embedding.is_not(None)
-                )
+                sa.select(g.id, g.embedding, g.created_at)
+                .where(g.user_id == user_id, g.created_at >= since, g.embedding.is_not(None))
+                # A fixed order: the ranking's sort is stable, so equal scores keep it.
+                .order_by(g.created_at.desc(), g.id)
             ).all()
         return [StoredEmbedded(r.id, r.embedding, r.created_at) for r in rows]
 
@@ -1352,17 +1369,17 @@ class Store:
             profile_rows = conn.execute(
                 sa.select(t.profiles)
                 .where(t.profiles.c.user_id == user_id)
-                .order_by(t.profiles.c.topic, t.profiles.c.sub_topic)
+                .order_by(t.profiles.c.topic, t.profiles.c.sub_topic, t.profiles.c.id)
             ).all()
             event_rows = conn.execute(
                 sa.select(t.events)
                 .where(t.events.c.user_id == user_id)
-                .order_by(t.events.c.created_at)
+                .order_by(t.events.c.created_at, t.events.c.id)
             ).all()
             gist_rows = conn.execute(
                 sa.select(t.gists)
                 .where(t.gists.c.user_id == user_id)
-                .order_by(t.gists.c.created_at)
+                .order_by(t.gists.c.created_at, t.gists.c.id)
             ).all()
             blob_rows = conn.execute(
                 sa.select(t.blobs, t.buffer.c.status, t.buffer.c.attempts, t.buffer.c.last_error)
