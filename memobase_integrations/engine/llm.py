@@ -11,6 +11,7 @@ quote request details.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ STEP_HEADER: Final = "X-Memobase-Step"
 EMBEDDING_STEP: Final = "embedding"
 #: Steps that use ``summary_model`` (Memobase's ``summary_llm_model``) when one is set.
 _SUMMARY_STEPS: Final = frozenset({"entry_summary", "summary_profile", "pick_related_profiles"})
+#: ``finish_reason`` values of an answer the endpoint did not finish: never used.
+_UNFINISHED: Final = frozenset({"length", "content_filter"})
 #: Used when only a base URL is set (Ollama, vLLM, LM Studio accept any key).
 _PLACEHOLDER_KEY: Final = "not-needed"
 
@@ -170,10 +173,11 @@ class LLMClient:
     def complete(self, step: str, system: str, user: str, *, model: str | None = None) -> str:
         """One chat completion for ``step``; returns the answer text (may be ``""``).
 
-        Raises :class:`LLMError` for transport/HTTP failures and for a response with no
-        message content at all (``content: null``, no choices, or cut by the token limit
-        before any text) - an *empty string* answer is returned as is, because for some steps
-        (entry summary, tagging) "nothing" is a legitimate answer.
+        Raises :class:`LLMError` for transport/HTTP failures, for a response with no message
+        content at all (``content: null``, no choices) and for an answer the endpoint did not
+        finish: ``finish_reason`` ``length`` (cut at ``max_tokens``) or ``content_filter``. A
+        cut answer can look complete, so the reason is the only safe signal. An empty string
+        is returned as is: whether it is usable is the step's call (none accepts it today).
         """
         step = str(step)
         args = self._chat_args(step, system, user, model)
@@ -214,17 +218,31 @@ class LLMClient:
             if usage is not None:
                 counters.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
                 counters.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
-        if content is None or (not content.strip() and finish == "length"):
+        if content is None or finish in _UNFINISHED:
             with self._lock:
                 self._usage.step(step).failures += 1
-            why = "hit max_tokens before writing anything" if finish == "length" else "no text"
-            raise LLMError(
-                f"The LLM answered the '{step}' step with {why}. Check that the model "
-                f"{self.model_for(step)!r} is a chat model and that LLMSettings.max_tokens "
-                f"({self.settings.max_tokens}) leaves room for the answer; the turns stay "
-                "buffered and will be retried."
-            )
+            raise LLMError(self._unfinished_message(step, finish, has_text=bool(content)))
         return str(content)
+
+    def _unfinished_message(self, step: str, finish: str | None, *, has_text: bool) -> str:
+        kept = "the turns stay buffered and will be retried"
+        if finish == "content_filter":
+            return (
+                f"The LLM endpoint's content filter stopped the answer to the '{step}' step "
+                f"(finish_reason=content_filter). Nothing was written; {kept}. If it repeats, "
+                "the endpoint's filter settings refuse this conversation."
+            )
+        if finish == "length":
+            what = "was cut off at" if has_text else "hit"
+            return (
+                f"The LLM's answer to the '{step}' step {what} LLMSettings.max_tokens "
+                f"({self.settings.max_tokens}) before it was finished (finish_reason=length). "
+                f"Nothing was written; {kept}. Raise max_tokens if this repeats."
+            )
+        return (
+            f"The LLM answered the '{step}' step with no text. Check that the model "
+            f"{self.model_for(step)!r} is a chat model; {kept}."
+        )
 
     # -- embeddings -----------------------------------------------------------------------------
     def _embed_args(self, texts: Sequence[str]) -> dict[str, Any]:
@@ -282,17 +300,30 @@ class LLMClient:
             usage = getattr(response, "usage", None)
             if usage is not None:
                 counters.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
-        vectors = [list(map(float, d.embedding)) for d in data]
-        if len(vectors) != expected or any(not v for v in vectors):
+        model = self.settings.embedding_model
+        try:
+            vectors = [[float(x) for x in d.embedding] for d in data]
+        except (TypeError, ValueError):
+            vectors = []
+        if (
+            len(vectors) != expected
+            or any(not v for v in vectors)
+            or not all(math.isfinite(x) for v in vectors for x in v)
+        ):
             raise LLMError(
-                f"The embeddings endpoint returned {len(vectors)} vectors for {expected} texts. "
-                f"Check LLMSettings.embedding_model ({self.settings.embedding_model!r})."
+                f"The embeddings endpoint returned no usable vectors for {expected} texts "
+                f"(model {model!r}); nothing was written and the turns will be retried. Check "
+                "LLMSettings.embedding_model."
             )
+        # Vectors of another size are never found by similarity search (it skips them), so
+        # one answer must have one size, and the requested one when we asked for a size.
+        sizes = sorted({len(v) for v in vectors})
         dim = self.settings.embedding_dim
-        if "dimensions" in self._embed_args(["x"]) and any(len(v) != dim for v in vectors):
+        if len(sizes) > 1 or ("dimensions" in self._embed_args(["x"]) and sizes != [dim]):
             raise LLMError(
-                f"The embeddings endpoint returned vectors of size {len(vectors[0])}, not "
-                f"LLMSettings.embedding_dim={dim}. Make the two agree."
+                f"The embeddings endpoint returned vectors of size {', '.join(map(str, sizes))}, "
+                f"not LLMSettings.embedding_dim={dim} (model {model!r}); nothing was written. "
+                "Make the two agree."
             )
         return vectors
 

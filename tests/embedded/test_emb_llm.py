@@ -131,3 +131,53 @@ def test_embed_batches_and_checks_dimensions() -> None:
     off, _ = client_for(handler)
     with pytest.raises(ConfigurationError, match="enable_embeddings"):
         off.embed(["a"])
+
+
+def finished(text: str, finish_reason: str) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = completion(text)
+        body["choices"][0]["finish_reason"] = finish_reason
+        return httpx.Response(200, json=body)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "fragment"),
+    [("length", "max_tokens (1024)"), ("content_filter", "content filter")],
+)
+async def test_an_answer_the_endpoint_did_not_finish_is_an_error(
+    finish_reason: str, fragment: str
+) -> None:
+    """Cut at max_tokens or stopped by a filter: the text may look complete, but is not."""
+    llm, _ = client_for(finished("- User's name is Gus. // info", finish_reason))
+    with pytest.raises(LLMError, match=f"finish_reason={finish_reason}") as info:
+        llm.complete("entry_summary", "s", "u")
+    assert fragment in str(info.value) and "'entry_summary'" in str(info.value)
+    with pytest.raises(LLMError, match=finish_reason):
+        await llm.acomplete("entry_summary", "s", "u")
+    assert llm.usage()["entry_summary"].failures == 2
+    done, _ = client_for(finished("- User's name is Gus. // info", "stop"))
+    assert done.complete("entry_summary", "s", "u") == "- User's name is Gus. // info"
+
+
+@pytest.mark.parametrize(
+    "vectors",
+    [
+        [[1.0, 0.0, 0.0], [1.0, 0.0]],  # two sizes in one answer
+        [[1.0, float("nan"), 0.0]],  # not a number
+        [["a", "b", "c"]],  # not numbers at all
+    ],
+)
+def test_unusable_embeddings_are_an_error_whatever_the_model(vectors: list[list[Any]]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        body = json.dumps({"object": "list", "data": data, "model": "m"})  # NaN as NaN
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    # A model that takes no ``dimensions``: no size was asked for, yet one answer has one size.
+    llm, _ = client_for(
+        handler, enable_embeddings=True, embedding_model="nomic-embed-text", embedding_dim=3
+    )
+    with pytest.raises(LLMError, match="embedding"):
+        llm.embed(["x"] * len(vectors))
