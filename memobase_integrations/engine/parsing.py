@@ -26,10 +26,12 @@ from ..models import EventTag
 from .config import ResolvedConfig, attribute_unify
 
 __all__ = [
+    "NOTHING",
     "Fact",
     "MergeAction",
     "MergeDecision",
     "answer_section",
+    "bullet_items",
     "is_meaningless",
     "parse_entry_summary",
     "parse_event_tags",
@@ -38,6 +40,7 @@ __all__ = [
     "parse_organize",
     "parse_pick_ids",
     "parse_resummary",
+    "says_nothing",
 ]
 
 MergeAction = Literal["APPEND", "UPDATE", "ABORT"]
@@ -201,6 +204,47 @@ def _bullet_lines(section: str, *, require_bullet: bool) -> Iterable[tuple[bool,
         yield had, line.strip()
 
 
+def bullet_items(section: str) -> list[tuple[bool, str]]:
+    """Each non-empty line of an answer section as ``(had_bullet, text)``: the bullet, bold
+    marks and spacing normalised, full-width ``：：`` read as ``::``."""
+    return list(_bullet_lines(section, require_bullet=False))
+
+
+#: The explicit "nothing here" answer the prompts ask for (entry summary, event tagging), so
+#: that an empty answer - which a real endpoint also returns for transient reasons (a
+#: filter, a cut) - is never mistaken for it.
+NOTHING = "NONE"
+
+#: Short statements of "nothing": "Nothing to log.", "No tags apply.", "没有值得记录的内容".
+#: They must name what there is none of, so a fact such as "No allergies" is not one.
+_NOTHING_PHRASE = re.compile(
+    r"^(?:none|nothing|no)\b.{0,40}?\b(?:log|logs|logged|keep|keeping|record|note|worth|"
+    r"apply|applies|applicable|tag|tags|info|information|facts?|new|relevant|here|found)\b"
+    r"|^(?:没有|无|暂无).{0,12}(?:记录|内容|信息|标签|事件|适用)",
+    re.IGNORECASE,
+)
+_MARKED = re.compile(r"//\s*(?:info|event|schedule)\s*$|\[\s*mention\b", re.IGNORECASE)
+#: A "nothing" statement is one short line; longer prose starting with "No..." may well say
+#: something, and is not taken as "nothing to keep".
+_NOTHING_MAX_CHARS = 60
+
+
+def says_nothing(text: str) -> bool:
+    """Whether the answer explicitly says there is nothing: :data:`NOTHING`, or a short
+    one-line equivalent real models write ("- none", "Nothing to log.", "没有值得记录的内容。").
+
+    An empty or blank answer is *not* "nothing": the step failed to answer. A log line (with
+    its ``// info`` marker or ``[mention ...]``) is never "nothing", whatever it says.
+    """
+    lines = [line for _, line in _bullet_lines(answer_section(text), require_bullet=False)]
+    if len(lines) != 1 or _MARKED.search(lines[0]):
+        return False
+    line = lines[0].strip(" .。!！")
+    if not line or len(line) > _NOTHING_MAX_CHARS:
+        return False
+    return is_meaningless(line) or bool(_NOTHING_PHRASE.match(line))
+
+
 def _split_parts(line: str) -> list[str]:
     return [p.strip() for p in re.split(r"\s*::\s*", line)]
 
@@ -250,7 +294,7 @@ def parse_entry_summary(text: str) -> str:
     "nothing to log" placeholder.
     """
     section = answer_section(text, _has_bullet)
-    if not section:
+    if not section or says_nothing(text):
         return ""
     items = [line for had, line in _bullet_lines(section, require_bullet=False) if had and line]
     if not items:

@@ -11,21 +11,26 @@ re-summarize over-long memos; event tagging when tags are configured; the event 
 embeddings (one batched call for the event text and all gists).
 
 Where we are stricter than Memobase, on purpose - an answer we cannot use must never cost the
-user data (the buffer is kept and retried instead):
+user data (the buffer is kept and retried instead). Every step's answer passes a check of
+:mod:`.validation` (what the step may do) before the plan is built, and a failed check fails
+the whole flush before anything is written:
 
-* an entry summary that is prose with no list line at all (and not a "nothing to log"
-  answer) is refused rather than stored as the event;
-* an extraction that has answer lines but none readable, or no ``---`` and no fact, is refused;
-* a merge answer must decide every item (Memobase silently skips the missing ones);
-* organize and re-summary answers must be usable (Memobase only logs their failures);
-* an embedding failure fails the flush (Memobase stores NULL and the gist is never found).
-Event tagging is metadata: an unreadable tagging answer just gives no tags.
+* "nothing to keep" (entry summary) and "no tag applies" (tagging) are explicit answers
+  (``NONE``); an empty answer is a failure, never "nothing";
+* an entry summary that is prose with no list line at all is refused rather than stored as
+  the event; a cut-off last line is refused;
+* an extraction with a fact line we cannot read, or a cut-off last fact, is refused;
+* a merge answer must decide every item (Memobase silently skips the missing ones), and an
+  UPDATE must be a plausible memo for its slot;
+* organize must account for every row it was given (it replaces them all), and a re-summary
+  must be shorter than, and about, the memo it replaces (Memobase only logs their failures);
+* tagging must name configured tags; an embedding failure fails the flush (Memobase stores
+  NULL and the gist is never found).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,12 +39,10 @@ from ..errors import LLMError
 from ..messages import render_blob
 from ..models import BlobType, EventData, EventTag, ProfileDelta
 from ..tokens import count_tokens, truncate_tokens
-from .config import ResolvedConfig, attribute_unify
+from .config import ResolvedConfig
 from .llm import LLMClient
 from .parsing import (
     Fact,
-    answer_section,
-    is_meaningless,
     parse_entry_summary,
     parse_event_tags,
     parse_extract,
@@ -59,14 +62,18 @@ from .prompts import (
     resummary_prompt,
 )
 from .store import ClaimedBlob, FlushPlan, NewProfile, ProfileUpdate, StoredProfile
+from .validation import (
+    entry_summary_problem,
+    event_tags_problem,
+    extract_problem,
+    merge_problem,
+    organize_problem,
+    summary_problem,
+)
 
 __all__ = ["Pipeline", "UnusableAnswerError", "event_embedding_text", "gists_of"]
 
 logger = logging.getLogger(__name__)
-
-_LIST_LINE = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)])\s*\S")
-_LIST_PREFIX = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)])\s*")
-_SEPARATOR_LINE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,}|={3,})\s*$", re.MULTILINE)
 
 
 class UnusableAnswerError(LLMError):
@@ -79,6 +86,25 @@ class UnusableAnswerError(LLMError):
             "model may be too weak for the line format: try a stronger model."
         )
         self.step = step
+
+
+def _check(step: Step, problem: str | None) -> None:
+    """Refuse the answer of ``step`` when its check found a ``problem``."""
+    if problem is not None:
+        raise UnusableAnswerError(step, problem)
+
+
+def cap_tokens(text: str, max_tokens: int) -> str:
+    """``text`` within ``max_tokens`` (Memobase caps re-summaries), cut between words and
+    marked with "..." - never in the middle of a word."""
+    cut = truncate_tokens(text, max_tokens)
+    if cut == text:
+        return text
+    if text.startswith(cut) and cut[-1:].isalnum() and text[len(cut)].isalnum():
+        head, space, _ = cut.rpartition(" ")
+        if space and head.strip():
+            cut = head
+    return cut.rstrip(" ;,.") + "..."
 
 
 def gists_of(memo: str) -> list[str]:
@@ -169,37 +195,14 @@ class Pipeline:
         system, user = entry_summary_prompt(chat_text, already, cfg)
         raw = self.llm.complete(Step.entry_summary, system, user)
         memo = parse_entry_summary(raw)
-        if not memo:
-            return ""  # nothing worth keeping: a legitimate answer
-        section = answer_section(raw)
-        if not any(_LIST_LINE.match(line) for line in section.splitlines()):
-            raise UnusableAnswerError(Step.entry_summary, "no '- ...' log line in the answer")
-        return memo
+        _check(Step.entry_summary, entry_summary_problem(raw, memo, chat_text))
+        return memo  # "" only for an explicit "nothing to keep"
 
     def _extract(self, memo: str, already: str, cfg: ResolvedConfig) -> list[Fact]:
         system, user = extract_prompt(memo, already, cfg)
         raw = self.llm.complete(Step.extract_profile, system, user)
-        if not raw.strip():
-            raise UnusableAnswerError(Step.extract_profile, "an empty answer")
         facts = parse_extract(raw, cfg)
-        has_separator = bool(_SEPARATOR_LINE.search(raw))
-        if not facts and not has_separator:
-            raise UnusableAnswerError(Step.extract_profile, "no '---' and no fact line")
-        # A fact line we cannot read is a fact we would lose: refuse the whole answer (it is
-        # retried) rather than keep the readable half. Prose lines are thinking, not facts.
-        section = answer_section(raw, lambda s: "::" in s)
-        unreadable = [
-            line
-            for line in section.splitlines()
-            if _is_fact_attempt(line, has_separator)
-            and not parse_extract(line, cfg)
-            and not _fact_was_filtered(line, cfg)
-        ]
-        if unreadable:
-            raise UnusableAnswerError(
-                Step.extract_profile,
-                f"{len(unreadable)} fact line(s) that cannot be read, e.g. {unreadable[0][:60]!r}",
-            )
+        _check(Step.extract_profile, extract_problem(raw, facts, f"{memo}\n{already}", cfg))
         return facts
 
     def _merge(
@@ -231,11 +234,8 @@ class Pipeline:
         system, user = merge_prompt([i for i, _, _ in items], cfg)
         raw = self.llm.complete(Step.merge_profile, system, user)
         decisions = parse_merge(raw, len(items))
-        missing = [i.memo_id for i, _, _ in items if i.memo_id not in decisions]
-        if missing:
-            raise UnusableAnswerError(
-                Step.merge_profile, f"no readable decision for item(s) {missing}"
-            )
+        checked = [(i.memo_id, i.current_memo, i.new_info) for i, _, _ in items]
+        _check(Step.merge_profile, merge_problem(decisions, checked))
         for item, fact, existing in items:
             decision = decisions[item.memo_id]
             if decision.action == "ABORT":
@@ -275,9 +275,12 @@ class Pipeline:
             ] + [(a.sub_topic, a.content) for a in work.add if a.topic == topic]
             system, user = organize_prompt(topic, view, cfg)
             raw = self.llm.complete(Step.organize_profile, system, user)
-            pairs = parse_organize(raw, cfg.organize_target)
-            if not pairs:
-                raise UnusableAnswerError(Step.organize_profile, "no '- sub_topic::memo' line")
+            # Read every row (no cap): a row cut off here would be a fact deleted.
+            pairs = parse_organize(raw, len(view))
+            _check(
+                Step.organize_profile,
+                organize_problem(raw, view, pairs, cfg.max_profile_subtopics),
+            )
             ids = {p.id for p in rows}
             work.delete.extend(p.id for p in rows)
             for pid in ids:
@@ -301,34 +304,12 @@ class Pipeline:
         system, user = resummary_prompt(content, cfg)
         raw = self.llm.complete(Step.summary_profile, system, user)
         short = parse_resummary(raw)
-        if not short:
-            raise UnusableAnswerError(Step.summary_profile, "an empty or meaningless memo")
-        return truncate_tokens(short, cfg.resummary_max_tokens, "...")
+        _check(Step.summary_profile, summary_problem(content, short))
+        return cap_tokens(short, cfg.resummary_max_tokens)
 
     def _tags(self, memo: str, cfg: ResolvedConfig) -> list[EventTag]:
         system, user = event_tagging_prompt(memo, cfg)
         raw = self.llm.complete(Step.event_tagging, system, user)
-        return parse_event_tags(raw, cfg)
-
-
-def _is_fact_attempt(line: str, after_separator: bool) -> bool:
-    """Whether a line of the extraction answer is meant as a fact: any ``::`` line, and after
-    a ``---`` also any list line."""
-    text = line.strip()
-    if not text or text.startswith(("```", "~~~")):
-        return False
-    return "::" in text or (after_separator and bool(_LIST_LINE.match(text)))
-
-
-def _fact_was_filtered(line: str, cfg: ResolvedConfig) -> bool:
-    """A fact line dropped on purpose (a meaningless value such as "- none", or a slot outside
-    strict mode's list) - as opposed to a line we could not read."""
-    body = _LIST_PREFIX.sub("", line.strip())
-    if is_meaningless(body):
-        return True
-    parts = [p.strip() for p in body.split("::")]
-    if len(parts) < 3:
-        return False
-    if is_meaningless("::".join(parts[2:])):
-        return True
-    return not cfg.allows(attribute_unify(parts[0]), attribute_unify(parts[1]))
+        tags = parse_event_tags(raw, cfg)
+        _check(Step.event_tagging, event_tags_problem(raw, [t.tag for t in tags], memo))
+        return tags

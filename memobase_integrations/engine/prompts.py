@@ -188,7 +188,7 @@ _ENTRY_EN = """You keep a log of what a user reveals about themselves in chats w
 - `// info` is a lasting fact (name, job, taste...), `// event` something that happened, `// schedule` a plan.
 - Keep names, numbers and places exactly. Ignore the assistant's own statements unless the user confirms them.
 - Skip what is already logged unless it changed.
-- If nothing is worth keeping (greetings, small talk), answer with nothing.
+- If nothing is worth keeping (greetings, small talk), answer with the single line NONE.
 {tags}Facts worth noticing:
 {slots}
 
@@ -204,7 +204,7 @@ _ENTRY_ZH = """你负责记录用户在与助手的对话中透露的个人信�
 - `// info` 是长期信息（姓名、工作、喜好等），`// event` 是已发生的事，`// schedule` 是计划。
 - 人名、数字、地点保持原样。助手自己说的话除非用户确认，否则忽略。
 - 已记录的内容除非有变化，否则不要重复。
-- 没有值得记录的内容（问候、闲聊）时，什么都不要回答。
+- 没有值得记录的内容（问候、闲聊）时，只回答一行 NONE。
 {tags}值得关注的信息：
 {slots}
 
@@ -353,11 +353,11 @@ def merge_prompt(items: Sequence[MergeItem], cfg: ResolvedConfig) -> tuple[str, 
 
 # -- organize ----------------------------------------------------------------------------------
 
-_ORGANIZE_EN = """A topic of a user's profile has too many sub-topics. Regroup its memos into at most {limit} sub-topics: merge related ones, drop trivial or repeated details, keep dates.
+_ORGANIZE_EN = """A topic of a user's profile has too many sub-topics. Regroup its memos into at most {limit} sub-topics: merge related ones into one line. Keep every fact and its dates; say a repeated fact once.
 {hint}Format: one line per sub-topic:
 - sub_topic::memo"""
 
-_ORGANIZE_ZH = """用户画像的一个主题下子主题太多。把这些内容重新归并为最多 {limit} 个子主题：合并相关的，去掉琐碎或重复的细节，保留日期。
+_ORGANIZE_ZH = """用户画像的一个主题下子主题太多。把这些内容重新归并为最多 {limit} 个子主题：相关的合并成一行。保留每条事实和日期；重复的只写一次。
 {hint}格式：每个子主题一行：
 - 子主题::内容"""
 
@@ -399,11 +399,11 @@ def resummary_prompt(content: str, cfg: ResolvedConfig) -> tuple[str, str]:
 
 # -- event tagging -----------------------------------------------------------------------------
 
-_TAGGING_EN = """Tag a log of a user's events. For each tag below that the log mentions, write one line `- tag::value`. Skip tags it does not mention; answer nothing if none apply.
+_TAGGING_EN = """Tag a log of a user's events. For each tag below that the log mentions, write one line `- tag::value`. Skip tags it does not mention; answer the single line NONE if none apply.
 Tags:
 {tags}"""
 
-_TAGGING_ZH = """给用户的事件记录打标签。对下面每个在记录中提到的标签，写一行 `- 标签::值`。没提到的标签跳过；都不适用时什么都不回答。
+_TAGGING_ZH = """给用户的事件记录打标签。对下面每个在记录中提到的标签，写一行 `- 标签::值`。没提到的标签跳过；都不适用时只回答一行 NONE。
 标签：
 {tags}"""
 

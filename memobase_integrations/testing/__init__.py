@@ -53,13 +53,14 @@ message's ``[timestamp]`` (rules in :mod:`memobase_integrations.testing._dates`)
 negated sentences ("I don't live in Paris anymore") reveal nothing.
 
 Per step: the entry summary lists ``- User ... [mention DATE, <event> in DATE] // info|event|
-schedule`` lines (nothing for greeting-only chats); extraction re-reads those lines and answers
-``thinking / --- / - topic::sub_topic::memo``; merge answers ``UPDATE::<new memo>`` when a
-single-valued slot (name, age, city, title, company, marital status...) gets a different value,
-``ABORT`` when the value is already there and ``APPEND`` otherwise; organize keeps the suggested
-sub-topics first and folds the overflow into ``others``; re-summary keeps the first three
-``;``-parts (40 words at most); tagging fills emotion / location tags and tags whose name
-appears in the memo; the profile picker chooses memos sharing words with the conversation.
+schedule`` lines (``NONE``, the explicit "nothing to keep", for greeting-only chats);
+extraction re-reads those lines and answers ``thinking / --- / - topic::sub_topic::memo``;
+merge answers ``UPDATE::<new memo>`` when a single-valued slot (name, age, city, title,
+company, marital status...) gets a different value, ``ABORT`` when the value is already there
+and ``APPEND`` otherwise; organize keeps the suggested sub-topics first and folds the overflow
+into ``others``; re-summary keeps the first three ``;``-parts (40 words at most); tagging
+fills emotion / location tags and tags whose name appears in the memo (``NONE`` when none
+applies); the profile picker chooses memos sharing words with the conversation.
 Embeddings are hashed bag-of-words unit vectors of the requested ``dimensions``.
 
 Faults for tests: :meth:`StandInLLM.fail_next` with ``timeout``, ``http500``, ``http429``,
@@ -282,7 +283,8 @@ class StandInLLM:
           dropped without an answer);
         * ``http500`` / ``http429``: an OpenAI-style error response;
         * ``empty``: a 200 answer with empty content; ``garbage``: fluent text in no format;
-          ``half_formatted``: the real answer with broken separators and a truncated last line;
+          ``half_formatted``: the real answer with broken separators and its last line cut
+          off inside a word;
         * ``invalid_json``: a 200 response whose body is not JSON.
         """
         kind = kind.replace("-", "_")  # type: ignore[assignment]  # "half-formatted" too

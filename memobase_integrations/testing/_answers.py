@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import date
 
+from ..engine.parsing import NOTHING
 from ..engine.prompts import HEADERS, MERGE_LABELS, Step
 from ._dates import format_date, parse_stamp
 from ._rules import Lang, Statement, recognize, single_valued_slots, slot_for
@@ -78,7 +79,8 @@ def _moods(text: str) -> list[str]:
 
 def entry_summary(system: str, user: str) -> str:
     """Log lines of the user's statements; when a mood-like event tag is configured (it is
-    listed in the prompt), moods ("I'm so excited") are logged too."""
+    listed in the prompt), moods ("I'm so excited") are logged too. ``NONE`` (the prompt's
+    explicit "nothing to keep") when the user revealed nothing."""
     lang = language_of(system)
     chats = _after(user, HEADERS[lang].chats)
     wants_moods = bool(_MOOD_TAG.search(system))
@@ -94,7 +96,7 @@ def entry_summary(system: str, user: str) -> str:
             line = f"- {st.sentence}{_annotation(mention, st)} // {st.marker}"
             if line not in lines:
                 lines.append(line)
-    return "\n".join(lines)
+    return "\n".join(lines) or NOTHING
 
 
 # -- extraction --------------------------------------------------------------------------------
@@ -370,6 +372,7 @@ def _tag_value(name: str, description: str, memo: str) -> str | None:
 
 
 def tagging(system: str, user: str) -> str:
+    """``- tag::value`` lines; ``NONE`` when no tag applies (as the prompt asks)."""
     lines: list[str] = []
     for line in system.split("\n"):
         match = re.match(r"^- ([^(\s]+)(?:\((.*)\))?\s*$", line.strip())
@@ -378,7 +381,7 @@ def tagging(system: str, user: str) -> str:
         value = _tag_value(match.group(1), match.group(2) or "", user)
         if value:
             lines.append(f"- {match.group(1)}::{value}")
-    return "\n".join(lines)
+    return "\n".join(lines) or NOTHING
 
 
 def _words(text: str) -> set[str]:
@@ -480,7 +483,8 @@ def garble(_: str) -> str:
 
 def half_format(text: str) -> str:
     """The real answer, damaged like a sloppy model would: every second item line loses its
-    ``::`` separators, and the last line is cut off half-way."""
+    ``::`` separators, and the last line stops half-way, inside a word (as a reply cut off
+    mid-stream does)."""
     lines = text.split("\n")
     out = []
     item = 0
@@ -491,5 +495,15 @@ def half_format(text: str) -> str:
                 line = line.replace("::", " - ")
         out.append(line)
     if out and len(out[-1]) > 8:
-        out[-1] = out[-1][: len(out[-1]) // 2]
+        out[-1] = _cut_inside_a_word(out[-1])
     return "\n".join(out)
+
+
+def _cut_inside_a_word(line: str) -> str:
+    """``line`` cut near its middle, after the first letter(s) of a word of 3+ letters."""
+    middle = len(line) // 2
+    words = list(re.finditer(r"[^\W_]{3,}", line))
+    if not words:
+        return line[:middle]
+    word = min(words, key=lambda m: abs(m.start() - middle))
+    return line[: word.start() + (word.end() - word.start()) // 2]

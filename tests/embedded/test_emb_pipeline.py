@@ -117,6 +117,17 @@ def test_event_tags_and_embeddings() -> None:
         ("extract_profile", "- basic_info name Ines"),
         ("extract_profile", "thinking\n---\n- basic_info::name::Ines\n- work - title - pilot"),
         ("merge_profile", "---\n1. MAYBE::whatever"),
+        # Empty is never "nothing to keep": a real endpoint also answers empty by accident.
+        ("entry_summary", ""),
+        # A reply that stopped mid-line stores half a fact.
+        ("entry_summary", "- User's name is Ines. // info\n- User works as a pil"),
+        (
+            "extract_profile",
+            "Facts.\n---\n- basic_info::name::Ines\n- work::company::Air\n- work::title::pil",
+        ),
+        # Every item decided (item 2 is the new title), but item 1's UPDATE is unusable.
+        ("merge_profile", "---\n1. UPDATE::Ines [mention 2025/0\n2. APPEND::APPEND"),
+        ("merge_profile", "---\n1. UPDATE::I'm sorry, I can't help with that.\n2. APPEND::APPEND"),
     ],
 )
 def test_unusable_answers_are_refused(step: str, answer: str) -> None:
@@ -145,3 +156,36 @@ def test_legitimate_extraction_answers_are_accepted(answer: str) -> None:
     plan = pipe.run([blob("My name is Ines.")], BlobType.chat, [], DEFAULT)
     assert plan.event is not None
     assert [a.content for a in plan.add] in ([], ["Ines"])
+
+
+@pytest.mark.parametrize("answer", ["NONE", "- nothing to keep", "Nothing to log."])
+def test_an_explicit_nothing_to_keep_consumes_the_turn_without_an_event(answer: str) -> None:
+    pipe, tap = pipeline()
+    tap.faults["entry_summary"] = fault("text", answer)
+    plan = pipe.run([blob("Hi there!")], BlobType.chat, [], DEFAULT)
+    assert plan.event is None and not plan.add and not plan.update
+    assert tap.steps() == {"entry_summary": 1}
+
+
+def test_crowded_topic_organize_garbage_and_partial_answers_are_refused() -> None:
+    crowded = [profile("interest", f"hobby_{i}", f"enjoys hobby {i}") for i in range(16)]
+    for answer in (
+        "I'm sorry, I can't quite follow. Perhaps:: the weather :: is nice today??",
+        "\n".join(f"- hobby_{i}::enjoys hobby {i}" for i in range(4)),  # 12 rows dropped
+    ):
+        pipe, tap = pipeline()
+        tap.faults["organize_profile"] = fault("text", answer)
+        with pytest.raises(UnusableAnswerError, match="organize_profile"):
+            pipe.run([blob("I love chess.")], BlobType.chat, crowded, DEFAULT)
+
+
+def test_summary_that_is_not_the_memo_is_refused() -> None:
+    long_memo = "; ".join(
+        f"enjoys the album number {i} of a band from the seventies" for i in range(20)
+    )
+    music = profile("interest", "music", long_memo)
+    for answer in ("I'm sorry, I can't quite follow that request.", "enjoys the album numb"):
+        pipe, tap = pipeline()
+        tap.faults["summary_profile"] = fault("text", answer)
+        with pytest.raises(UnusableAnswerError, match="summary_profile"):
+            pipe.run([blob("I love jazz music.")], BlobType.chat, [music], DEFAULT)

@@ -20,6 +20,7 @@ import pytest
 import memobase_integrations.testing as testing_module
 from memobase_integrations.engine.config import ProfileConfig, ResolvedConfig
 from memobase_integrations.engine.parsing import (
+    NOTHING,
     Fact,
     MergeDecision,
     parse_entry_summary,
@@ -193,13 +194,14 @@ def test_greeting_only_chat_gives_an_empty_summary(llm: StandInLLM) -> None:
     )
     assert memo == "" and facts == []
     assert llm.calls == 1 and llm.calls_by_step == {"entry_summary": 1}
+    assert llm.history[0].answer == NOTHING  # "nothing to keep" is an explicit answer
 
 
 def test_assistant_statements_are_not_user_facts(llm: StandInLLM) -> None:
     system, user = entry_summary_prompt(
         render_blob(_blob(("assistant", "My name is Botty and I live in the cloud."))), "", EN
     )
-    assert llm.complete(Step.entry_summary, system, user) == ""
+    assert llm.complete(Step.entry_summary, system, user) == NOTHING  # said, never empty
 
 
 def test_relative_dates_use_the_message_timestamp(llm: StandInLLM) -> None:
