@@ -218,7 +218,9 @@ NOTHING = "NONE"
 #: Short statements of "nothing": "Nothing to log.", "No tags apply.", "没有值得记录的内容".
 #: They must name what there is none of, so a fact such as "No allergies" is not one.
 _NOTHING_PHRASE = re.compile(
-    r"^(?:none|nothing|no)\b.{0,40}?\b(?:log|logs|logged|keep|keeping|record|note|worth|"
+    r"^(?:there\s+(?:is|are|was|were)\s+|i\s+(?:found|see)\s+|(?:the\s+)?(?:chat|"
+    r"conversation|log|memo)\s+(?:has|contains|reveals|mentions)\s+)?"
+    r"(?:none|nothing|no)\b.{0,40}?\b(?:log|logs|logged|keep|keeping|record|note|worth|"
     r"apply|applies|applicable|tag|tags|info|information|facts?|new|relevant|here|found)\b"
     r"|^(?:没有|无|暂无).{0,12}(?:记录|内容|信息|标签|事件|适用)",
     re.IGNORECASE,

@@ -171,6 +171,9 @@ def _overlap(part: set[str], whole: set[str]) -> float:
 
 _PAIRS = (("[", "]"), ("(", ")"), ("（", "）"), ("【", "】"), ("{", "}"))
 _DANGLING = (":", ",", "，", "、", "[", "(", "（")
+#: A text ending in one of these was written to its end (a cut does not leave a full stop).
+_FINISHED = (".", "!", "?", ")", "]", '"', "'", "”", "’", "。", "！", "？", "）", "】", "…")
+_ACRONYM = re.compile(r"\b[A-Z]{2,}$")
 
 
 def _unbalanced(text: str) -> bool:
@@ -186,7 +189,11 @@ def looks_cut(text: str, source: str) -> str | None:
     * its last word is not a word of ``source`` (the text the step was given) but the start
       of one, right after a word that is in ``source``: a verbatim copy that stopped
       mid-word ("chef at Lu" for "chef at Luigi's"). The word before must match too, so a
-      rephrasing such as "likes to run" (from "enjoys running") is not taken for a cut.
+      rephrasing such as "likes to run" (from "enjoys running") is not taken for a cut;
+      text ending in punctuation, and an all-capitals last word (an acronym), are not cut.
+
+    The last rule can mistake an unpunctuated abbreviation of an input word ("Stanford
+    Univ") for a cut: that answer is refused and retried, which costs a call, not memory.
     """
     stripped = text.strip()
     if not stripped:
@@ -195,6 +202,8 @@ def looks_cut(text: str, source: str) -> str | None:
         return f"an unclosed bracket in {stripped[-40:]!r}"
     if stripped.endswith(_DANGLING):
         return f"it ends on {stripped[-1]!r}: {stripped[-40:]!r}"
+    if stripped.endswith(_FINISHED) or _ACRONYM.search(stripped):
+        return None
     words = _tokens(stripped)
     last = words[-1]
     if re.match(rf"[{_CJK}]", last):
@@ -223,8 +232,8 @@ def entry_summary_problem(raw: str, memo: str, chat_text: str) -> str | None:
       content for transient reasons too. "Nothing" must be said (:data:`.parsing.NOTHING`).
     * Prose with no ``- `` log line is refused: it would become the event as is.
     * A line with an unclosed bracket is broken; the last line must look finished: it ends
-      with its ``// info|event|schedule`` marker when the other lines do, and otherwise it
-      must not look cut (:func:`looks_cut`).
+      with its ``// info|event|schedule`` marker (or at least a full stop) when the other
+      lines do, and otherwise it must not look cut (:func:`looks_cut`).
     """
     if not raw.strip():
         return "an empty answer (the prompt asks for NONE when nothing is worth keeping)"
@@ -242,7 +251,11 @@ def entry_summary_problem(raw: str, memo: str, chat_text: str) -> str | None:
     last = lines[-1]
     if _MARKER.search(last):
         return None  # the marker closes the line: it was written to the end
-    if len(lines) > 1 and all(_MARKER.search(line) for line in lines[:-1]):
+    if (
+        len(lines) > 1
+        and all(_MARKER.search(line) for line in lines[:-1])
+        and not last.rstrip().endswith(_FINISHED)
+    ):
         return f"the last log line lacks its '// info' marker (cut off?): {last[-40:]!r}"
     if _PARTIAL_MARKER.search(last):
         return f"the last log line ends in a partial marker: {last[-40:]!r}"
@@ -411,15 +424,16 @@ def summary_problem(original: str, summary: str) -> str | None:
 
     * not empty or meaningless;
     * fewer tokens than the original (else it is not a summary, and would be asked again);
-    * about the same memo: at least half of its words come from the original (an apology
-      or an answer about something else shares almost none);
+    * about the same memo: at least a third of its words come from the original (an apology
+      or an answer about something else shares almost none; a summary may generalise, so
+      not all of them);
     * not cut off mid-word.
     """
     if not summary or is_meaningless(summary):
         return "an empty or meaningless memo"
     if count_tokens(summary) >= count_tokens(original):
         return "the summary is not shorter than the memo"
-    if _overlap(content_words(summary), content_words(original)) < 0.5:
+    if _overlap(content_words(summary), content_words(original)) < 1 / 3:
         return f"the summary is not about the memo: {summary[:60]!r}"
     cut = looks_cut(summary, original)
     return f"the summary looks cut off ({cut})" if cut else None

@@ -163,7 +163,16 @@ def test_tags_corpus() -> None:
 
 @pytest.mark.parametrize(
     "answer",
-    [NOTHING, "none", "- NONE", "Nothing to log.", "- nothing to keep", "没有值得记录的内容。"],
+    [
+        NOTHING,
+        "none",
+        "- NONE",
+        "Nothing to log.",
+        "- nothing to keep",
+        "There is nothing worth logging.",
+        "No tags apply.",
+        "没有值得记录的内容。",
+    ],
 )
 def test_an_explicit_nothing_is_accepted(answer: str) -> None:
     assert says_nothing(answer)
@@ -179,6 +188,7 @@ def test_an_explicit_nothing_is_accepted(answer: str) -> None:
         "  \n",
         "Let me think about it.\n---\n",
         "No, but the user said her name is Ana and that she lives in a small town by the sea.",
+        "No allergies.",  # a fact, not "nothing": it names no "nothing to log"
     ],
 )
 def test_an_empty_or_unfinished_answer_is_not_nothing(answer: str) -> None:
@@ -203,6 +213,8 @@ def test_an_empty_or_unfinished_answer_is_not_nothing(answer: str) -> None:
         ("run", "I run and I'm running", False),
         ("爬", "我喜欢爬山", False),  # CJK has no word to cut
         ("trip [mention 2025/01/14]", "", False),
+        ("studies at Stanford Univ.", "I study at Stanford University", False),  # finished
+        ("lives in the US", "I live in the USA", False),  # an acronym
     ],
 )
 def test_looks_cut(text: str, source: str, cut: bool) -> None:
