@@ -152,8 +152,9 @@ def test_organize_corpus(name: str) -> None:
     assert organize_problem(raw, rows, parse_organize(raw, len(rows)), 15) is None
 
 
-def test_tags_corpus() -> None:
-    raw = read("tags", "canonical.txt")
+@pytest.mark.parametrize("name", sorted(p.name for p in (CORPUS / "tags").glob("*.txt")))
+def test_tags_corpus(name: str) -> None:
+    raw = read("tags", name)
     tags = [t.tag for t in parse_event_tags(raw, TAGGED)]
     assert event_tags_problem(raw, tags, "- User is happy in Berlin. // event") is None
 
