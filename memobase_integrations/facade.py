@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from .backends.base import (
     Backend,
+    BufferStatus,
     ContextOptions,
     MemoryStatus,
     ProfileOptions,
     RecordReceipt,
+    UserOrder,
 )
 from .errors import ConfigurationError
 from .ids import to_user_uuid
@@ -32,13 +34,16 @@ from .models import (
     BlobInsertData,
     BlobType,
     ChatModalResponse,
+    EventData,
     EventGist,
     Profile,
+    UserData,
     UserEvent,
 )
 from .settings import FlushPolicy, LLMSettings
 
 if TYPE_CHECKING:
+    from .backends.remote_models import DailyUsage, ProjectBilling, ProjectUsers
     from .engine.config import ProfileConfig
 
 __all__ = ["Memobase", "UserMemory"]
@@ -205,6 +210,62 @@ class Memobase:
 
     async def aset_profile_config(self, config_yaml: str | None) -> None:
         await self.backend.aset_profile_config(config_yaml)
+
+    # -- users and usage of the project -------------------------------------------------------
+    def add_user(
+        self, data: dict[str, Any] | None = None, *, user_id: str | uuid.UUID | None = None
+    ) -> uuid.UUID:
+        """Create a user with ``data`` (any JSON object) and return its UUID.
+
+        ``user_id`` is mapped like :meth:`user`; without it a new UUID is chosen. An id that
+        exists already is an error (the server answers errno 500, the embedded store raises
+        :class:`~.errors.ValidationError`); users are also created implicitly by their
+        first recorded turn, so this is only needed to attach data up front.
+        """
+        mapped = None if user_id is None else to_user_uuid(user_id)
+        return self.backend.create_user(mapped, data)
+
+    async def aadd_user(
+        self, data: dict[str, Any] | None = None, *, user_id: str | uuid.UUID | None = None
+    ) -> uuid.UUID:
+        mapped = None if user_id is None else to_user_uuid(user_id)
+        return await self.backend.acreate_user(mapped, data)
+
+    def get_all_users(
+        self,
+        search: str = "",
+        order_by: UserOrder = "updated_at",
+        order_desc: bool = True,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> ProjectUsers:
+        """A page of the project's users with their profile and event counts; ``count`` is
+        how many match ``search`` (a substring of the id or of the user's data)."""
+        return self.backend.project_users(search, order_by, order_desc, limit, offset)
+
+    async def aget_all_users(
+        self,
+        search: str = "",
+        order_by: UserOrder = "updated_at",
+        order_desc: bool = True,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> ProjectUsers:
+        return await self.backend.aproject_users(search, order_by, order_desc, limit, offset)
+
+    def usage(self) -> ProjectBilling:
+        """Tokens left (``None``: unlimited) and this month's token cost."""
+        return self.backend.usage()
+
+    async def ausage(self) -> ProjectBilling:
+        return await self.backend.ausage()
+
+    def daily_usage(self, last_days: int = 7) -> list[DailyUsage]:
+        """Inserts and LLM tokens per day, today first."""
+        return self.backend.daily_usage(last_days)
+
+    async def adaily_usage(self, last_days: int = 7) -> list[DailyUsage]:
+        return await self.backend.adaily_usage(last_days)
 
     def close(self, timeout: float | None = None) -> None:
         """Deliver and flush pending turns (bounded by ``timeout``), then stop workers."""
@@ -438,6 +499,81 @@ class UserMemory:
     async def adelete_event(self, event_id: uuid.UUID) -> None:
         await self._backend.adelete_event(self.id, event_id)
         self.memobase._cache.invalidate(self.id)
+
+    def update_event(self, event_id: uuid.UUID, data: EventData | dict[str, Any]) -> None:
+        """Merge ``data``'s non-null keys (``event_tip``, ``event_tags``, ``profile_delta``)
+        into the event. Its embedding and gists stay as they were, as on the server."""
+        self._backend.update_event(self.id, event_id, data)
+        self.memobase._cache.invalidate(self.id)
+
+    async def aupdate_event(self, event_id: uuid.UUID, data: EventData | dict[str, Any]) -> None:
+        await self._backend.aupdate_event(self.id, event_id, data)
+        self.memobase._cache.invalidate(self.id)
+
+    def search_events_by_tags(
+        self,
+        tags: Sequence[str] | None = None,
+        tag_values: dict[str, str] | None = None,
+        topk: int = 10,
+    ) -> list[UserEvent]:
+        """The newest events that carry every tag in ``tags`` (any value) and exactly the
+        ``tag_values`` (e.g. ``{"emotion": "happy"}``). Needs no embeddings."""
+        return self._backend.search_events_by_tags(self.id, tags, tag_values, topk)
+
+    async def asearch_events_by_tags(
+        self,
+        tags: Sequence[str] | None = None,
+        tag_values: dict[str, str] | None = None,
+        topk: int = 10,
+    ) -> list[UserEvent]:
+        return await self._backend.asearch_events_by_tags(self.id, tags, tag_values, topk)
+
+    # -- the user's own data, blobs and buffer --------------------------------------------------
+    def info(self) -> UserData:
+        """The user's data and timestamps (:class:`~.errors.NotFoundError` if unknown)."""
+        return self._backend.get_user(self.id)
+
+    async def ainfo(self) -> UserData:
+        return await self._backend.aget_user(self.id)
+
+    def update_data(self, data: dict[str, Any]) -> None:
+        """Replace the user's data (the JSON object given to :meth:`Memobase.add_user`)."""
+        self._backend.update_user(self.id, data)
+
+    async def aupdate_data(self, data: dict[str, Any]) -> None:
+        await self._backend.aupdate_user(self.id, data)
+
+    def list_blobs(
+        self, blob_type: BlobType = BlobType.chat, *, page: int = 0, page_size: int = 10
+    ) -> list[uuid.UUID]:
+        """Ids of the user's stored blobs, oldest first. Processed chat blobs are deleted,
+        so for chat these are the turns still waiting to be processed."""
+        return self._backend.list_blobs(self.id, blob_type, page=page, page_size=page_size)
+
+    async def alist_blobs(
+        self, blob_type: BlobType = BlobType.chat, *, page: int = 0, page_size: int = 10
+    ) -> list[uuid.UUID]:
+        return await self._backend.alist_blobs(self.id, blob_type, page=page, page_size=page_size)
+
+    def delete_blob(self, blob_id: uuid.UUID) -> None:
+        """Delete one stored blob (and its buffered turn); a missing blob is not an error."""
+        self._backend.delete_blob(self.id, blob_id)
+
+    async def adelete_blob(self, blob_id: uuid.UUID) -> None:
+        await self._backend.adelete_blob(self.id, blob_id)
+
+    def buffer(
+        self, blob_type: BlobType = BlobType.chat, status: BufferStatus = "idle"
+    ) -> list[uuid.UUID]:
+        """Ids of the user's buffered blobs in a state: ``idle`` (waiting), ``processing``,
+        ``failed`` (waiting for a retry) or ``done``. Embedded: blob ids; a server answers
+        ids of its buffer rows."""
+        return self._backend.buffer_capacity(self.id, blob_type, status)
+
+    async def abuffer(
+        self, blob_type: BlobType = BlobType.chat, status: BufferStatus = "idle"
+    ) -> list[uuid.UUID]:
+        return await self._backend.abuffer_capacity(self.id, blob_type, status)
 
     # -- whole user ---------------------------------------------------------------------------
     def delete(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from uuid import UUID
 
 from ..messages import Message
@@ -21,20 +21,32 @@ from ..models import (
     BlobType,
     ChatBlob,
     ChatModalResponse,
+    EventData,
     EventGist,
     Profile,
+    UserData,
     UserEvent,
 )
 
+if TYPE_CHECKING:
+    from .remote_models import DailyUsage, ProjectBilling, ProjectUsers
+
 __all__ = [
     "Backend",
+    "BufferStatus",
     "ContextOptions",
     "MemoryStatus",
     "ProcessedListener",
     "ProfileOptions",
     "RecordReceipt",
+    "UserOrder",
     "UserStatus",
 ]
+
+#: A buffer row's state (``GET /users/buffer/capacity?status=``).
+BufferStatus = Literal["idle", "processing", "failed", "done"]
+#: How ``GET /project/users`` can order users.
+UserOrder = Literal["updated_at", "profile_count", "event_count"]
 
 #: Called (from a worker thread) after a user's buffer was processed.
 ProcessedListener = Callable[[UUID, Sequence[ChatModalResponse]], None]
@@ -241,6 +253,95 @@ class Backend(Protocol):
     async def aget_profile_config(self) -> str: ...
     def set_profile_config(self, config_yaml: str | None) -> None: ...
     async def aset_profile_config(self, config_yaml: str | None) -> None: ...
+
+    # -- the rest of Memobase's surface: users, listings, tags, usage ------------------------
+    def create_user(self, user_id: UUID | None = None, data: dict[str, Any] | None = None) -> UUID:
+        """Create a user (the backend picks a uuid4 when ``user_id`` is None)."""
+        ...
+
+    async def acreate_user(
+        self, user_id: UUID | None = None, data: dict[str, Any] | None = None
+    ) -> UUID: ...
+    def get_user(self, user_id: UUID) -> UserData:
+        """The user's data and timestamps; ``NotFoundError`` for an unknown user."""
+        ...
+
+    async def aget_user(self, user_id: UUID) -> UserData: ...
+    def update_user(self, user_id: UUID, data: dict[str, Any]) -> UUID:
+        """Replace the user's data as a whole."""
+        ...
+
+    async def aupdate_user(self, user_id: UUID, data: dict[str, Any]) -> UUID: ...
+    def project_users(
+        self,
+        search: str | None = None,
+        order_by: UserOrder | None = None,
+        order_desc: bool | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> ProjectUsers: ...
+    async def aproject_users(
+        self,
+        search: str | None = None,
+        order_by: UserOrder | None = None,
+        order_desc: bool | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> ProjectUsers: ...
+    def list_blobs(
+        self,
+        user_id: UUID,
+        blob_type: BlobType = BlobType.chat,
+        *,
+        page: int = 0,
+        page_size: int = 10,
+    ) -> list[UUID]: ...
+    async def alist_blobs(
+        self,
+        user_id: UUID,
+        blob_type: BlobType = BlobType.chat,
+        *,
+        page: int = 0,
+        page_size: int = 10,
+    ) -> list[UUID]: ...
+    def delete_blob(self, user_id: UUID, blob_id: UUID) -> None: ...
+    async def adelete_blob(self, user_id: UUID, blob_id: UUID) -> None: ...
+    def buffer_capacity(
+        self,
+        user_id: UUID,
+        blob_type: BlobType = BlobType.chat,
+        status: BufferStatus | None = "idle",
+    ) -> list[UUID]: ...
+    async def abuffer_capacity(
+        self,
+        user_id: UUID,
+        blob_type: BlobType = BlobType.chat,
+        status: BufferStatus | None = "idle",
+    ) -> list[UUID]: ...
+    def search_events_by_tags(
+        self,
+        user_id: UUID,
+        tags: Sequence[str] | None = None,
+        tag_values: dict[str, str] | None = None,
+        topk: int = 10,
+    ) -> list[UserEvent]: ...
+    async def asearch_events_by_tags(
+        self,
+        user_id: UUID,
+        tags: Sequence[str] | None = None,
+        tag_values: dict[str, str] | None = None,
+        topk: int = 10,
+    ) -> list[UserEvent]: ...
+    def update_event(
+        self, user_id: UUID, event_id: UUID, data: EventData | dict[str, Any]
+    ) -> None: ...
+    async def aupdate_event(
+        self, user_id: UUID, event_id: UUID, data: EventData | dict[str, Any]
+    ) -> None: ...
+    def usage(self) -> ProjectBilling: ...
+    async def ausage(self) -> ProjectBilling: ...
+    def daily_usage(self, last_days: int = 7) -> list[DailyUsage]: ...
+    async def adaily_usage(self, last_days: int = 7) -> list[DailyUsage]: ...
 
     # -- operations -------------------------------------------------------------------------
     def status(self, user_id: UUID | None = None) -> MemoryStatus: ...

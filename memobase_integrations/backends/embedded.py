@@ -57,6 +57,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from pydantic import ValidationError as PydanticValidationError
+
 from ..engine.config import ProfileConfig, ResolvedConfig
 from ..engine.context import pack_context, truncate_profiles
 from ..engine.llm import NO_LLM_MESSAGE, LLMClient
@@ -75,6 +77,7 @@ from ..engine.store import (
 from ..errors import (
     ConfigurationError,
     MemobaseError,
+    NotFoundError,
     ServerError,
     UnsupportedError,
     ValidationError,
@@ -88,20 +91,25 @@ from ..models import (
     BlobType,
     ChatBlob,
     ChatModalResponse,
+    EventData,
     EventGist,
     Profile,
+    UserData,
     UserEvent,
 )
 from ..settings import FlushPolicy, LLMSettings
 from ..tokens import count_tokens
 from .base import (
+    BufferStatus,
     ContextOptions,
     MemoryStatus,
     ProcessedListener,
     ProfileOptions,
     RecordReceipt,
+    UserOrder,
     UserStatus,
 )
+from .remote_models import DailyUsage, ProjectBilling, ProjectUser, ProjectUsers
 from .worker import FlushWorker, LeaseKeeper
 from .worker_process import ProcessWorker, process_worker_obstacle
 
@@ -197,6 +205,8 @@ class EmbeddedBackend:
         self._buffered_hint: dict[uuid.UUID, int] = {}
         self._closed = False
         self._next_ledger_prune = 0.0
+        self._metered_lock = threading.Lock()
+        self._metered = (0, 0)  # LLM prompt/completion tokens already written to mb_usage
         if profile_config is not None:
             try:
                 self._save_initial_config(profile_config)
@@ -376,7 +386,12 @@ class EmbeddedBackend:
         Doc, code, image and transcript blobs are stored (``get_blob`` returns them) but never
         processed; flushing those types raises :class:`UnsupportedError`.
         """
-        blob_id, idle = self.store.insert_blob(user_id, blob)
+        try:
+            blob_id, idle = self.store.insert_blob(user_id, blob)
+        except MemobaseError:
+            self._count_insert(success=False)
+            raise
+        self._count_insert(success=True)
         results: list[ChatModalResponse] = []
         if blob.type in PROCESSED_BLOB_TYPES and idle > self.policy.buffer_token_threshold:
             if wait_process:
@@ -556,6 +571,7 @@ class EmbeddedBackend:
             ) from exc
         finally:
             self._leases.discard(claim.owner)
+            self._meter_llm_usage()
         self._notify(claim.user_id, [response])
         return response
 
@@ -889,6 +905,292 @@ class EmbeddedBackend:
                     logger.warning("memobase: flush on close failed for %s: %s", d.user_id, exc)
             if not progressed:
                 return
+
+    # -- the rest of Memobase's surface (issue 16.5) -----------------------------------------
+    def create_user(
+        self, user_id: uuid.UUID | None = None, data: dict[str, Any] | None = None
+    ) -> uuid.UUID:
+        """Create a user (a new uuid4 when ``user_id`` is None) with ``data``. Raises
+        :class:`ValidationError` (errno 409) when the id exists already."""
+        new_id = user_id or uuid.uuid4()
+        if not self.store.create_user(new_id, data):
+            raise ValidationError(
+                f"User {new_id} already exists. Read it with get_user, or replace its data "
+                "with update_user.",
+                errno=409,
+            )
+        return new_id
+
+    async def acreate_user(
+        self, user_id: uuid.UUID | None = None, data: dict[str, Any] | None = None
+    ) -> uuid.UUID:
+        return await asyncio.to_thread(self.create_user, user_id, data)
+
+    def get_user(self, user_id: uuid.UUID) -> UserData:
+        """The user's data and timestamps; :class:`NotFoundError` for an unknown user."""
+        row = self.store.get_user(user_id)
+        if row is None:
+            raise NotFoundError(
+                f"User {user_id} not found. Users are created by their first recorded turn, "
+                "insert or profile write, or explicitly with add_user.",
+                errno=404,
+            )
+        return UserData(
+            data=row.data, id=row.id, created_at=row.created_at, updated_at=row.updated_at
+        )
+
+    async def aget_user(self, user_id: uuid.UUID) -> UserData:
+        return await asyncio.to_thread(self.get_user, user_id)
+
+    def update_user(self, user_id: uuid.UUID, data: dict[str, Any]) -> uuid.UUID:
+        """Replace the user's data as a whole; :class:`NotFoundError` for an unknown user."""
+        if not self.store.set_user_data(user_id, data):
+            raise NotFoundError(f"User {user_id} not found; create it first (add_user).", errno=404)
+        return user_id
+
+    async def aupdate_user(self, user_id: uuid.UUID, data: dict[str, Any]) -> uuid.UUID:
+        return await asyncio.to_thread(self.update_user, user_id, data)
+
+    def project_users(
+        self,
+        search: str | None = None,
+        order_by: UserOrder | None = None,
+        order_desc: bool | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> ProjectUsers:
+        """The users with their profile and event counts (``count``: all that match)."""
+        limit = 10 if limit is None else limit
+        offset = 0 if offset is None else offset
+        if limit < 0 or offset < 0:
+            raise ValidationError(
+                f"limit and offset must be >= 0 (got limit={limit}, offset={offset})."
+            )
+        rows, count = self.store.list_users(
+            search=search or "",
+            order_by=order_by or "updated_at",
+            descending=True if order_desc is None else order_desc,
+            limit=limit,
+            offset=offset,
+        )
+        users = [
+            ProjectUser(
+                id=r.id,
+                additional_fields=r.data,
+                project_id="__root__",
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                profile_count=r.profile_count,
+                event_count=r.event_count,
+            )
+            for r in rows
+        ]
+        return ProjectUsers(users=users, count=count)
+
+    async def aproject_users(
+        self,
+        search: str | None = None,
+        order_by: UserOrder | None = None,
+        order_desc: bool | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> ProjectUsers:
+        return await asyncio.to_thread(
+            self.project_users, search, order_by, order_desc, limit, offset
+        )
+
+    def list_blobs(
+        self,
+        user_id: uuid.UUID,
+        blob_type: BlobType = BlobType.chat,
+        *,
+        page: int = 0,
+        page_size: int = 10,
+    ) -> list[uuid.UUID]:
+        """Ids of the user's stored blobs of a type, oldest first (processed chat blobs are
+        deleted, so for chat this is what is still buffered)."""
+        if page < 0 or page_size < 1:
+            raise ValidationError(
+                f"page must be >= 0 and page_size >= 1 (got page={page}, page_size={page_size})."
+            )
+        return self.store.list_blob_ids(
+            user_id, blob_type, offset=page * page_size, limit=page_size
+        )
+
+    async def alist_blobs(
+        self,
+        user_id: uuid.UUID,
+        blob_type: BlobType = BlobType.chat,
+        *,
+        page: int = 0,
+        page_size: int = 10,
+    ) -> list[uuid.UUID]:
+        return await asyncio.to_thread(
+            functools.partial(self.list_blobs, page=page, page_size=page_size),
+            user_id,
+            blob_type,
+        )
+
+    def delete_blob(self, user_id: uuid.UUID, blob_id: uuid.UUID) -> None:
+        """Delete a stored blob (and its buffered turn); a missing blob is not an error."""
+        self.store.delete_blob(user_id, blob_id)
+
+    async def adelete_blob(self, user_id: uuid.UUID, blob_id: uuid.UUID) -> None:
+        await asyncio.to_thread(self.delete_blob, user_id, blob_id)
+
+    def buffer_capacity(
+        self,
+        user_id: uuid.UUID,
+        blob_type: BlobType = BlobType.chat,
+        status: BufferStatus | None = "idle",
+    ) -> list[uuid.UUID]:
+        """The user's buffered turns in a status, as blob ids (one buffer row per blob here;
+        the server answers ids of its buffer rows). ``None`` means ``processing``, the
+        server's default. ``failed`` includes turns waiting for a retry."""
+        return self.store.buffer_blob_ids(user_id, blob_type, status or "processing")
+
+    async def abuffer_capacity(
+        self,
+        user_id: uuid.UUID,
+        blob_type: BlobType = BlobType.chat,
+        status: BufferStatus | None = "idle",
+    ) -> list[uuid.UUID]:
+        return await asyncio.to_thread(self.buffer_capacity, user_id, blob_type, status)
+
+    def search_events_by_tags(
+        self,
+        user_id: uuid.UUID,
+        tags: Sequence[str] | None = None,
+        tag_values: dict[str, str] | None = None,
+        topk: int = 10,
+    ) -> list[UserEvent]:
+        """The newest events carrying all ``tags`` (any value) and exactly ``tag_values``;
+        with neither, simply the newest ``topk``. No LLM, no embeddings."""
+        if topk < 1:
+            raise ValidationError(f"topk must be >= 1, got {topk}.")
+        return self.store.events_with_tags(user_id, list(tags or ()), dict(tag_values or {}), topk)
+
+    async def asearch_events_by_tags(
+        self,
+        user_id: uuid.UUID,
+        tags: Sequence[str] | None = None,
+        tag_values: dict[str, str] | None = None,
+        topk: int = 10,
+    ) -> list[UserEvent]:
+        return await asyncio.to_thread(self.search_events_by_tags, user_id, tags, tag_values, topk)
+
+    def update_event(
+        self, user_id: uuid.UUID, event_id: uuid.UUID, data: EventData | dict[str, Any]
+    ) -> None:
+        """Merge the given (non-null) keys into the event's data, as the server does: the
+        event's embedding and gists are not recomputed. :class:`NotFoundError` if missing."""
+        patch = _event_patch(data)
+        self.store.update_event_data(user_id, event_id, patch)
+
+    async def aupdate_event(
+        self, user_id: uuid.UUID, event_id: uuid.UUID, data: EventData | dict[str, Any]
+    ) -> None:
+        await asyncio.to_thread(self.update_event, user_id, event_id, data)
+
+    # -- usage ------------------------------------------------------------------------------
+    def _count_insert(self, *, success: bool) -> None:
+        try:
+            self.store.add_usage(_today(), inserts=1, successes=int(success))
+        except MemobaseError as exc:  # metering must never fail the write it counts
+            logger.warning("memobase: could not count an insert in the usage: %s", exc)
+
+    def _meter_llm_usage(self) -> None:
+        """Add the LLM tokens this process used since the last call to today's usage.
+
+        The client's counters are per process and cumulative; writing the difference under a
+        lock counts every token once, whichever thread (or worker process) spent it."""
+        with self._metered_lock:
+            steps = self.llm.usage().values()
+            total = (
+                sum(s.prompt_tokens for s in steps),
+                sum(s.completion_tokens for s in steps),
+            )
+            prompt, completion = (total[0] - self._metered[0], total[1] - self._metered[1])
+            if prompt <= 0 and completion <= 0:
+                return
+            try:
+                self.store.add_usage(_today(), input_tokens=prompt, output_tokens=completion)
+            except MemobaseError as exc:
+                logger.warning("memobase: could not record LLM usage: %s", exc)
+                return
+            self._metered = total
+
+    def usage(self) -> ProjectBilling:
+        """``GET /project/billing`` for this store: unlimited (``token_left`` is None), the
+        next refill is the first of next month (UTC) and the cost is this month's LLM tokens
+        (prompt + completion, as the LLM endpoint reported them)."""
+        self._meter_llm_usage()
+        now = utcnow()
+        first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        refill = (
+            first.replace(year=first.year + 1, month=1)
+            if first.month == 12
+            else (first.replace(month=first.month + 1))
+        )
+        rows = self.store.usage_since(first.date().isoformat())
+        cost = sum(r[2] + r[3] for r in rows.values())
+        return ProjectBilling(token_left=None, next_refill_at=refill, project_token_cost_month=cost)
+
+    async def ausage(self) -> ProjectBilling:
+        return await asyncio.to_thread(self.usage)
+
+    def daily_usage(self, last_days: int = 7) -> list[DailyUsage]:
+        """One entry per UTC day, today first, for the last ``last_days`` days (days without
+        activity included with zeros). Inserts count ``insert()`` calls (the HTTP endpoint's);
+        tokens are the LLM's (processing and search), as its endpoint reported them."""
+        if last_days < 1:
+            raise ValidationError(f"last_days must be >= 1, got {last_days}.")
+        self._meter_llm_usage()
+        today = utcnow().date()
+        days = [today - timedelta(days=i) for i in range(last_days)]
+        rows = self.store.usage_since(days[-1].isoformat())
+        out = []
+        for day in days:
+            inserts, ok, prompt, completion = rows.get(day.isoformat(), (0, 0, 0, 0))
+            out.append(
+                DailyUsage(
+                    date=day,
+                    total_insert=inserts,
+                    total_success_insert=ok,
+                    total_input_token=prompt,
+                    total_output_token=completion,
+                )
+            )
+        return out
+
+    async def adaily_usage(self, last_days: int = 7) -> list[DailyUsage]:
+        return await asyncio.to_thread(self.daily_usage, last_days)
+
+
+def _today() -> str:
+    return utcnow().date().isoformat()
+
+
+def _event_patch(data: EventData | dict[str, Any]) -> dict[str, Any]:
+    """The keys to merge into an event: validated as :class:`EventData`, nulls dropped."""
+    if isinstance(data, EventData):
+        checked = data
+    else:
+        try:
+            checked = EventData.model_validate(data)
+        except PydanticValidationError as exc:
+            raise ValidationError(
+                f"Invalid event data: {exc.errors(include_url=False, include_input=False)}. "
+                "Pass profile_delta (a list of {content, attributes}), event_tip (text) "
+                "and/or event_tags (a list of {tag, value})."
+            ) from exc
+    return {
+        k: v
+        for k, v in checked.model_dump(
+            mode="json", exclude_unset=not isinstance(data, EventData)
+        ).items()
+        if v is not None
+    }
 
 
 def _close_at_exit(ref: weakref.ReferenceType[EmbeddedBackend]) -> None:

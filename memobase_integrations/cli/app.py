@@ -28,6 +28,7 @@ from ..facade import Memobase, UserMemory
 from ..settings import LLMSettings
 from . import render
 from .exitcodes import CLIError, ExitCode, debug_enabled, describe_failure
+from .serve import serve as _serve_command
 from .target import Target
 
 __all__ = ["PROG", "app", "main", "run"]
@@ -543,6 +544,10 @@ def _root(
     ] = False,
 ) -> None:
     """Root options."""
+
+
+# The HTTP server lives in its own module (it imports its web stack only when it runs).
+app.command(name="serve")(_serve_command)
 
 
 # -- entry point -------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ __all__ = [
     "project",
     "schema_version",
     "turns",
+    "usage",
     "users",
 ]
 
@@ -222,4 +223,18 @@ flushes = sa.Table(
     sa.Column("started_at", UTCDateTime(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index("ix_mb_flushes_user", "user_id", "created_at"),
+)
+
+usage = sa.Table(
+    "mb_usage",
+    metadata,
+    # One row per UTC day: what ``GET /project/usage`` and ``/project/billing`` report. Added
+    # without a schema-version bump: ``create_all`` adds it to existing stores, and older code
+    # never reads it. Counters are incremented in place (``x = x + n``), so every process
+    # sharing the store adds to the same row.
+    sa.Column("day", sa.String(10), primary_key=True),  # YYYY-MM-DD (UTC)
+    sa.Column("total_insert", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("total_success_insert", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False, server_default="0"),
 )

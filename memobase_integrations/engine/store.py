@@ -73,6 +73,7 @@ __all__ = [
     "Store",
     "StoredEmbedded",
     "StoredProfile",
+    "StoredUser",
     "redact_url",
     "turn_blob_id",
     "utcnow",
@@ -245,6 +246,18 @@ class StoredEmbedded:
     id: uuid.UUID
     embedding: list[float] | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUser:
+    """A user row: its data, timestamps and (in listings) its profile and event counts."""
+
+    id: uuid.UUID
+    data: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    profile_count: int = 0
+    event_count: int = 0
 
 
 class LeaseLostError(MemobaseError):
@@ -1442,6 +1455,256 @@ class Store:
             "flushes": self.flush_log(user_id),
         }
 
+    # -- the rest of Memobase's surface: users, blob and buffer listings, tags, usage --------
+    # (issue 16.5; what ``GET/PUT /users``, ``/users/blobs``, ``/users/buffer/capacity``,
+    # ``/users/event_tags/search``, ``PUT /users/event`` and ``/project/*`` need)
+    def create_user(self, user_id: uuid.UUID, data: dict[str, Any] | None) -> bool:
+        """Create the user; False (nothing written) when the id exists already."""
+        now = utcnow()
+        ins = (
+            self._insert_ignore(t.users)
+            .values(id=user_id, data=data, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(t.users.c.id)
+        )
+        with self.guard("creating a user"), self._write() as conn:
+            return conn.execute(ins).first() is not None
+
+    def get_user(self, user_id: uuid.UUID) -> StoredUser | None:
+        u = t.users.c
+        with self.guard("reading a user"), self._read() as conn:
+            row = conn.execute(
+                sa.select(u.id, u.data, u.created_at, u.updated_at).where(u.id == user_id)
+            ).first()
+        if row is None:
+            return None
+        return StoredUser(row.id, row.data, row.created_at, row.updated_at)
+
+    def set_user_data(self, user_id: uuid.UUID, data: dict[str, Any] | None) -> bool:
+        """Replace the user's data as a whole; False when the user does not exist."""
+        with self.guard("updating a user"), self._write() as conn:
+            return bool(
+                conn.execute(
+                    sa.update(t.users)
+                    .where(t.users.c.id == user_id)
+                    .values(data=data, updated_at=utcnow())
+                ).rowcount
+            )
+
+    def list_users(
+        self,
+        *,
+        search: str,
+        order_by: str,
+        descending: bool,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[StoredUser], int]:
+        """One page of users with their profile and event counts, and how many match.
+
+        ``search`` is a case-insensitive substring of the user id (with or without hyphens)
+        or of the user's data as JSON text.
+        """
+        u = t.users.c
+        profile_count = (
+            sa.select(sa.func.count())
+            .where(t.profiles.c.user_id == u.id)
+            .scalar_subquery()
+            .label("profile_count")
+        )
+        event_count = (
+            sa.select(sa.func.count())
+            .where(t.events.c.user_id == u.id)
+            .scalar_subquery()
+            .label("event_count")
+        )
+        where: list[Any] = []
+        needle = search.strip()
+        if needle:
+            id_text = sa.cast(u.id, sa.String)
+            pattern = f"%{_escape_like(needle)}%"
+            bare = f"%{_escape_like(needle.replace('-', ''))}%"
+            where.append(
+                sa.or_(
+                    id_text.ilike(pattern, escape="\\"),
+                    id_text.ilike(bare, escape="\\"),
+                    sa.cast(u.data, sa.Text).ilike(pattern, escape="\\"),
+                )
+            )
+        keys = {
+            "updated_at": u.updated_at,
+            "profile_count": profile_count,
+            "event_count": event_count,
+        }
+        key = keys.get(order_by)
+        if key is None:
+            raise ValueError(f"order_by must be one of {sorted(keys)}, got {order_by!r}")
+        ordering = [key.desc() if descending else key.asc(), u.id]
+        stmt = (
+            sa.select(u.id, u.data, u.created_at, u.updated_at, profile_count, event_count)
+            .where(*where)
+            .order_by(*ordering)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.guard("listing users"), self._read() as conn:
+            rows = conn.execute(stmt).all()
+            total = conn.execute(sa.select(sa.func.count()).select_from(t.users).where(*where))
+            count = int(total.scalar_one())
+        users = [
+            StoredUser(
+                r.id,
+                r.data,
+                r.created_at,
+                r.updated_at,
+                profile_count=int(r.profile_count),
+                event_count=int(r.event_count),
+            )
+            for r in rows
+        ]
+        return users, count
+
+    def list_blob_ids(
+        self, user_id: uuid.UUID, blob_type: BlobType, *, offset: int, limit: int
+    ) -> list[uuid.UUID]:
+        """The user's stored blob ids of one type, oldest first."""
+        b = t.blobs.c
+        with self.guard("listing blobs"), self._read() as conn:
+            return list(
+                conn.execute(
+                    sa.select(b.id)
+                    .where(b.user_id == user_id, b.blob_type == str(blob_type))
+                    .order_by(b.created_at, b.turn_id, b.part, b.id)
+                    .offset(offset)
+                    .limit(limit)
+                ).scalars()
+            )
+
+    def delete_blob(self, user_id: uuid.UUID, blob_id: uuid.UUID) -> bool:
+        """Delete one blob (its buffer row goes by cascade). True if it existed.
+
+        A flush holding that blob's row finds its lease short of one row at commit and writes
+        nothing; its other rows are taken over once the lease expires.
+        """
+        b = t.blobs.c
+        with self.guard("deleting a blob"), self._write() as conn:
+            return bool(
+                conn.execute(
+                    sa.delete(t.blobs).where(b.user_id == user_id, b.id == blob_id)
+                ).rowcount
+            )
+
+    def buffer_blob_ids(
+        self, user_id: uuid.UUID, blob_type: BlobType, status: str
+    ) -> list[uuid.UUID]:
+        """Blob ids of the user's buffer rows in ``status``, in buffer order."""
+        b = t.buffer.c
+        with self.guard("reading the buffer"), self._read() as conn:
+            return list(
+                conn.execute(
+                    sa.select(b.blob_id)
+                    .where(b.user_id == user_id, b.blob_type == str(blob_type), b.status == status)
+                    .order_by(b.seq)
+                ).scalars()
+            )
+
+    def events_with_tags(
+        self,
+        user_id: uuid.UUID,
+        tags: Sequence[str],
+        tag_values: Mapping[str, str],
+        limit: int,
+    ) -> list[UserEvent]:
+        """The newest events carrying every tag in ``tags`` (any value) and exactly the values
+        of ``tag_values``. Filtered in Python over the user's events, newest first: JSON
+        containment is not portable between SQLite and PostgreSQL, and one user's timeline is
+        small."""
+        e = t.events.c
+        found: list[UserEvent] = []
+        batch, offset = 200, 0
+        while len(found) < limit:
+            with self.guard("searching events by tag"), self._read() as conn:
+                rows = conn.execute(
+                    sa.select(t.events)
+                    .where(e.user_id == user_id)
+                    .order_by(e.created_at.desc(), e.id)
+                    .offset(offset)
+                    .limit(batch)
+                ).all()
+            for r in rows:
+                event = _event_model(r)
+                present = {tag.tag: tag.value for tag in event.event_data.event_tags or ()}
+                if all(name in present for name in tags) and all(
+                    present.get(name) == value for name, value in tag_values.items()
+                ):
+                    found.append(event)
+                    if len(found) >= limit:
+                        break
+            if len(rows) < batch:
+                break
+            offset += batch
+        return found
+
+    def update_event_data(
+        self, user_id: uuid.UUID, event_id: uuid.UUID, patch: Mapping[str, Any]
+    ) -> None:
+        """Merge ``patch`` (keys of :class:`EventData`) into the event's data, in one
+        transaction. Raises :class:`NotFoundError` when the event is not the user's."""
+        e = t.events.c
+        with self.guard("updating an event"), self._write() as conn:
+            current = conn.execute(
+                sa.select(e.event_data).where(e.user_id == user_id, e.id == event_id)
+            ).scalar_one_or_none()
+            if current is None:
+                raise NotFoundError(f"Event {event_id} of user {user_id} does not exist.")
+            merged = EventData.model_validate({**dict(current), **patch})
+            conn.execute(
+                sa.update(t.events)
+                .where(e.user_id == user_id, e.id == event_id)
+                .values(event_data=merged.model_dump(mode="json"), updated_at=utcnow())
+            )
+
+    def add_usage(
+        self,
+        day: str,
+        *,
+        inserts: int = 0,
+        successes: int = 0,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+    ) -> None:
+        """Add to the day's usage counters (created on first use), atomically."""
+        u = t.usage
+        values = {
+            "total_insert": inserts,
+            "total_success_insert": successes,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+        }
+        ins = self._insert_ignore(u).values(day=day, **values)
+        upsert = ins.on_conflict_do_update(
+            index_elements=["day"],
+            set_={name: u.c[name] + ins.excluded[name] for name in values},
+        )
+        with self.guard("counting usage"), self._write() as conn:
+            conn.execute(upsert)
+
+    def usage_since(self, day: str) -> dict[str, tuple[int, int, int, int]]:
+        """Usage per day from ``day`` (inclusive) on: (inserts, successful inserts, input
+        tokens, output tokens)."""
+        u = t.usage.c
+        with self.guard("reading usage"), self._read() as conn:
+            rows = conn.execute(sa.select(t.usage).where(u.day >= day)).all()
+        return {
+            r.day: (
+                int(r.total_insert),
+                int(r.total_success_insert),
+                int(r.input_tokens),
+                int(r.output_tokens),
+            )
+            for r in rows
+        }
+
 
 # --------------------------------------------------------------------------------------------
 # helpers
@@ -1495,6 +1758,11 @@ def _normalise_url(raw: str) -> sa.URL:
         f"({redact_url(url)}). Use sqlite:///path/to/memobase.db or "
         "postgresql+psycopg://user:password@host/db."
     )
+
+
+def _escape_like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (escape character ``\\``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _is_memory_sqlite(url: sa.URL) -> bool:
