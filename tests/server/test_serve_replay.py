@@ -227,7 +227,9 @@ def shape_problems(recorded: Any, ours: Any, where: str = "data", top: bool = Tr
     if isinstance(recorded, bool) or isinstance(ours, bool):
         return [] if type(recorded) is type(ours) else [f"{where}: {ours!r} is not a bool"]
     if isinstance(recorded, int | float):
-        ok = isinstance(ours, int | float) and (isinstance(recorded, float) or isinstance(ours, int))
+        ok = isinstance(ours, int | float) and (
+            isinstance(recorded, float) or isinstance(ours, int)
+        )
         return [] if ok else [f"{where}: {ours!r} is not like {recorded!r}"]
     if isinstance(recorded, str):
         if not isinstance(ours, str):
