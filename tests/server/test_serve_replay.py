@@ -22,180 +22,22 @@ listed one is stale.
 from __future__ import annotations
 
 import json
-import re
-import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from serve_support import TOKEN, Served, Store, serving
-
-from memobase_integrations.backends.embedded import EmbeddedBackend
-
-DATA = Path(__file__).parents[1] / "remote" / "data"
-SCENARIOS = sorted(p.name for p in DATA.glob("[0-9][0-9]_*.json"))
-
-#: Exchanges ``serve`` answers differently on purpose (docs/internals.md).
-DIFFERENCES = {
-    "set_profile_config_bad_topic_shape": (
-        "an invalid profile config is errno 400 with the field named, like every other "
-        "invalid config; the real server crashes on this one (errno 500)"
-    ),
-    "insert_doc_over_1024_tokens_wait_process_true": (
-        "doc blobs are stored, never buffered, so an insert cannot trigger processing of "
-        "them; the real server stores the blob and then answers errno 400"
-    ),
-    "context_with_chats_llm_down": (
-        "when the embedding endpoint fails, the context falls back to the newest events "
-        "(a read never fails because the LLM is down); the real server answers errno 503"
-    ),
-    "roleplay_proactive_continue": (
-        "the experimental roleplay endpoint is not implemented (errno 501): it needs "
-        "Chinese-only prompts and a reasoning model the engine does not have"
-    ),
-    "roleplay_proactive_new_topic": "the same roleplay endpoint (errno 501)",
-}
-
-#: The headers of the recorded authentication failures (the copies keep no header values).
-REJECTED = {
-    "bearer_wrong_token": "Bearer wrong",
-    "bearer_sk_unknown_project": "Bearer sk-proj-unknown-abc123",
-    "basic_scheme": "Basic c2VjcmV0",
-    "bearer_lowercase_scheme": f"bearer {TOKEN}",
-    "bearer_without_token": "Bearer",
-    "bearer_double_space_before_token": f"Bearer  {TOKEN}",
-}
-
-#: ``14_llm_unavailable``: the LLM endpoint is down from the first to the last of these.
-LLM_DOWN = ("healthcheck_llm_down", "admin_status_check_llm_down")
-
-UUID_RE = re.compile(
-    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+from serve_replay_support import (
+    DIFFERENCES,
+    ID_SHAPE,
+    SCENARIOS,
+    TIME_SHAPE,
+    IdMap,
+    llm_down,
+    scenario,
+    send,
+    settle,
 )
-ID_SHAPE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-TIME_SHAPE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-
-
-def norm_id(text: str) -> str:
-    return text.replace("-", "").lower()
-
-
-def scenario(name: str) -> list[dict[str, Any]]:
-    exchanges: list[dict[str, Any]] = json.loads((DATA / name).read_text())["exchanges"]
-    return exchanges
-
-
-def untruncate(value: Any) -> Any:
-    """Rebuild strings the recorder shortened (``__truncated_string__``) at full length."""
-    if isinstance(value, dict):
-        if value.get("__truncated_string__"):
-            head, size = value["head"], int(value["chars"])
-            return (head * (size // max(len(head), 1) + 1))[:size]
-        return {k: untruncate(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [untruncate(v) for v in value]
-    return value
-
-
-class Replayer:
-    """Sends one scenario's exchanges to a server, mapping recorded ids onto its ids."""
-
-    def __init__(self, served: Served) -> None:
-        self.served = served
-        self.http = httpx.Client(base_url=served.url, timeout=120)
-        self.ids: dict[str, str] = {}  # recorded server-made id (normalised) -> ours
-        self.server_made: set[str] = set()
-        self.client_made: set[str] = set()
-
-    def close(self) -> None:
-        self.http.close()
-
-    # -- ids ----------------------------------------------------------------------------------
-    def _substitute(self, text: str) -> str:
-        def swap(m: re.Match[str]) -> str:
-            key = norm_id(m.group(0))
-            return self.ids.get(key, m.group(0))
-
-        return UUID_RE.sub(swap, text)
-
-    def _unmapped(self, request: dict[str, Any]) -> list[str]:
-        text = json.dumps([request["path"], request["query"], request["body"]])
-        found = {norm_id(i) for i in UUID_RE.findall(text)}
-        for key in found - self.server_made:
-            self.client_made.add(key)
-        return sorted(k for k in found & self.server_made if k not in self.ids)
-
-    def learn(self, recorded: Any, ours: Any) -> None:
-        """Pair the ids of a recorded answer with ours, walking both side by side."""
-        if isinstance(recorded, str) and ID_SHAPE.match(recorded):
-            key = norm_id(recorded)
-            if key not in self.client_made:
-                self.server_made.add(key)
-                if isinstance(ours, str) and ID_SHAPE.match(ours):
-                    self.ids.setdefault(key, ours)
-        elif isinstance(recorded, dict) and isinstance(ours, dict):
-            for k in recorded.keys() & ours.keys():
-                self.learn(recorded[k], ours[k])
-        elif isinstance(recorded, list):
-            ours_list = ours if isinstance(ours, list) else []
-            by_slot = {_slot(o): o for o in ours_list if _slot(o) is not None}
-            for i, item in enumerate(recorded):
-                slot = _slot(item)
-                if slot is not None:
-                    self.learn(item, by_slot.get(slot))
-                else:
-                    self.learn(item, ours_list[i] if i < len(ours_list) else None)
-
-    # -- one exchange ---------------------------------------------------------------------------
-    def send(self, exchange: dict[str, Any]) -> httpx.Response | None:
-        """Send the exchange (ids mapped); None when it names an id we could not map."""
-        req = exchange["request"]
-        if self._unmapped(req):
-            return None
-        headers: dict[str, str] = {}
-        if req["auth"] == "valid":
-            headers["Authorization"] = f"Bearer {self.served.token}"
-        elif req["auth"] == "rejected":
-            headers["Authorization"] = REJECTED.get(exchange["name"], "Bearer wrong")
-        body = untruncate(req["body"])
-        kwargs: dict[str, Any] = {}
-        if isinstance(body, str):
-            headers["Content-Type"] = req["content_type"] or "application/json"
-            kwargs["content"] = self._substitute(body).encode()
-        elif body is not None:
-            kwargs["json"] = json.loads(self._substitute(json.dumps(body)))
-        params = [(k, self._substitute(v)) for k, v in req["query"]]
-        return self.http.request(
-            req["method"],
-            self._substitute(req["path"]),
-            params=params,
-            headers=headers,
-            **kwargs,
-        )
-
-    def settle(self) -> None:
-        """Wait until the worker finished what the last request handed it (the recorder
-        waited for the real server's background tasks the same way)."""
-        backend = self.served.mb.backend
-        assert isinstance(backend, EmbeddedBackend)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            due = [d for d in backend.due_users(drain=False) if d.reason != "retry"]
-            if not due and backend.status().users == tuple(
-                u for u in backend.status().users if not u.processing
-            ):
-                return
-            time.sleep(0.02)
-        raise AssertionError("the worker did not settle within 120 s")
-
-
-def _slot(item: Any) -> tuple[str, str] | None:
-    """A profile row's (topic, sub_topic): rows pair by slot, not by position."""
-    if isinstance(item, dict) and isinstance(item.get("attributes"), dict):
-        attrs = item["attributes"]
-        return (str(attrs.get("topic")), str(attrs.get("sub_topic")))
-    return None
+from serve_support import Store, serving
 
 
 def shape_problems(recorded: Any, ours: Any, where: str = "data", top: bool = True) -> list[str]:
@@ -273,31 +115,25 @@ def replay(store: Store, name: str) -> tuple[dict[str, list[str]], list[str], in
     mismatches: dict[str, list[str]] = {}
     skipped: list[str] = []
     compared = 0
-    with serving(store) as served:
-        replayer = Replayer(served)
-        try:
-            for exchange in scenario(name):
-                label = exchange["name"]
-                if label == LLM_DOWN[0]:
-                    served.llm.fail_next(kind="http500", times=None)
-                    served.llm.fail_next(step="embedding", kind="http500", times=None)
-                response = replayer.send(exchange)
-                if label == LLM_DOWN[1]:
-                    served.llm.clear_faults()
-                if response is None:
-                    skipped.append(label)
-                    continue
-                compared += 1
-                problems = differences(exchange["response"], response)
-                if problems:
-                    mismatches[label] = problems
-                if response.headers.get("content-type", "").startswith("application/json"):
-                    body = exchange["response"]["body"]
-                    if isinstance(body, dict) and "data" in body:
-                        replayer.learn(body["data"], response.json().get("data"))
-                replayer.settle()
-        finally:
-            replayer.close()
+    ids = IdMap()
+    with serving(store) as served, httpx.Client(base_url=served.url, timeout=120) as http:
+        for exchange in scenario(name):
+            label = exchange["name"]
+            mapped = ids.mapped(exchange)
+            if mapped is None:
+                skipped.append(label)
+                continue
+            llm_down(served, label, after=False)
+            response = send(http, served.token, mapped)
+            llm_down(served, label, after=True)
+            compared += 1
+            problems = differences(exchange["response"], response)
+            if problems:
+                mismatches[label] = problems
+            body = exchange["response"]["body"]
+            if isinstance(body, dict) and "data" in body and not problems:
+                ids.learn(body["data"], response.json().get("data"))
+            settle(served)
     return mismatches, skipped, compared
 
 
