@@ -79,8 +79,8 @@ def serve(
 ) -> None:
     """Serve Memobase's HTTP API on the embedded engine until Ctrl-C or SIGTERM.
 
-    The official Memobase SDKs and this project's remote backend (Memobase.remote) work
-    against it unchanged: point them at http://HOST:PORT with the access token as API key.
+    The official Memobase SDKs and Memobase.remote work against it unchanged: point
+    them at http://HOST:PORT with the access token as their API key.
     """
     try:
         from ..server import ServerConfig

@@ -14,8 +14,8 @@ Modules: :mod:`.config` (settings and their checks), :mod:`.app` (the ASGI app f
 its lifespan), :mod:`.auth` (bearer tokens), :mod:`.limits` (body size), :mod:`.envelope`
 (the answer format and the error mapping), :mod:`.params` (shared request types),
 :mod:`.routes` (one module per resource), :mod:`.runner` (uvicorn, workers, shutdown).
-The deliberate differences from the real server are listed in :data:`.app.DIFFERENCES`
-and in ``docs/internals.md``.
+The deliberate differences from the real server are listed in ``docs/internals.md``
+("Deliberate differences of ``serve``").
 """
 
 from __future__ import annotations
