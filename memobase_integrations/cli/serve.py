@@ -79,8 +79,7 @@ def serve(
 ) -> None:
     """Serve Memobase's HTTP API on the embedded engine until Ctrl-C or SIGTERM.
 
-    The official Memobase SDKs and Memobase.remote work against it unchanged: point
-    them at http://HOST:PORT with the access token as their API key.
+    Point the official SDKs or Memobase.remote at http://HOST:PORT (token = API key).
     """
     try:
         from ..server import ServerConfig
