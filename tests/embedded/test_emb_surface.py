@@ -182,7 +182,11 @@ def test_tokens_spent_by_the_worker_process_are_counted(make_backend: BackendFac
         while not mb.user("ines").profile():
             assert time.monotonic() < deadline, "the worker process did not process the turn"
             time.sleep(0.05)
-        today = mb.daily_usage(1)[0]
+        # The worker writes its tokens right after it commits the batch (a transaction of
+        # their own), so they may land a moment after the profile.
+        while not (today := mb.daily_usage(1)[0]).total_input_token:
+            assert time.monotonic() < deadline, "the worker process's tokens were not counted"
+            time.sleep(0.05)
         assert today.total_input_token == stand_in.prompt_tokens > 0
         assert today.total_output_token == stand_in.completion_tokens > 0
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse
 
 from ...errors import NotFoundError
@@ -61,38 +62,46 @@ async def delete_event(mb: Mb, user_id: UserIdPath, event_id: EventIdPath) -> JS
     return ok()
 
 
-@router.get("/users/event/search/{user_id}", summary="Events similar to a query")
-async def search_events(
-    mb: Mb,
-    user_id: UserIdPath,
+@dataclass(frozen=True)
+class Search:
+    """The query parameters both similarity searches take (with the server's defaults)."""
+
+    query: str
+    topk: int
+    similarity_threshold: float
+    time_range_in_days: int
+
+
+def _search(
     query: Annotated[str, Query()],
     topk: Annotated[int, Query()] = 10,
     similarity_threshold: Annotated[float, Query()] = 0.2,
     time_range_in_days: Annotated[int, Query()] = 180,
-) -> JSONResponse:
+) -> Search:
+    return Search(query, topk, similarity_threshold, time_range_in_days)
+
+
+SearchQuery = Annotated[Search, Depends(_search)]
+
+
+@router.get("/users/event/search/{user_id}", summary="Events similar to a query")
+async def search_events(mb: Mb, user_id: UserIdPath, s: SearchQuery) -> JSONResponse:
     events = await mb.user(user_id).asearch_events(
-        query,
-        topk,
-        similarity_threshold=similarity_threshold,
-        time_range_in_days=time_range_in_days,
+        s.query,
+        s.topk,
+        similarity_threshold=s.similarity_threshold,
+        time_range_in_days=s.time_range_in_days,
     )
     return ok({"events": events, "gists": []})
 
 
 @router.get("/users/event_gist/search/{user_id}", summary="Event lines similar to a query")
-async def search_gists(
-    mb: Mb,
-    user_id: UserIdPath,
-    query: Annotated[str, Query()],
-    topk: Annotated[int, Query()] = 10,
-    similarity_threshold: Annotated[float, Query()] = 0.2,
-    time_range_in_days: Annotated[int, Query()] = 180,
-) -> JSONResponse:
+async def search_gists(mb: Mb, user_id: UserIdPath, s: SearchQuery) -> JSONResponse:
     gists = await mb.user(user_id).asearch_gists(
-        query,
-        topk,
-        similarity_threshold=similarity_threshold,
-        time_range_in_days=time_range_in_days,
+        s.query,
+        s.topk,
+        similarity_threshold=s.similarity_threshold,
+        time_range_in_days=s.time_range_in_days,
     )
     return ok({"gists": gists, "events": []})
 
