@@ -259,3 +259,34 @@ def test_the_rest_of_memobases_surface_through_the_facade(served: Served, tmp_pa
         assert cleo.list_blobs() == []
     finally:
         mb.close()
+
+
+def test_the_async_twins_through_the_remote_facade(served: Served, tmp_path: Path) -> None:
+    """The async twins of issue 16.5's methods on ``Memobase.remote``, against ``serve``."""
+    served.mb.set_profile_config(
+        "event_tags:\n  - name: emotion\n    description: how the user feels\n"
+    )
+    mb = _facade(served, tmp_path)
+
+    async def flow() -> None:
+        uid = await mb.aadd_user({"name": "Dan"}, user_id="dan")
+        dan = mb.user("dan")
+        await dan.aupdate_data({"name": "Dan", "tier": 1})
+        assert (await dan.ainfo()).data == {"name": "Dan", "tier": 1}
+        assert (await mb.aget_all_users(search=str(uid)[:8])).users[0].id == uid
+        blob = ChatBlob(messages=[OpenAICompatibleMessage(role="user", content="I'm happy!")])
+        blob_id = (await dan.ainsert(blob)).id
+        assert await dan.alist_blobs() == [blob_id] and len(await dan.abuffer()) == 1
+        (result,) = await dan.aflush()
+        assert result.event_id is not None
+        (tagged,) = await dan.asearch_events_by_tags(tags=["emotion"])
+        await dan.aupdate_event(tagged.id, {"event_tip": "- happy // info"})
+        assert (await dan.aevents())[0].event_data.event_tip == "- happy // info"
+        other = (await dan.ainsert(blob)).id
+        await dan.adelete_blob(other)
+        assert await dan.alist_blobs() == []
+        assert (await mb.ausage()).project_token_cost_month > 0
+        assert (await mb.adaily_usage(1))[0].total_insert >= 2
+        await mb.aclose()
+
+    asyncio.run(flow())
