@@ -17,9 +17,12 @@ timed with). Two parts:
 Times drift between runs and machines; the same machine class (2 cores, loopback) was used
 for the reference. Run from the repository root::
 
-    python benchmarks/serve_bench.py      # SQLite -> benchmarks/results/serve_latest.{json,md}
+    python benchmarks/serve_bench.py      # -> benchmarks/results/serve_latest.{json,md}
     python benchmarks/serve_bench.py --postgres-url postgresql+psycopg://localhost/test
     python benchmarks/serve_bench.py --quick --out /tmp/serve-bench
+
+SQLite always; PostgreSQL too with ``--postgres-url`` (default ``$MEMOBASE_TEST_POSTGRES_URL``),
+in a scratch database created next to it and dropped afterwards.
 
 Needs the ``server`` extra.
 """
@@ -56,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 from memobase_integrations.testing import LABEL, StandInLLM  # noqa: E402
 
 REFERENCE = Path(__file__).with_name("serve_reference_timings.json")
+IDLE_FLUSH_SECONDS = 1.0
 RESULTS = Path(__file__).parent / "results"
 
 #: Our measurement -> the row of the real server's recording it compares with.
@@ -79,7 +83,7 @@ INTRO = _chat(
     "Berlin is a great base for weekend trips to the Alps.",
 )
 SMALL = _chat(
-    "I had a long day at work, but the evening run by the river helped.",
+    "Long day at work, but the evening run by the river helped. I live in Hamburg.",
     "Glad the run helped you unwind!",
 )
 
@@ -137,6 +141,8 @@ def running_serve(database_url: str, llm_url: str, token: str) -> Iterator[str]:
         MEMOBASE_ACCESS_TOKEN=token,
     )
     args = ["--port", str(port), "--database-url", database_url, "--log-level", "warning"]
+    # A buffer idle for a second is processed: the worker works throughout the load phase.
+    args += ["--idle-flush-seconds", str(IDLE_FLUSH_SECONDS)]
     child = subprocess.Popen(
         [sys.executable, "-m", "memobase_integrations", "serve", *args],
         env=env,
@@ -269,38 +275,50 @@ def markdown(report: dict[str, Any]) -> str:
         "# `serve` latency beside the real Memobase server",
         "",
         f"Run {report['run_at']} on {report['machine']['cpus']} CPUs "
-        f"({report['machine']['python']}), store: {report['config']['store']}; "
-        f"LLM: {LABEL}, served over HTTP on loopback. Client-side milliseconds on 127.0.0.1.",
-        "",
-        "## Sequential (as the real server was timed)",
-        "",
-        "| call | serve p50 | serve p95 | real server p50 | real server p95 |",
-        "|---|---|---|---|---|",
+        f"(Python {report['machine']['python']}; 1-minute load average "
+        f"{report['machine']['load_average_1min'][0]} at the start, "
+        f"{report['machine']['load_average_1min'][1]} at the end: other work on the machine "
+        f"shows in the p95s); LLM: {LABEL}, served over HTTP on loopback; "
+        f"the flush worker in its own process, idle flush after {IDLE_FLUSH_SECONDS:g} s. "
+        "Client-side milliseconds on 127.0.0.1. The real "
+        "server's figures are its recorded ones (PostgreSQL + Redis, same machine class).",
     ]
-    for key, row in report["sequential"].items():
-        ours, ref = row["serve"], row["real_server"]
+    for store, run in report["stores"].items():
+        lines += [
+            "",
+            f"## {store}: sequential, one client (as the real server was timed)",
+            "",
+            "| call | n (serve / real) | serve p50 | serve p95 | real server p50 | real p95 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, row in run["sequential"].items():
+            ours, ref = row["serve"], row["real_server"]
+            lines.append(
+                f"| {key} | {ours['n']} / {ref['n']} | {ours['p50_ms']} | {ours['p95_ms']} | "
+                f"{ref['p50_ms']} | {ref['p95_ms']} |"
+            )
+        load = run["under_load"]
+        lines += [
+            "",
+            f"## {store}: under load ({load['clients']} clients inserting for {load['users']} "
+            "users, 2 context readers, the worker processing)",
+            "",
+            "| call | n | p50 | p95 | p99 | max |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key in ("insert", "context"):
+            x = load[key]
+            lines.append(
+                f"| {key} | {x['n']} | {x['p50_ms']} | {x['p95_ms']} | {x['p99_ms']} | "
+                f"{x['max_ms']} |"
+            )
         lines.append(
-            f"| {key} (n={ours['n']} / {ref['n']}) | {ours['p50_ms']} | {ours['p95_ms']} | "
-            f"{ref['p50_ms']} | {ref['p95_ms']} |"
+            f"\nFailed requests under load: {load['failures']}; batches the worker processed "
+            f"meanwhile (entry-summary calls): {load['processed_batches']}."
         )
-    load = report["under_load"]
     lines += [
         "",
-        f"## Under load: {load['clients']} clients inserting for {load['users']} users, "
-        "2 context readers, the worker processing",
-        "",
-        "| call | n | p50 | p95 | p99 | max |",
-        "|---|---|---|---|---|---|",
-    ]
-    for key in ("insert", "context"):
-        s = load[key]
-        lines.append(
-            f"| {key} | {s['n']} | {s['p50_ms']} | {s['p95_ms']} | {s['p99_ms']} | {s['max_ms']} |"
-        )
-    lines += [
-        "",
-        f"Failed requests under load: {load['failures']}. The real server was not timed under "
-        "load (no recorded counterpart).",
+        "The real server was not timed under load (no recorded counterpart).",
         "",
         "Reference: " + report["reference"],
         "",
@@ -308,34 +326,22 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--postgres-url", help="run on a scratch PostgreSQL database")
-    parser.add_argument("--samples", type=int, default=100, help="sequential samples per call")
-    parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results")
-    args = parser.parse_args(argv)
-    samples = 10 if args.quick else args.samples
-    clients, users, turns = (2, 10, 1) if args.quick else (8, 100, 3)
-    reference = json.loads(REFERENCE.read_text())
+def run_store(
+    database_url: str,
+    llm_url: str,
+    stand_in: StandInLLM,
+    samples: int,
+    load: tuple[int, int, int],
+) -> dict[str, Any]:
     token = secrets.token_urlsafe(24)
-    stand_in = StandInLLM()
-    with tempfile.TemporaryDirectory() as tmp, stand_in.serve() as llm_url:
-        if args.postgres_url:
-            store: Any = postgres_database(args.postgres_url)
-        else:
-            store = contextmanager(lambda: iter([f"sqlite:///{Path(tmp) / 'serve-bench.db'}"]))()
-        with store as database_url, running_serve(database_url, llm_url, token) as api:
-            seq = sequential(api, token, samples)
-            load, failures, inserted = under_load(api, token, clients, users, turns)
-    report: dict[str, Any] = {
-        "run_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "config": {
-            "store": "PostgreSQL" if args.postgres_url else "SQLite",
-            "samples": samples,
-            "llm": LABEL,
-        },
+    reference = json.loads(REFERENCE.read_text())
+    clients, users, turns = load
+    with running_serve(database_url, llm_url, token) as api:
+        seq = sequential(api, token, samples)
+        before = stand_in.calls_by_step["entry_summary"]
+        measured, failures, inserted = under_load(api, token, clients, users, turns)
+        batches = stand_in.calls_by_step["entry_summary"] - before
+    return {
         "sequential": {
             key: {"serve": summary(values), "real_server": reference["rows"][COMPARED[key]]}
             for key, values in seq.items()
@@ -346,11 +352,49 @@ def main(argv: list[str] | None = None) -> None:
             "turns_per_client_and_user": turns,
             "inserted": inserted,
             "failures": failures,
-            "insert": summary(load["insert"]),
-            "context": summary(load["context"]),
+            "processed_batches": batches,
+            "insert": summary(measured["insert"]),
+            "context": summary(measured["context"]),
         },
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("MEMOBASE_TEST_POSTGRES_URL"),
+        help="also run on a scratch PostgreSQL database next to this one "
+        "(default: $MEMOBASE_TEST_POSTGRES_URL)",
+    )
+    parser.add_argument("--samples", type=int, default=100, help="sequential samples per call")
+    parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results")
+    args = parser.parse_args(argv)
+    samples = 10 if args.quick else args.samples
+    load = (2, 10, 1) if args.quick else (8, 100, 3)
+    stand_in = StandInLLM()
+    stores: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp, stand_in.serve() as llm_url:
+        sqlite_url = f"sqlite:///{Path(tmp) / 'serve-bench.db'}"
+        load_before = os.getloadavg()
+        stores["SQLite"] = run_store(sqlite_url, llm_url, stand_in, samples, load)
+        if args.postgres_url:
+            with postgres_database(args.postgres_url) as pg_url:
+                stores["PostgreSQL"] = run_store(pg_url, llm_url, stand_in, samples, load)
+        load_after = os.getloadavg()
+    report: dict[str, Any] = {
+        "run_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            # Other work on the machine shows in the tails: the 1-minute load average.
+            "load_average_1min": [round(load_before[0], 2), round(load_after[0], 2)],
+        },
+        "config": {"samples": samples, "llm": LABEL},
+        "stores": stores,
         "llm_calls": stand_in.calls,
-        "reference": reference["source"],
+        "reference": json.loads(REFERENCE.read_text())["source"],
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serve_latest.json").write_text(json.dumps(report, indent=1) + "\n")
