@@ -105,8 +105,13 @@ def new_row_id() -> uuid.UUID:
     profile rows - share their timestamp but still read back in the order they were written:
     every read that feeds a context sorts by time and then by id. With random ids that order
     changed from store to store, and the same memory gave a different prompt.
+
+    The id carries version 4, not 7: Memobase's clients accept only UUID v4/v5 ids (the
+    official SDK validates every profile and event id it reads, the server's routes refuse
+    other versions), and ``serve`` hands these ids to them. The order is unchanged: the
+    version nibble is the same in every id and sits after the timestamp bits.
     """
-    return uuid.UUID(int=uuid_utils.uuid7().int)
+    return uuid.UUID(int=uuid_utils.uuid7().int, version=4)
 
 
 def turn_blob_id(user_id: uuid.UUID, turn_id: str, part: int) -> uuid.UUID:

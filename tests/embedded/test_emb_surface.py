@@ -18,6 +18,7 @@ import pytest
 from emb_support import MANUAL, BackendFactory, manual, turn
 
 from memobase_integrations import Memobase, errors
+from memobase_integrations.engine.store import new_row_id
 from memobase_integrations.models import BlobType, ChatBlob, OpenAICompatibleMessage, SummaryBlob
 from memobase_integrations.settings import LLMSettings
 from memobase_integrations.testing import StandInLLM
@@ -38,6 +39,19 @@ def mb(make_backend: BackendFactory, stand_in: StandInLLM) -> Iterator[Memobase]
 
 def chat(text: str) -> ChatBlob:
     return ChatBlob(messages=[OpenAICompatibleMessage(role="user", content=text)])
+
+
+def test_row_ids_are_uuid4_and_time_ordered(mb: Memobase) -> None:
+    """Memobase clients accept only v4/v5 ids (the official SDK validates profile and event
+    ids, the server refuses others in paths); the engine's ids must also keep their order."""
+    ids = [new_row_id() for _ in range(1000)]
+    assert {i.version for i in ids} == {4} and ids == sorted(ids, key=lambda i: i.int)
+    u = mb.user("kim")
+    pid = u.add_profile("Oslo", "contact_info", "city")
+    u.insert(chat("I work as a nurse."))
+    (result,) = u.flush()
+    assert pid.version == 4 and result.event_id is not None and result.event_id.version == 4
+    assert {p.id.version for p in u.profile()} == {4}
 
 
 def test_users_with_data(mb: Memobase) -> None:
