@@ -14,20 +14,23 @@ start.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from .. import __version__
 from ..errors import ConfigurationError, MemobaseError, ServerError
 from ..facade import Memobase
 from ..settings import FlushPolicy, LLMSettings
-from .auth import BearerAuth
+from .auth import HEALTHCHECK_PATH, BearerAuth
 from .config import ServerConfig
 from .envelope import ServerAnswer, errno_for, fail
 from .limits import BodyLimit
@@ -117,6 +120,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(api_router)
+    app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     app.add_exception_handler(ServerAnswer, _server_answer)  # type: ignore[arg-type]
     app.add_exception_handler(MemobaseError, _memobase_error)  # type: ignore[arg-type]
     # Added innermost first: the last one added runs first.
@@ -131,6 +135,22 @@ def app_from_env() -> FastAPI:
     """The app of one ``--workers`` process (uvicorn imports it by name in each process);
     the settings come from :data:`~.config.CONFIG_ENV`."""
     return create_app(ServerConfig.from_env())
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the bearer scheme, as the real server declares it (the token
+    is checked by middleware, which FastAPI cannot see): /docs can then send it."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "BearerAuth": {"type": "http", "scheme": "bearer"}
+        }
+        schema["security"] = [{"BearerAuth": []}]
+        schema["paths"][HEALTHCHECK_PATH]["get"]["security"] = []
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 async def _server_answer(request: Request, exc: ServerAnswer) -> JSONResponse:

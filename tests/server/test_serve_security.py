@@ -77,7 +77,11 @@ def test_auth_runs_before_routing_and_only_on_the_api(served: Served) -> None:
     r = httpx.patch(f"{served.api}/users/{USER}", headers=served.headers())
     assert (r.status_code, r.json()) == (405, {"detail": "Method Not Allowed"})
     assert httpx.get(f"{served.api}/healthcheck").json()["errno"] == 0
-    assert httpx.get(f"{served.url}/openapi.json").json()["info"]["title"].startswith("Memobase")
+    document = httpx.get(f"{served.url}/openapi.json").json()
+    assert document["info"]["title"].startswith("Memobase")
+    assert document["security"] == [{"BearerAuth": []}]  # as the real server declares it
+    assert document["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
+    assert document["paths"]["/api/v1/healthcheck"]["get"]["security"] == []
     assert httpx.get(f"{served.url}/docs").status_code == 200
     ok = httpx.get(f"{served.api}/users/{USER}", headers=served.headers())
     assert ok.json()["errno"] == 404 and float(ok.headers["x-process-time"]) >= 0
