@@ -19,14 +19,25 @@ Retries (tenacity, exponential backoff with jitter) are deliberately narrow:
   (:class:`httpx.ConnectError`, :class:`httpx.ConnectTimeout`, :class:`httpx.PoolTimeout`).
   A write whose answer was lost (read timeout, dropped connection) may have been applied, so
   re-sending it is the caller's decision (the outbox resolves it by asking the server).
+
+Reads are bounded as a whole: ``read_deadline`` covers every attempt *and* the backoff
+between them (each attempt's httpx timeout is cut to what is left; the async path also runs
+under ``asyncio.timeout``). A :class:`CircuitBreaker` remembers that the server just failed:
+for ``breaker_cooldown`` seconds the reads an app makes on its request path (context,
+profile, events, searches: ``Call.request_path``) fail at once without a connection attempt,
+then one probe goes out. Any answer from the server closes the breaker again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import socket
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -41,6 +52,7 @@ from .. import errors
 __all__ = [
     "API_PREFIX",
     "Call",
+    "CircuitBreaker",
     "HttpCore",
     "JsonParam",
     "Request",
@@ -48,6 +60,7 @@ __all__ = [
     "clean_errmsg",
     "encode_query",
     "normalise_project_url",
+    "refusal_is_permanent",
     "send_outcome",
 ]
 
@@ -80,10 +93,16 @@ class SendOutcome(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One route: method and path template (``/users/{user_id}``), used in messages."""
+    """One route: method and path template (``/users/{user_id}``), used in messages.
+
+    ``request_path``: a read apps make while answering a user (context, profile, events,
+    searches). While the :class:`CircuitBreaker` is open these fail at once instead of
+    waiting for a server that just failed.
+    """
 
     method: Literal["GET", "POST", "PUT", "DELETE"]
     template: str
+    request_path: bool = False
 
     @property
     def idempotent_read(self) -> bool:
@@ -460,9 +479,56 @@ def send_outcome(exc: BaseException) -> SendOutcome:
     if isinstance(exc, errors.MemobaseError):
         if exc.errno is not None:
             return SendOutcome.ANSWERED  # a Memobase envelope: the handler ran and refused
-        if exc.status_code in (401, 403, 404, 405, 422) and not isinstance(exc, errors.ServerError):
+        if exc.status_code in (401, 403, 404, 405, 413, 422) and not isinstance(
+            exc, errors.ServerError
+        ):
             return SendOutcome.ANSWERED  # refused by the framework before the handler
     return SendOutcome.UNKNOWN
+
+
+# PostgreSQL refuses these for what the row contains (SQLSTATE class 22 "data exception" and
+# the integrity checks on values), so the same blob fails the same way on every attempt.
+# psycopg2/psycopg name the exception class in the server's errmsg.
+_DATA_REFUSALS = re.compile(
+    r"UntranslatableCharacter|CharacterNotInRepertoire|InvalidTextRepresentation|"
+    r"StringDataRightTruncation|NumericValueOutOfRange|InvalidParameterValue|"
+    r"NotNullViolation|CheckViolation|\bDataError\b|invalid byte sequence|"
+    r"cannot contain NUL|\\u0000 cannot be converted|not implemented yet|"
+    r"object has no attribute",
+)
+
+
+def refusal_is_permanent(exc: BaseException) -> bool:
+    """Whether the server refused a write for what it *contains*, so sending the same
+    request again can only fail the same way (the outbox parks such a turn at once).
+
+    From the recorded error shapes (``05_bad_inputs.json``, ``14_llm_unavailable.json``,
+    ``memobase-server-observed.md``):
+
+    * **permanent**: FastAPI's HTTP 422 ``{"detail": [...]}``; ``errno 400`` (``Unable to
+      parse blob``); HTTP/errno 413 (too large); ``errno 520`` (the server's own "invalid"
+      code); ``errno 500`` whose text names a data error of the database
+      (``UntranslatableCharacter`` for U+0000 on PostgreSQL, ``CharacterNotInRepertoire``,
+      ``StringDataRightTruncation``...) or an unsupported blob (``... not implemented
+      yet``, ``'NoneType' object has no attribute 'type'``);
+    * **transient**, everything else: nothing reached the server or the answer was lost,
+      HTTP 5xx from a gateway, HTTP 429, ``errno 503`` (the server's LLM or embedding
+      provider), ``errno 500`` for a missing or duplicate user (``ForeignKeyViolation``,
+      ``UniqueViolation``: the user can be created) or for anything not known to be about
+      the data (a lost database connection, an unknown error), and 401/403/404/405 (a wrong
+      key or URL fails every turn alike: it is fixed in the configuration, not by dropping
+      this turn).
+    """
+    if not isinstance(exc, errors.MemobaseError):
+        return False
+    if send_outcome(exc) is not SendOutcome.ANSWERED:
+        return False
+    code = exc.errno or exc.status_code
+    if code in (400, 413, 422, 520):
+        return True
+    if code == 500 and exc.errno == 500:
+        return bool(_DATA_REFUSALS.search(f"{exc.detail or ''} {exc.message}"))
+    return False
 
 
 def _retry_predicate(call: Call) -> Callable[[BaseException], bool]:
@@ -485,12 +551,91 @@ def _retry_predicate(call: Call) -> Callable[[BaseException], bool]:
     return write
 
 
+class CircuitBreaker:
+    """Remembers that the server just failed, so request-path reads stop waiting for it.
+
+    Closed: everything goes out. A failure that says the server is down or stuck (no
+    connection, a timeout, a lost answer, a gateway's 502/503/504) opens it for
+    ``cooldown`` seconds, during which :meth:`admit` refuses request-path reads at once
+    (no connection is attempted). After the cool-down one read is let through as a probe
+    (half-open); the others keep failing fast until it ends. Any answer from the server,
+    to any request (the outbox's deliveries too), closes it.
+
+    Hand-written rather than ``pybreaker``: that library holds its lock for the whole
+    guarded call (concurrent reads would queue behind one another) and supports async only
+    through tornado.
+    """
+
+    def __init__(self, cooldown: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.cooldown = cooldown
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._open_until: float | None = None
+        self._probing = False
+        self.last_error: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        with self._lock:
+            return self._open_until is not None
+
+    def admit(self) -> bool:
+        """May a request-path read go out now? (``True`` once per cool-down as the probe.)"""
+        if self.cooldown <= 0:
+            return True
+        with self._lock:
+            if self._open_until is None:
+                return True
+            if self._clock() < self._open_until or self._probing:
+                return False
+            self._probing = True
+            return True
+
+    def retry_in(self) -> float:
+        with self._lock:
+            if self._open_until is None:
+                return 0.0
+            return max(0.0, self._open_until - self._clock())
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._open_until = None
+            self._probing = False
+            self.last_error = None
+
+    def failed(self, error: str) -> None:
+        with self._lock:
+            self._open_until = self._clock() + self.cooldown
+            self._probing = False
+            self.last_error = error
+
+    def release_probe(self) -> None:
+        """The probe ended without telling anything about the server (e.g. cancelled)."""
+        with self._lock:
+            self._probing = False
+
+
+def _server_down(exc: BaseException) -> bool:
+    """Does this failure say the server is unreachable or stuck (not: it refused)?"""
+    if isinstance(exc, errors.ConnectionError):
+        return True
+    return (
+        isinstance(exc, errors.MemobaseError)
+        and exc.errno is None
+        and exc.status_code in _RETRYABLE_READ_STATUSES
+    )
+
+
 class HttpCore:
     """Sends :class:`Request` objects over one sync client and one async client per loop.
 
     An :class:`httpx.AsyncClient` is bound to the event loop it first ran on; using it from
     another loop fails with "Event loop is closed". Apps (and test suites) do use several
     loops, so one async client is created lazily per running loop.
+
+    The sockets the sync client opens are remembered (httpx's ``trace`` extension reports
+    each new connection), so :meth:`abort` can interrupt a request that is blocked waiting
+    for an answer: ``close(timeout)`` uses it to stop the outbox thread on time.
     """
 
     def __init__(
@@ -505,12 +650,18 @@ class HttpCore:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         user_agent: str = "memobase-integrations",
+        read_deadline: float | None = None,
+        breaker_cooldown: float = 0.0,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
         self.backoff_max = backoff_max
+        #: Total seconds a read may take, every attempt and backoff included.
+        self.read_deadline = timeout * (max_retries + 1) if read_deadline is None else read_deadline
+        self.breaker = CircuitBreaker(breaker_cooldown)
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "User-Agent": user_agent,
@@ -568,9 +719,13 @@ class HttpCore:
 
     # -- sending ----------------------------------------------------------------------------
     def _retrying_kwargs(self, call: Call) -> dict[str, Any]:
+        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.max_retries + 1)
+        if call.idempotent_read:
+            # Never start an attempt (or a backoff sleep) that would end past the deadline.
+            stop = stop | tenacity.stop_before_delay(self.read_deadline)
         return {
             "retry": tenacity.retry_if_exception(_retry_predicate(call)),
-            "stop": tenacity.stop_after_attempt(self.max_retries + 1),
+            "stop": stop,
             "wait": tenacity.wait_exponential_jitter(
                 multiplier=self.backoff, max=self.backoff_max, jitter=self.backoff
             ),
@@ -582,6 +737,57 @@ class HttpCore:
         if req.json is not _NO_BODY:
             kwargs["json"] = req.json
         return kwargs
+
+    def _attempt_timeout(self, call: Call, deadline: float | None) -> float:
+        """This attempt's httpx timeout: the per-attempt timeout, cut to the deadline."""
+        if deadline is None:
+            return self.timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise self._deadline_error(call)
+        return min(self.timeout, left)
+
+    def _deadline_error(self, call: Call) -> errors.TimeoutError:
+        return errors.TimeoutError(
+            f"{call} did not finish within its {self.read_deadline:g}s deadline (retries "
+            f"included; server {self.base_url}). What to do: check that the server is up "
+            "and reachable; raise read_deadline= if your server is slow.",
+        )
+
+    def _gate(self, call: Call) -> bool:
+        """Admit a request; ``True`` when it is the breaker's probe. Refuses request-path
+        reads while the breaker is open."""
+        if not call.request_path:
+            return False
+        if self.breaker.admit():
+            return self.breaker.is_open
+        raise errors.ConnectionError(
+            f"{call} was not sent: the Memobase server at {self.base_url} failed moments ago "
+            f"({self.breaker.last_error or 'no answer'}), so request-path reads answer at "
+            f"once for {self.breaker.cooldown:g}s before trying it again (next try in "
+            f"{self.breaker.retry_in():.1f}s). What to do: nothing; memory comes back when "
+            "the server does (check its health if this persists).",
+        )
+
+    def _record(self, exc: BaseException | None, probe: bool) -> None:
+        if exc is None:
+            self.breaker.succeeded()
+        elif _server_down(exc):
+            message = exc.message if isinstance(exc, errors.MemobaseError) else str(exc)
+            self.breaker.failed(clean_errmsg(message, 160))
+        elif isinstance(exc, errors.MemobaseError):
+            self.breaker.succeeded()  # the server answered (with a refusal): it is up
+        elif probe:
+            self.breaker.release_probe()
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpx ``trace`` hook: remember every socket the sync client connects."""
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            stream = info.get("return_value")
+            get = getattr(stream, "get_extra_info", None)
+            sock = get("socket") if get is not None else None
+            if isinstance(sock, socket.socket):
+                self._sockets.add(sock)
 
     def _finish(self, req: Request[T], response: httpx.Response) -> T:
         error = error_from_response(req.call, response)
@@ -600,34 +806,79 @@ class HttpCore:
             ) from exc
 
     def send(self, req: Request[T]) -> T:
-        """Send with the sync client (retrying where safe) and return the parsed ``data``."""
+        """Send with the sync client (retrying where safe) and return the parsed ``data``.
+
+        A read gives up after ``read_deadline`` seconds in total; a request-path read fails
+        at once while the breaker is open.
+        """
         client = self._client()
+        probe = self._gate(req.call)
         path = req.url_path()
         kwargs = self._build(req)
-        for attempt in tenacity.Retrying(**self._retrying_kwargs(req.call)):
-            with attempt:
-                try:
-                    response = client.request(req.call.method, path, **kwargs)
-                except httpx.HTTPError as exc:
-                    raise error_from_transport(req.call, exc, self.base_url, self.timeout) from exc
-                return self._finish(req, response)
+        kwargs["extensions"] = {"trace": self._trace}
+        deadline = time.monotonic() + self.read_deadline if req.call.idempotent_read else None
+        try:
+            for attempt in tenacity.Retrying(**self._retrying_kwargs(req.call)):
+                with attempt:
+                    timeout = self._attempt_timeout(req.call, deadline)
+                    try:
+                        response = client.request(req.call.method, path, timeout=timeout, **kwargs)
+                    except httpx.HTTPError as exc:
+                        raise error_from_transport(req.call, exc, self.base_url, timeout) from exc
+                    result = self._finish(req, response)
+                    self._record(None, probe)
+                    return result
+        except BaseException as exc:
+            self._record(exc, probe)
+            raise
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     async def asend(self, req: Request[T]) -> T:
-        """The async twin of :meth:`send` (native httpx.AsyncClient, asyncio sleeps)."""
+        """The async twin of :meth:`send` (native httpx.AsyncClient, asyncio sleeps); the
+        read deadline is also enforced by ``asyncio.timeout``."""
         client = self._aclient()
+        probe = self._gate(req.call)
         path = req.url_path()
         kwargs = self._build(req)
-        async for attempt in tenacity.AsyncRetrying(**self._retrying_kwargs(req.call)):
-            with attempt:
-                try:
-                    response = await client.request(req.call.method, path, **kwargs)
-                except httpx.HTTPError as exc:
-                    raise error_from_transport(req.call, exc, self.base_url, self.timeout) from exc
-                return self._finish(req, response)
+        read = req.call.idempotent_read
+        deadline = time.monotonic() + self.read_deadline if read else None
+        try:
+            async with asyncio.timeout(self.read_deadline if read else None):
+                async for attempt in tenacity.AsyncRetrying(**self._retrying_kwargs(req.call)):
+                    with attempt:
+                        timeout = self._attempt_timeout(req.call, deadline)
+                        try:
+                            response = await client.request(
+                                req.call.method, path, timeout=timeout, **kwargs
+                            )
+                        except httpx.HTTPError as exc:
+                            raise error_from_transport(
+                                req.call, exc, self.base_url, timeout
+                            ) from exc
+                        result = self._finish(req, response)
+                        self._record(None, probe)
+                        return result
+        except TimeoutError as exc:  # asyncio.timeout: the deadline passed mid-attempt
+            error = self._deadline_error(req.call)
+            self._record(error, probe)
+            raise error from exc
+        except BaseException as exc:
+            self._record(exc, probe)
+            raise
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     # -- closing ----------------------------------------------------------------------------
+    def abort(self) -> None:
+        """Interrupt every request of the sync client that is waiting on the network.
+
+        Shutting a socket down wakes a thread blocked reading from it at once (closing it
+        would not); the request then fails as a lost connection, which the outbox records
+        as "answer lost" (it asks the server before sending again).
+        """
+        for sock in list(self._sockets):
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         """Close the sync client; async clients are dropped (their loops may be gone)."""
         with self._lock:

@@ -39,6 +39,8 @@ BufferStatus = Literal["idle", "processing", "failed", "done"]
 UserOrder = Literal["updated_at", "profile_count", "event_count"]
 
 # -- routes (memobase-spec.md §1.2) -----------------------------------------------------------
+# ``request_path=True``: reads an app makes while answering a user; they fail fast while the
+# circuit breaker is open (see ``http.CircuitBreaker``).
 HEALTHCHECK = Call("GET", "/healthcheck")
 CREATE_USER = Call("POST", "/users")
 GET_USER = Call("GET", "/users/{user_id}")
@@ -50,18 +52,18 @@ GET_BLOB = Call("GET", "/blobs/{user_id}/{blob_id}")
 DELETE_BLOB = Call("DELETE", "/blobs/{user_id}/{blob_id}")
 FLUSH = Call("POST", "/users/buffer/{user_id}/{buffer_type}")
 CAPACITY = Call("GET", "/users/buffer/capacity/{user_id}/{buffer_type}")
-GET_PROFILE = Call("GET", "/users/profile/{user_id}")
+GET_PROFILE = Call("GET", "/users/profile/{user_id}", request_path=True)
 ADD_PROFILE = Call("POST", "/users/profile/{user_id}")
 UPDATE_PROFILE = Call("PUT", "/users/profile/{user_id}/{profile_id}")
 DELETE_PROFILE = Call("DELETE", "/users/profile/{user_id}/{profile_id}")
 IMPORT_PROFILE = Call("POST", "/users/profile/import/{user_id}")
-EVENTS = Call("GET", "/users/event/{user_id}")
+EVENTS = Call("GET", "/users/event/{user_id}", request_path=True)
 UPDATE_EVENT = Call("PUT", "/users/event/{user_id}/{event_id}")
 DELETE_EVENT = Call("DELETE", "/users/event/{user_id}/{event_id}")
-SEARCH_EVENTS = Call("GET", "/users/event/search/{user_id}")
-SEARCH_GISTS = Call("GET", "/users/event_gist/search/{user_id}")
-SEARCH_TAGS = Call("GET", "/users/event_tags/search/{user_id}")
-CONTEXT = Call("GET", "/users/context/{user_id}")
+SEARCH_EVENTS = Call("GET", "/users/event/search/{user_id}", request_path=True)
+SEARCH_GISTS = Call("GET", "/users/event_gist/search/{user_id}", request_path=True)
+SEARCH_TAGS = Call("GET", "/users/event_tags/search/{user_id}", request_path=True)
+CONTEXT = Call("GET", "/users/context/{user_id}", request_path=True)
 GET_CONFIG = Call("GET", "/project/profile_config")
 SET_CONFIG = Call("POST", "/project/profile_config")
 BILLING = Call("GET", "/project/billing")
