@@ -7,15 +7,17 @@ I/O of its own, so sync and async twins stay trivially identical.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import errors
 from .backends.base import (
     Backend,
     BufferStatus,
@@ -25,6 +27,7 @@ from .backends.base import (
     RecordReceipt,
     UserOrder,
 )
+from .background import SerialRunner
 from .errors import ConfigurationError
 from .ids import to_user_uuid
 from .messages import DEFAULT_MAX_BLOB_TOKENS, Message, turn_to_blobs
@@ -57,18 +60,21 @@ class _ContextCache:
     """Per-user cache of context strings, kept fresh by processing events.
 
     Reading the context sits on the request path, so it must not wait for the backend once a
-    user is warm. When a user's processing finishes, the backend's worker thread calls
-    :meth:`refresh`, which re-reads every cached variant *on that worker thread*; the next
-    request then finds the new context already in place. Writes made through the facade
-    (profile edits, deletes) just drop the entries (:meth:`invalidate`). A generation counter
-    stops a read that raced with processing from storing a stale value. Users are kept in LRU
-    order, at most ``max_users`` of them.
+    user is warm. When a user's processing finishes, its entries turn *stale* at once (a
+    cheap in-memory step, safe on any thread: the next read goes to the backend) and the
+    facade's refresher thread re-reads every stale variant, off every caller's path; the
+    next request then finds the new context already in place. A stale value is kept for one
+    more use: when the backend fails (server down, circuit breaker open), the last known
+    context beats none. Writes through the facade (profile edits) make entries stale too;
+    ``delete()`` drops them. A generation counter stops a read that raced with processing
+    from storing a stale value as fresh. Users are kept in LRU order, at most ``max_users``.
     """
 
     def __init__(self, max_entries_per_user: int = 8, max_users: int = 10_000) -> None:
         self._lock = threading.Lock()
-        self._data: OrderedDict[uuid.UUID, dict[tuple[Any, ...], tuple[ContextOptions, str]]]
-        self._data = OrderedDict()
+        self._data: OrderedDict[
+            uuid.UUID, dict[tuple[Any, ...], tuple[ContextOptions, str, bool]]
+        ] = OrderedDict()
         self._generation: dict[uuid.UUID, int] = {}
         self._max = max_entries_per_user
         self._max_users = max_users
@@ -78,12 +84,19 @@ class _ContextCache:
             return self._generation.get(user_id, 0)
 
     def get(self, user_id: uuid.UUID, key: tuple[Any, ...]) -> str | None:
+        """The fresh value, or ``None``."""
         with self._lock:
             entries = self._data.get(user_id)
-            if entries is None or key not in entries:
+            if entries is None or key not in entries or not entries[key][2]:
                 return None
             self._data.move_to_end(user_id)
             return entries[key][1]
+
+    def get_stale(self, user_id: uuid.UUID, key: tuple[Any, ...]) -> str | None:
+        """The last known value, fresh or stale (the fallback when the backend fails)."""
+        with self._lock:
+            entry = self._data.get(user_id, {}).get(key)
+            return None if entry is None else entry[1]
 
     def put(self, user_id: uuid.UUID, opts: ContextOptions, value: str, generation: int) -> None:
         with self._lock:
@@ -91,31 +104,41 @@ class _ContextCache:
                 return  # processing finished while we were reading: the value may be stale
             entries = self._data.setdefault(user_id, {})
             self._data.move_to_end(user_id)
-            if len(entries) >= self._max:
+            key = opts.cache_key()
+            if key not in entries and len(entries) >= self._max:
                 entries.pop(next(iter(entries)))
-            entries[opts.cache_key()] = (opts, value)
+            entries[key] = (opts, value, True)
             while len(self._data) > self._max_users:
                 evicted, _ = self._data.popitem(last=False)
                 self._generation.pop(evicted, None)
 
-    def invalidate(self, user_id: uuid.UUID, *_: Any) -> None:
+    def mark_stale(self, user_id: uuid.UUID, *_: Any) -> None:
+        """The user's memory changed: no entry is fresh any more (each is kept as a fallback)."""
+        with self._lock:
+            self._generation[user_id] = self._generation.get(user_id, 0) + 1
+            entries = self._data.get(user_id)
+            if entries:
+                for key, (opts, value, _fresh) in list(entries.items()):
+                    entries[key] = (opts, value, False)
+
+    invalidate = mark_stale
+
+    def forget(self, user_id: uuid.UUID) -> None:
+        """Drop everything about the user (after ``delete``: nothing may be served again)."""
         with self._lock:
             self._generation[user_id] = self._generation.get(user_id, 0) + 1
             self._data.pop(user_id, None)
 
-    def refresh(self, user_id: uuid.UUID, fetch: Callable[[ContextOptions], str]) -> None:
-        """Drop the user's entries, then re-read each cached variant with ``fetch``."""
+    def stale_variants(self, user_id: uuid.UUID) -> tuple[int, list[ContextOptions]]:
+        """The generation and the options of every stale entry (what a refresh re-reads)."""
         with self._lock:
-            generation = self._generation.get(user_id, 0) + 1
-            self._generation[user_id] = generation
-            stale = list((self._data.pop(user_id, None) or {}).values())
-        for opts, _ in stale:
-            try:
-                value = fetch(opts)
-            except Exception:  # the next request reads it itself; never break the worker
-                log.debug("memobase: context refresh failed for user %s", user_id, exc_info=True)
-                continue
-            self.put(user_id, opts, value, generation)
+            entries = self._data.get(user_id) or {}
+            stale = [opts for opts, _value, fresh in entries.values() if not fresh]
+            return self._generation.get(user_id, 0), stale
+
+
+#: Context read failures that the last known context may stand in for (not refusals).
+_FALLBACK_ERRORS = (errors.ConnectionError, errors.ServerError)
 
 
 class Memobase:
@@ -129,11 +152,46 @@ class Memobase:
         self.backend = backend
         self.max_blob_tokens = max_blob_tokens
         self._cache = _ContextCache()
+        # Re-reads contexts after processing; never on a caller's thread or an event loop.
+        self._refresher = SerialRunner("memobase-context-refresh")
+        self._refresh_lock = threading.Lock()
+        self._refresh_pending: set[uuid.UUID] = set()
+        self._closing = False
         backend.add_listener(self._on_processed)
 
     def _on_processed(self, user_id: uuid.UUID, _results: Sequence[ChatModalResponse]) -> None:
-        # Runs on the backend's worker thread: re-reading here keeps it off the request path.
-        self._cache.refresh(user_id, lambda opts: self.backend.context(user_id, opts))
+        """A backend listener: may be called on any thread (an event loop included), so it
+        only marks the cache and queues the re-read for the refresher thread."""
+        self._processed(user_id)
+
+    def _processed(self, user_id: uuid.UUID) -> None:
+        self._cache.mark_stale(user_id)
+        with self._refresh_lock:
+            if user_id in self._refresh_pending or self._closing:
+                return
+            self._refresh_pending.add(user_id)
+        if not self._refresher.submit(lambda: self._refresh(user_id)):
+            with self._refresh_lock:
+                self._refresh_pending.discard(user_id)
+
+    def _refresh(self, user_id: uuid.UUID) -> None:
+        """Re-read each stale variant of the user's context (on the refresher thread)."""
+        with self._refresh_lock:
+            self._refresh_pending.discard(user_id)
+        generation, variants = self._cache.stale_variants(user_id)
+        for opts in variants:
+            if self._closing:
+                return
+            try:
+                value = self.backend.context(user_id, opts)
+            except Exception:  # the next request reads it itself
+                log.debug("memobase: context refresh failed for user %s", user_id, exc_info=True)
+                continue
+            self._cache.put(user_id, opts, value, generation)
+
+    def _stop_refresher(self) -> None:
+        self._closing = True
+        self._refresher.stop(10.0)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -269,9 +327,11 @@ class Memobase:
 
     def close(self, timeout: float | None = None) -> None:
         """Deliver and flush pending turns (bounded by ``timeout``), then stop workers."""
+        self._stop_refresher()
         self.backend.close(timeout)
 
     async def aclose(self, timeout: float | None = None) -> None:
+        await asyncio.to_thread(self._stop_refresher)
         await self.backend.aclose(timeout)
 
     def __enter__(self) -> Memobase:
@@ -343,10 +403,16 @@ class UserMemory:
     def insert(self, blob: Blob, *, wait_process: bool = False) -> BlobInsertData:
         """The seed endpoint's semantics: store, buffer, and process inline when over the
         threshold and ``wait_process`` is true (``chat_results`` says what happened)."""
-        return self._backend.insert(self.id, blob, wait_process=wait_process)
+        result = self._backend.insert(self.id, blob, wait_process=wait_process)
+        if result.chat_results:
+            self.memobase._processed(self.id)
+        return result
 
     async def ainsert(self, blob: Blob, *, wait_process: bool = False) -> BlobInsertData:
-        return await self._backend.ainsert(self.id, blob, wait_process=wait_process)
+        result = await self._backend.ainsert(self.id, blob, wait_process=wait_process)
+        if result.chat_results:
+            self.memobase._processed(self.id)
+        return result
 
     def get_blob(self, blob_id: uuid.UUID) -> BlobData:
         return self._backend.get_blob(self.id, blob_id)
@@ -358,12 +424,20 @@ class UserMemory:
         self, blob_type: BlobType = BlobType.chat, *, wait: bool = True
     ) -> list[ChatModalResponse]:
         """Process everything buffered for this user now."""
-        return self._backend.flush(self.id, blob_type, wait=wait)
+        results = self._backend.flush(self.id, blob_type, wait=wait)
+        if wait:
+            # Listeners may hear of it on another thread later; the next read of this
+            # caller must not be served from before the flush.
+            self.memobase._processed(self.id)
+        return results
 
     async def aflush(
         self, blob_type: BlobType = BlobType.chat, *, wait: bool = True
     ) -> list[ChatModalResponse]:
-        return await self._backend.aflush(self.id, blob_type, wait=wait)
+        results = await self._backend.aflush(self.id, blob_type, wait=wait)
+        if wait:
+            self.memobase._processed(self.id)
+        return results
 
     # -- reading ------------------------------------------------------------------------------
     def _context_options(
@@ -387,10 +461,21 @@ class UserMemory:
         if key is not None and (hit := cache.get(self.id, key)) is not None:
             return hit
         generation = cache.generation(self.id)
-        value = self._backend.context(self.id, opts)
+        try:
+            value = self._backend.context(self.id, opts)
+        except _FALLBACK_ERRORS as exc:
+            return self._stale_or_raise(key, exc)
         if key is not None:
             cache.put(self.id, opts, value, generation)
         return value
+
+    def _stale_or_raise(self, key: tuple[Any, ...] | None, exc: Exception) -> str:
+        """The last known context when the backend is down or failing; else the error."""
+        stale = None if key is None else self.memobase._cache.get_stale(self.id, key)
+        if stale is None:
+            raise exc
+        log.info("memobase: serving the last known context of %s (backend failed: %s)", self, exc)
+        return stale
 
     def cached_context(
         self,
@@ -422,7 +507,10 @@ class UserMemory:
         if key is not None and (hit := cache.get(self.id, key)) is not None:
             return hit
         generation = cache.generation(self.id)
-        value = await self._backend.acontext(self.id, opts)
+        try:
+            value = await self._backend.acontext(self.id, opts)
+        except _FALLBACK_ERRORS as exc:
+            return self._stale_or_raise(key, exc)
         if key is not None:
             cache.put(self.id, opts, value, generation)
         return value
@@ -579,11 +667,11 @@ class UserMemory:
     def delete(self) -> None:
         """Forget this user: profile, events, gists and every turn not yet processed."""
         self._backend.delete_user(self.id)
-        self.memobase._cache.invalidate(self.id)
+        self.memobase._cache.forget(self.id)
 
     async def adelete(self) -> None:
         await self._backend.adelete_user(self.id)
-        self.memobase._cache.invalidate(self.id)
+        self.memobase._cache.forget(self.id)
 
     def export(self) -> dict[str, Any]:
         """Everything kept about this user, as JSON-ready data."""

@@ -7,31 +7,52 @@ caller's thread touches the network.
 
 The guarantee, precisely
 ------------------------
-**At-least-once delivery with best-effort de-duplication. Not exactly-once.**
+**At-least-once delivery with best-effort de-duplication, and proof of processing. Not
+exactly-once.**
 
 * A turn is durable once ``record`` returned: the row is committed in WAL mode with
   ``synchronous=NORMAL``, which survives a crash or kill of the process (not a power loss of
   the machine, which would need ``synchronous=FULL`` and an fsync per turn).
 * Rows are delivered in order per user, retried with exponential backoff, and never dropped
-  silently: a row the server refuses as invalid (HTTP 422 / errno 400) or that exhausted
-  ``FlushPolicy.max_attempts`` is parked as *failed*, shown by ``status()`` and ``failures()``,
-  and only leaves the outbox through ``retry_failed()`` or ``discard_failed()``.
+  silently. A row the server refuses for what it contains (``http.refusal_is_permanent``:
+  HTTP 422, errno 400/413/520, or errno 500 naming a data error such as PostgreSQL's
+  ``UntranslatableCharacter`` for U+0000) is parked as *failed* at once; one that exhausted
+  ``FlushPolicy.max_attempts`` is parked too, unless its last answer was lost (the server may
+  hold it: it keeps being resolved first). A parked turn does not hold back the user's later
+  turns; it is shown by ``status()`` and ``failures()`` and only leaves the outbox through
+  ``retry_failed()`` or ``discard_failed()``. Other errors (the server down, its LLM down,
+  a wrong key) are retried in order.
 * The server has no idempotency key, so a send whose answer was lost (read timeout, connection
   dropped after the request was written, a gateway error) is ambiguous. Every blob carries
   ``fields = {"turn_id": ..., "blob_index": i}``, and a blob is marked *in flight* in the file
   before it is sent; before sending an in-flight blob again (after a lost answer, or after a
   crash between the send and the commit of its answer) the worker lists the user's chat blobs
-  and reads them looking for that pair, and skips the send if it is there. This catches
-  every duplicate **while the blob is still buffered**. It cannot catch one whose first copy
-  was already processed and deleted by the server in between (the server deletes chat blobs
-  after processing, e.g. when another client flushed the user or the server processed an
-  over-full buffer on its own); in that window a turn can reach processing twice. That
-  window is why this is not exactly-once.
+  and reads them looking for that pair, and skips the send if it is there. While any send of
+  a user is in flight like this, the user is never flushed (the flush would process the
+  stored copy and the resend would be processed again).
+* **Every delivered blob is proven processed.** The server stores a blob and its buffer row
+  in two commits; if it dies between them, the blob found above is stored but never
+  buffered, and no flush would ever process it. So after each successful flush the worker
+  lists the user's chat blobs: the server deletes a chat blob once it processed it, so one
+  of ours still stored was not processed (no buffer row, or a buffer the server's own
+  processing failed). Such an orphan is re-buffered (a fresh copy inserted, then the orphan
+  deleted) and flushed again; the turn is processed once, in a later batch. The check is
+  skipped while a processing of the user is still running on the server (it is repeated at
+  the next flush) and on servers that keep processed chat blobs (``persistent_chat_blobs``,
+  recognised by their ``done`` buffer rows), where "still stored" proves nothing.
+* De-duplication cannot catch a copy that was already processed and deleted by the server
+  in between (e.g. another client flushed the user, or the server processed an over-full
+  buffer on its own, between a lost answer and the search); in that window a turn can
+  reach processing twice. That window is why this is not exactly-once.
 * A flush the server answered with an error (e.g. its LLM was down: errno 503) leaves the
   buffer ``failed``, and Memobase never retries failed buffers. The worker therefore
   re-buffers those turns (inserts a fresh copy of each blob that is still stored, then
   deletes the failed copy) before the next flush, so they are processed once the server
-  recovers. A flush whose *answer* was lost is not re-buffered (the processing may have run).
+  recovers. A flush whose *answer* was lost is not re-buffered (the processing may have run);
+  the proof above settles it at the next flush.
+* ``close(timeout)`` stops delivery at the deadline: a request still waiting for the server
+  is interrupted (recorded as "answer lost", resolved at the next start), and no thread,
+  connection or file handle of the backend outlives ``close``.
 
 Several processes may share one outbox file (e.g. gunicorn workers): each user is worked on
 under a short lease row in the file, so only one process delivers or flushes a given user at
@@ -49,7 +70,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 from uuid import UUID
@@ -59,7 +80,7 @@ from ..messages import render_blob
 from ..models import BlobData, ChatBlob, ChatModalResponse, SummaryBlob
 from ..settings import FlushPolicy
 from ..tokens import count_tokens
-from .http import SendOutcome, send_outcome
+from .http import SendOutcome, refusal_is_permanent, send_outcome
 from .outbox_store import (
     DEFAULT_OUTBOX_PATH,
     OutboxFailure,
@@ -74,6 +95,7 @@ __all__ = [
     "DEFAULT_OUTBOX_PATH",
     "DeliveryClient",
     "DeliveryWorker",
+    "LeaseLost",
     "OutboxFailure",
     "OutboxStore",
     "UndeliveredTurn",
@@ -86,6 +108,8 @@ log = logging.getLogger("memobase_integrations.outbox")
 
 # How often the worker folds the WAL back into the outbox file (record() never does).
 _CHECKPOINT_SECONDS = 5.0
+# After close()'s deadline, how long the interrupted worker may take to record and stop.
+_ABORT_GRACE_SECONDS = 5.0
 
 # -- per-user mutual exclusion ---------------------------------------------------------------
 
@@ -95,7 +119,10 @@ class UserGuards:
 
     Delivery, flush and delete of one user never run at the same time: the server processes
     a buffer twice under parallel flushes, and a delivery racing a delete would resurrect
-    the user.
+    the user. A caller that cannot get the user within its wait gets
+    :class:`~memobase_integrations.errors.TimeoutError`, never a silent entry without the
+    lease; work under the lease renews it and stops (:class:`LeaseLost`) if another
+    process took it over meanwhile.
     """
 
     def __init__(self, scope: str, owner: str, lease_seconds: float) -> None:
@@ -115,12 +142,22 @@ class UserGuards:
         return store is None or store.claim(self.scope, user_id, self.owner, self.lease_seconds)
 
     def renew(self, user_id: UUID) -> None:
-        self.try_lease(user_id)
+        """Extend the lease before a long call; :class:`LeaseLost` if it is no longer ours."""
+        if not self.try_lease(user_id):
+            raise LeaseLost(user_id)
 
     def _release_lease(self, user_id: UUID) -> None:
         if self.store is not None:
             with contextlib.suppress(sqlite3.Error, errors.MemobaseError):
                 self.store.release(self.scope, user_id, self.owner)
+
+    def _busy(self, user_id: UUID, wait_seconds: float, what: str) -> errors.TimeoutError:
+        return errors.TimeoutError(
+            f"User {user_id} is busy: {what} did not become free within {wait_seconds:g}s "
+            "(a delivery, flush or delete of this user is running, here or in another "
+            "process sharing the outbox file). Nothing was done. What to do: call again "
+            "in a moment."
+        )
 
     @contextlib.contextmanager
     def try_hold(self, user_id: UUID) -> Iterator[bool]:
@@ -142,12 +179,16 @@ class UserGuards:
 
     @contextlib.contextmanager
     def hold(self, user_id: UUID, wait_seconds: float = 60.0) -> Iterator[None]:
-        """Hold the user, waiting for the local lock and (bounded) for another process."""
+        """Hold the user, waiting at most ``wait_seconds`` for the local lock and the
+        lease; raises :class:`errors.TimeoutError` when either cannot be had."""
+        deadline = time.monotonic() + wait_seconds
         lock = self._user_lock(user_id)
-        lock.acquire()
+        if not lock.acquire(timeout=max(0.0, wait_seconds)):
+            raise self._busy(user_id, wait_seconds, "its lock in this process")
         try:
-            deadline = time.monotonic() + wait_seconds
-            while not self.try_lease(user_id) and time.monotonic() < deadline:
+            while not self.try_lease(user_id):
+                if time.monotonic() >= deadline:
+                    raise self._busy(user_id, wait_seconds, "its lease in the outbox file")
                 time.sleep(0.02)
             try:
                 yield
@@ -159,16 +200,16 @@ class UserGuards:
     @contextlib.asynccontextmanager
     async def ahold(self, user_id: UUID, wait_seconds: float = 60.0) -> AsyncIterator[None]:
         """:meth:`hold` without blocking the event loop (polls; cancellation-safe)."""
+        deadline = time.monotonic() + wait_seconds
         lock = self._user_lock(user_id)
         while not lock.acquire(blocking=False):
+            if time.monotonic() >= deadline:
+                raise self._busy(user_id, wait_seconds, "its lock in this process")
             await asyncio.sleep(0.005)
         try:
-            deadline = time.monotonic() + wait_seconds
-            while (
-                self.store is not None
-                and not await asyncio.to_thread(self.try_lease, user_id)
-                and time.monotonic() < deadline
-            ):
+            while self.store is not None and not await asyncio.to_thread(self.try_lease, user_id):
+                if time.monotonic() >= deadline:
+                    raise self._busy(user_id, wait_seconds, "its lease in the outbox file")
                 await asyncio.sleep(0.02)
             try:
                 yield
@@ -177,6 +218,14 @@ class UserGuards:
                     await asyncio.to_thread(self._release_lease, user_id)
         finally:
             lock.release()
+
+
+class LeaseLost(Exception):
+    """Another process took over the user's lease while we worked on it: stop at once."""
+
+    def __init__(self, user_id: UUID) -> None:
+        super().__init__(f"the outbox lease of user {user_id} was taken over")
+        self.user_id = user_id
 
 
 # -- the worker ------------------------------------------------------------------------------
@@ -188,6 +237,7 @@ class DeliveryClient(Protocol):
     def insert_body(self, user_id: UUID, body: dict[str, Any]) -> UUID: ...
     def blob_ids(self, user_id: UUID) -> list[UUID]: ...
     def blob_fields(self, user_id: UUID, blob_id: UUID) -> dict[str, Any] | None: ...
+    def buffer_ids(self, user_id: UUID, status: str) -> list[UUID]: ...
     def delete_blob(self, user_id: UUID, blob_id: UUID) -> None: ...
     def flush_now(self, user_id: UUID) -> list[ChatModalResponse]: ...
     def notify_processed(self, user_id: UUID, results: Sequence[ChatModalResponse]) -> None: ...
@@ -195,6 +245,10 @@ class DeliveryClient(Protocol):
 
 class _Stop(Exception):
     """Raised inside a user's pass when the drain deadline passed."""
+
+
+class _Unsettled(Exception):
+    """A processing of the user is still running on the server: nothing provable yet."""
 
 
 def body_tokens(body: dict[str, Any]) -> int:
@@ -206,6 +260,9 @@ def body_tokens(body: dict[str, Any]) -> int:
     if isinstance(blob, ChatBlob | SummaryBlob):
         return count_tokens(render_blob(blob))
     return 0
+
+
+_Job = tuple[UUID, bool | None, "Future[Any]"]  # (user, flush wait (None: deliver only), future)
 
 
 class DeliveryWorker:
@@ -225,13 +282,14 @@ class DeliveryWorker:
         self.policy = policy
         self.guards = guards
         self._wake = threading.Event()
-        self._jobs: queue.SimpleQueue[tuple[UUID, Future[None]]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._drain_deadline: float | None = None
         self._stopped = threading.Event()
         self._last_error: dict[UUID, errors.MemobaseError] = {}
         self._drain_skip: set[UUID] = set()
+        self._keeps_processed = False  # the server keeps processed chat blobs
 
     # -- control ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -248,25 +306,40 @@ class DeliveryWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    def request_delivery(self, user_id: UUID) -> Future[None]:
-        """Deliver this user's rows now (ignoring backoff); the future fails with the last
-        error if some row could not be delivered."""
-        fut: Future[None] = Future()
+    def _submit(self, user_id: UUID, wait: bool | None) -> Future[Any]:
+        fut: Future[Any] = Future()
         if self._stopped.is_set() or self._drain_deadline is not None:
             fut.set_exception(
                 errors.MemobaseError("The Memobase client is closing; no delivery was attempted.")
             )
             return fut
-        self._jobs.put((user_id, fut))
+        self._jobs.put((user_id, wait, fut))
         if threading.current_thread() is self._thread:
-            self._run_jobs()  # called from a listener on the worker itself: run it inline
+            self._run_jobs()  # called from the worker itself: run it inline
             return fut
         self.start()
         self._wake.set()
         return fut
 
-    def drain_and_stop(self, timeout: float) -> None:
-        """Deliver what can be delivered (and flush) within ``timeout`` seconds, then stop."""
+    def request_delivery(self, user_id: UUID) -> Future[None]:
+        """Deliver this user's rows now (ignoring backoff); the future fails with the last
+        error if some row could not be delivered."""
+        return self._submit(user_id, None)
+
+    def request_flush(self, user_id: UUID, wait: bool) -> Future[list[ChatModalResponse]]:
+        """Deliver this user's rows, then flush and prove the flush (see the module doc).
+
+        ``wait``: the future resolves with the results once processed; otherwise with
+        ``[]`` once everything is delivered, and the flush follows on the worker.
+        """
+        return self._submit(user_id, wait)
+
+    def drain_and_stop(self, timeout: float, abort: Callable[[], None] | None = None) -> None:
+        """Deliver what can be delivered (and flush) within ``timeout`` seconds, then stop.
+
+        At the deadline ``abort`` interrupts a request still waiting for the server, so the
+        thread ends now rather than when that request times out.
+        """
         with self._start_lock:
             thread = self._thread
             if thread is None:
@@ -274,15 +347,30 @@ class DeliveryWorker:
                 return
             self._drain_deadline = time.monotonic() + timeout
         self._wake.set()
-        thread.join(timeout + 0.5)
+        thread.join(timeout)
+        if thread.is_alive() and abort is not None:
+            abort()
+            thread.join(_ABORT_GRACE_SECONDS)
         self._stopped.set()
+        self._fail_jobs()
         if thread.is_alive():
             log.warning(
-                "The Memobase outbox did not finish within %.1fs; undelivered turns stay in %s "
+                "The Memobase outbox did not stop within %.1fs; undelivered turns stay in %s "
                 "and are sent at the next start.",
                 timeout,
                 self.store.path,
             )
+
+    def _fail_jobs(self) -> None:
+        while True:
+            try:
+                _, _, fut = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(
+                    errors.MemobaseError("The Memobase client closed before this call ran.")
+                )
 
     # -- loop -------------------------------------------------------------------------------
     def _past_deadline(self) -> bool:
@@ -311,7 +399,7 @@ class DeliveryWorker:
     def _run_jobs(self) -> None:
         while True:
             try:
-                user_id, fut = self._jobs.get_nowait()
+                user_id, wait, fut = self._jobs.get_nowait()
             except queue.Empty:
                 return
             if not fut.set_running_or_notify_cancel():
@@ -319,13 +407,48 @@ class DeliveryWorker:
             try:
                 with self.guards.hold(user_id):
                     self._work_user(user_id, force=True, flush=False)
-                if self.store.needs_delivery(self.scope, user_id):
-                    raise self._last_error.get(user_id) or errors.MemobaseError(
-                        "Some recorded turns could not be delivered; see status()."
-                    )
-                fut.set_result(None)
+                    self._raise_if_undelivered(user_id)
+                    if wait is None:
+                        fut.set_result(None)
+                        continue
+                    if not wait:
+                        fut.set_result([])
+                    results = self._flush_now(user_id)
+                if wait:
+                    fut.set_result(results)
             except BaseException as exc:
-                fut.set_exception(exc)
+                if not fut.done():
+                    fut.set_exception(exc)
+                elif isinstance(exc, errors.MemobaseError | LeaseLost):
+                    log.warning("Memobase outbox: flush of user %s failed: %s", user_id, exc)
+                else:
+                    raise
+
+    def _raise_if_undelivered(self, user_id: UUID) -> None:
+        if self.store.needs_delivery(self.scope, user_id):
+            raise self._last_error.get(user_id) or errors.MemobaseError(
+                "Some recorded turns could not be delivered; see status()."
+            )
+
+    def _flush_now(self, user_id: UUID) -> list[ChatModalResponse]:
+        """An explicit flush: re-buffer, flush, and again for orphans the proof found."""
+        results: list[ChatModalResponse] = []
+        for _ in range(3):
+            if self.store.user_state(self.scope, user_id).needs_rebuffer and not self._rebuffer(
+                user_id
+            ):
+                break
+            got = self._flush(user_id)
+            if got is None:
+                break
+            results.extend(got)
+            if not self.store.user_state(self.scope, user_id).needs_rebuffer:
+                return results
+        raise self._last_error.get(user_id) or errors.ServiceUnavailableError(
+            "The flush could not run now (a send of this user awaits confirmation, or blobs "
+            "are being given to the server again). What to do: call flush() again in a "
+            "moment; status() shows the last error."
+        )
 
     def _background_pass(self) -> bool:
         now = time.time()
@@ -333,7 +456,10 @@ class DeliveryWorker:
         for user_id in self.store.users_with_work(self.scope, now, self.policy):
             with self.guards.try_hold(user_id) as held:
                 if held:
-                    self._work_user(user_id, force=False, flush=True)
+                    try:
+                        self._work_user(user_id, force=False, flush=True)
+                    except LeaseLost:
+                        log.info("Memobase outbox: user %s was taken over elsewhere", user_id)
                     worked = True
             if not self._jobs.empty() or self._drain_deadline is not None:
                 break
@@ -354,22 +480,35 @@ class DeliveryWorker:
                 if not todo:
                     break
                 for user_id in todo:
-                    if self._past_deadline():
-                        raise _Stop
-                    with self.guards.hold(user_id, wait_seconds=0.5):
-                        self._work_user(user_id, force=True, flush=False)
-                    if self.store.has_undelivered(self.scope, user_id):
+                    if not self._drain_user(user_id, flush=False):
                         self._drain_skip.add(user_id)
             if self.policy.flush_on_close:
                 for user_id in self.store.users_to_flush(self.scope):
-                    if self._past_deadline():
-                        raise _Stop
-                    with self.guards.hold(user_id, wait_seconds=0.5):
-                        self._flush(user_id)
+                    self._drain_user(user_id, flush=True)
         except _Stop:
             pass
         except Exception:
             log.exception("The Memobase outbox worker failed while draining.")
+
+    def _drain_user(self, user_id: UUID, *, flush: bool) -> bool:
+        """One user at close; ``False`` when it still has undelivered rows afterwards."""
+        if self._past_deadline():
+            raise _Stop
+        left = (self._drain_deadline or 0.0) - time.monotonic()
+        try:
+            with self.guards.hold(user_id, wait_seconds=min(0.5, max(0.0, left))):
+                if flush:
+                    if not self.store.user_state(self.scope, user_id).needs_rebuffer or (
+                        self._rebuffer(user_id)
+                    ):
+                        self._flush(user_id)
+                else:
+                    self._work_user(user_id, force=True, flush=False)
+        except (errors.TimeoutError, LeaseLost):
+            # Another process has this user right now: it delivers it.
+            log.info("Memobase outbox: user %s is busy elsewhere; left to its holder", user_id)
+            return False
+        return not self.store.has_undelivered(self.scope, user_id)
 
     # -- one user ---------------------------------------------------------------------------
     def _work_user(self, user_id: UUID, *, force: bool, flush: bool) -> None:
@@ -378,7 +517,7 @@ class DeliveryWorker:
         if state.needs_rebuffer and (force or state.next_flush_at <= now):
             if not self._rebuffer(user_id):
                 return
-            if flush and not self._flush(user_id):
+            if flush and self._flush(user_id) is None:
                 return
         for row in self.store.pending_rows(self.scope, user_id):
             if self._past_deadline():
@@ -411,34 +550,44 @@ class DeliveryWorker:
         for index in range(row.delivered, len(row.blobs)):
             body = row.blobs[index]
             tokens = body_tokens(body)
-            buffered = self.store.buffered_tokens(self.scope, user_id)
-            if buffered > 0 and buffered + tokens > threshold:
-                # Flush first so the server's buffer never overflows on its own: an
-                # overflowing insert makes the server process in the background, out of
-                # our sight (no results for the listeners, and a race with our flushes).
-                state = self.store.user_state(self.scope, user_id)
-                if not force and state.next_flush_at > time.time():
+            blob_id: UUID | None = None
+            if row.uncertain == index:
+                # The last send of this blob lost its answer: ask the server first.
+                try:
+                    self.guards.renew(user_id)
+                    blob_id = self._find_blob(user_id, row.turn_id, index)
+                except errors.MemobaseError as exc:
+                    self._row_failed(row, index, exc, searching=True)
                     return False
-                if not self._flush(user_id):
-                    return False
-            searching = row.uncertain == index
-            try:
-                self.guards.renew(user_id)
-                blob_id = self._find_blob(user_id, row.turn_id, index) if searching else None
-                searching = False
-                if blob_id is None:
+                if blob_id is None:  # not there: the send never arrived, send it again
+                    self.store.set_uncertain(row.seq, None)
+                    row.uncertain = None
+            if blob_id is None:
+                buffered = self.store.buffered_tokens(self.scope, user_id)
+                if buffered > 0 and buffered + tokens > threshold:
+                    # Flush first so the server's buffer never overflows on its own: an
+                    # overflowing insert makes the server process in the background, out of
+                    # our sight (no results for the listeners, and a race with our flushes).
+                    state = self.store.user_state(self.scope, user_id)
+                    if not force and state.next_flush_at > time.time():
+                        return False
+                    if self._flush(user_id) is None:
+                        return False
+                try:
+                    self.guards.renew(user_id)
                     # Marked in flight first: if the process dies before the answer is
                     # committed, the next start asks the server instead of sending again.
                     self.store.set_uncertain(row.seq, index)
                     blob_id = self.client.insert_body(user_id, body)
-            except errors.MemobaseError as exc:
-                self._row_failed(row, index, exc, searching=searching)
-                return False
+                except errors.MemobaseError as exc:
+                    self._row_failed(row, index, exc, searching=False)
+                    return False
             self.store.blob_delivered(row.seq, index, blob_id, tokens)
             row.uncertain = None
             self._last_error.pop(user_id, None)
-            if self.store.buffered_tokens(self.scope, user_id) > threshold and not self._flush(
-                user_id
+            if (
+                self.store.buffered_tokens(self.scope, user_id) > threshold
+                and self._flush(user_id) is None
             ):
                 return index + 1 >= len(row.blobs)
         return True
@@ -448,10 +597,12 @@ class DeliveryWorker:
     ) -> None:
         outcome = send_outcome(exc)
         uncertain = index if searching or outcome is SendOutcome.UNKNOWN else None
-        permanent = outcome is SendOutcome.ANSWERED and isinstance(exc, errors.ValidationError)
+        permanent = not searching and refusal_is_permanent(exc)
         attempts = row.attempts + 1
         limit = self.policy.max_attempts
-        parked = permanent or (limit is not None and attempts >= limit)
+        # A turn whose answer was lost is not parked for its attempts: the server may hold
+        # it, and it must be resolved (found or sent) before the user is flushed again.
+        parked = permanent or (limit is not None and attempts >= limit and uncertain is None)
         self._last_error[row.user_id] = exc
         self.store.row_failed(
             row.seq,
@@ -460,16 +611,20 @@ class DeliveryWorker:
             parked=parked,
             next_attempt_at=time.time() + self._backoff(attempts),
         )
-        # The first failure, a parked turn and every tenth attempt are worth a warning; the
-        # rest of a long outage would only flood the log.
-        level = logging.WARNING if parked or attempts % 10 == 1 else logging.DEBUG
+        if self._past_deadline():
+            # close() interrupted this call: expected, and resolved at the next start.
+            level = logging.INFO
+        else:
+            # The first failure, a parked turn and every tenth attempt are worth a warning;
+            # the rest of a long outage would only flood the log.
+            level = logging.WARNING if parked or attempts % 10 == 1 else logging.DEBUG
         log.log(
             level,
             "Memobase outbox: turn %s of user %s not delivered (attempt %d%s): %s",
             row.turn_id,
             row.user_id,
             attempts,
-            ", parked" if parked else "",
+            ", parked: the server refuses it" if permanent else ", parked" if parked else "",
             exc.message,
         )
 
@@ -492,10 +647,20 @@ class DeliveryWorker:
                 return blob_id
         return None
 
-    def _flush(self, user_id: UUID) -> bool:
+    def _flush(self, user_id: UUID) -> list[ChatModalResponse] | None:
+        """Have the server process the user's buffer, then prove it processed ours.
+
+        ``None`` when no flush ran (or it failed); otherwise the results. Never while a
+        failed buffer awaits re-buffering (a success would count its turns processed) or a
+        send of the user is in flight (issue: the stored copy would be processed, then the
+        resend).
+        """
         if self.store.user_state(self.scope, user_id).needs_rebuffer:
-            # A success would mark the failed buffer's turns processed: re-buffer them first.
-            return False
+            return None
+        if self.store.has_uncertain(self.scope, user_id):
+            log.debug("Memobase outbox: user %s has a send to confirm first; no flush", user_id)
+            return None
+        batch = frozenset(self.store.unflushed_blob_ids(self.scope, user_id))
         self.guards.renew(user_id)
         try:
             results = self.client.flush_now(user_id)
@@ -515,19 +680,69 @@ class DeliveryWorker:
                 rebuffer=rebuffer,
                 next_flush_at=time.time() + self._backoff(attempts),
             )
-            log.warning("Memobase outbox: flush of user %s failed: %s", user_id, exc.message)
-            return False
-        self.store.flush_succeeded(self.scope, user_id)
-        self.client.notify_processed(user_id, results)
-        return True
+            level = logging.INFO if self._past_deadline() else logging.WARNING
+            log.log(level, "Memobase outbox: flush of user %s failed: %s", user_id, exc.message)
+            return None
+        try:
+            orphans = self._verify(user_id, batch)
+        except (errors.MemobaseError, _Unsettled) as exc:
+            reason = (
+                "a processing of this user is still running on the server"
+                if isinstance(exc, _Unsettled)
+                else exc.message
+            )
+            attempts = self.store.user_state(self.scope, user_id).flush_attempts + 1
+            self.store.flush_unverified(
+                self.scope,
+                user_id,
+                f"processed; not yet confirmed for every turn ({reason}); checked again at "
+                "the next flush",
+                next_flush_at=time.time() + self._backoff(attempts),
+            )
+        else:
+            self.store.flush_succeeded(self.scope, user_id, orphans)
+        if results:
+            self.client.notify_processed(user_id, results)
+        return results
+
+    def _verify(self, user_id: UUID, batch: frozenset[str]) -> frozenset[str]:
+        """Blobs of ``batch`` the server did not process in the flush that just succeeded.
+
+        The server deletes a chat blob once processed, so one still stored was never
+        buffered (its buffer row's commit was lost in a crash) or sits in a buffer the
+        server's own processing failed: either way no flush will ever process it.
+        """
+        if not batch or self._keeps_processed:
+            return frozenset()
+        still = frozenset(str(b) for b in self.client.blob_ids(user_id)) & batch
+        if not still:
+            return frozenset()
+        if self.client.buffer_ids(user_id, "processing"):
+            raise _Unsettled
+        if self.client.buffer_ids(user_id, "done"):
+            self._keeps_processed = True
+            log.info(
+                "Memobase outbox: this server keeps processed chat blobs "
+                "(persistent_chat_blobs); processing is not double-checked."
+            )
+            return frozenset()
+        log.warning(
+            "Memobase outbox: %d blob(s) of user %s were stored but never processed by the "
+            "server (e.g. it crashed between storing a blob and buffering it); giving them "
+            "to it again.",
+            len(still),
+            user_id,
+        )
+        return still
 
     def _rebuffer(self, user_id: UUID) -> bool:
-        """Give the server fresh copies of the blobs stuck in a failed buffer.
+        """Give the server fresh copies of blobs it will never process (a failed buffer, or
+        orphans found by :meth:`_verify`).
 
-        For each blob of the failed buffer that is still stored: insert a copy (new idle
-        buffer row), record the copy's id, then delete the failed copy. The order makes a crash
-        cost at worst a duplicate copy, never a lost turn; a copy whose answer was lost is
-        found again by its ``(turn_id, blob_index)`` fields.
+        For each such blob that is still stored: insert a copy (new idle buffer row), record
+        the copy's id, then delete the old one. The order makes a crash cost at worst a
+        duplicate copy, never a lost turn; a copy whose answer was lost is found again by
+        its ``(turn_id, blob_index)`` fields.
         """
         pending = self.store.user_state(self.scope, user_id).rebuffer_ids
         for row in self.store.unflushed_rows(self.scope, user_id):
@@ -535,6 +750,8 @@ class DeliveryWorker:
                 old = row.blob_ids[index]
                 if old not in pending:
                     continue
+                if self._past_deadline():
+                    raise _Stop
                 stage = "check"
                 try:
                     self.guards.renew(user_id)
@@ -558,7 +775,7 @@ class DeliveryWorker:
                     self.store.flush_failed(
                         self.scope,
                         user_id,
-                        f"re-buffering after a failed flush: {exc.message}",
+                        f"re-buffering: {exc.message}",
                         rebuffer=False,
                         next_flush_at=time.time() + self._backoff(attempts),
                     )
@@ -567,8 +784,8 @@ class DeliveryWorker:
                 try:
                     self.client.delete_blob(user_id, UUID(old))
                 except errors.MemobaseError as exc:
-                    # The failed copy sits in a failed buffer, which the server never
-                    # processes again: leaving it costs storage, not correctness.
+                    # The old copy sits in a failed buffer or in none, which the server never
+                    # processes: leaving it costs storage, not correctness.
                     log.info("Memobase outbox: could not delete blob %s: %s", old, exc.message)
         self.store.rebuffer_finished(self.scope, user_id)
         return True

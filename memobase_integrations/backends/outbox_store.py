@@ -8,8 +8,11 @@ being killed. Every method is one short transaction, so ``record`` costs one sma
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import socket
 import sqlite3
 import threading
@@ -65,6 +68,10 @@ CREATE TABLE IF NOT EXISTS outbox_turns (
     UNIQUE (scope, user_id, turn_id)
 );
 CREATE INDEX IF NOT EXISTS outbox_turns_work ON outbox_turns (scope, state, user_id, seq);
+CREATE TABLE IF NOT EXISTS outbox_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outbox_users (
     scope TEXT NOT NULL,
     user_id TEXT NOT NULL,
@@ -240,6 +247,60 @@ class OutboxStore:
         with contextlib.suppress(sqlite3.Error), self._write_lock:
             self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
+    # -- scopes -----------------------------------------------------------------------------
+    def fingerprint(self, secret: str) -> str:
+        """A short, non-reversible tag of ``secret`` for telling projects apart in the file.
+
+        HMAC-SHA256 keyed with a random salt kept in this file (``outbox_meta``), cut to 16
+        hex digits: equal secrets get equal tags within one file, and the file holds
+        nothing from which the secret (or a guess of it, without the file) can be checked
+        against another file's tag.
+        """
+        salt = self._salt()
+        digest = hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
+        return digest[:16]
+
+    def _salt(self) -> str:
+        row = self._one("SELECT value FROM outbox_meta WHERE key='salt'")
+        if row is None:
+            # INSERT OR IGNORE: two processes creating the file race; the first salt wins.
+            self._write(
+                "INSERT OR IGNORE INTO outbox_meta (key, value) VALUES ('salt', ?)",
+                (secrets.token_hex(16),),
+            )
+            row = self._one("SELECT value FROM outbox_meta WHERE key='salt'")
+        assert row is not None
+        return str(row["value"])
+
+    def rename_scope(self, old: str, new: str) -> int:
+        """Move rows written under ``old`` (an earlier version's scope) to ``new``.
+
+        Earlier versions wrote part of some API keys into the scope; the rewrite runs with
+        ``secure_delete`` so the old text is overwritten in the file, not just unlinked, and
+        the WAL is folded back and truncated so no copy of it stays there either.
+        """
+        if old == new:
+            return 0
+        present = self._one("SELECT 1 FROM outbox_users WHERE scope=? LIMIT 1", (old,))
+        present = present or self._one("SELECT 1 FROM outbox_turns WHERE scope=? LIMIT 1", (old,))
+        if present is None:
+            return 0
+        conn = self._conn()
+        conn.execute("PRAGMA secure_delete=ON")
+        try:
+            with self._tx() as tx:
+                moved = tx.execute(
+                    "UPDATE OR IGNORE outbox_turns SET scope=? WHERE scope=?", (new, old)
+                ).rowcount
+                tx.execute("DELETE FROM outbox_turns WHERE scope=?", (old,))
+                tx.execute("UPDATE OR IGNORE outbox_users SET scope=? WHERE scope=?", (new, old))
+                tx.execute("DELETE FROM outbox_users WHERE scope=?", (old,))
+            with contextlib.suppress(sqlite3.Error), self._write_lock:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.execute("PRAGMA secure_delete=OFF")
+        return int(moved)
+
     # -- recording --------------------------------------------------------------------------
     def add(self, scope: str, user_id: UUID, turn_id: str, blobs: list[dict[str, Any]]) -> bool:
         """Store a turn; ``False`` if this turn id was already recorded for the user."""
@@ -265,6 +326,28 @@ class OutboxStore:
         if self.has_undelivered(scope, user_id):
             return True
         return self.user_state(scope, user_id).needs_rebuffer
+
+    def has_uncertain(self, scope: str, user_id: UUID) -> bool:
+        """A send of this user whose answer was lost and is not resolved yet: the server may
+        hold a copy the outbox does not know about, so the user must not be flushed (the
+        flush would process that copy, and the resend would be processed again)."""
+        row = self._one(
+            "SELECT 1 FROM outbox_turns WHERE scope=? AND user_id=? AND uncertain IS NOT NULL "
+            "AND state IN ('pending', 'delivered', 'failed') LIMIT 1",
+            (scope, str(user_id)),
+        )
+        return row is not None
+
+    def unflushed_blob_ids(self, scope: str, user_id: UUID) -> set[str]:
+        """Ids of the user's blobs that are on the server and not yet known processed."""
+        ids: set[str] = set()
+        for r in self._all(
+            "SELECT blob_ids, flushed, delivered FROM outbox_turns WHERE scope=? AND user_id=? "
+            "AND flushed < delivered",
+            (scope, str(user_id)),
+        ):
+            ids.update(json.loads(r["blob_ids"])[r["flushed"] : r["delivered"]])
+        return ids
 
     def has_any_work(self, scope: str) -> bool:
         row = self._one(
@@ -421,26 +504,63 @@ class OutboxStore:
             row = conn.execute("SELECT attempts FROM outbox_turns WHERE seq=?", (seq,)).fetchone()
             return int(row["attempts"]) if row else 0
 
-    def flush_succeeded(self, scope: str, user_id: UUID) -> None:
-        """Everything delivered so far is processed: erase content, keep the turn ids a while."""
+    def flush_succeeded(
+        self, scope: str, user_id: UUID, orphans: frozenset[str] = frozenset()
+    ) -> None:
+        """Everything delivered so far is processed: erase content, keep the turn ids a while.
+
+        ``orphans``: blobs of ours the server still stores after the flush, so it never
+        processed them (see :meth:`DeliveryWorker._verify`). Their rows stay unflushed from
+        the first orphan on, with their content, and the orphans are queued for
+        re-buffering (a fresh copy is inserted, then the orphan deleted).
+        """
         now = time.time()
         with self._tx() as conn:
+            kept: list[tuple[int, int]] = []
+            if orphans:
+                for r in conn.execute(
+                    "SELECT seq, blob_ids, flushed, delivered FROM outbox_turns WHERE scope=? "
+                    "AND user_id=? AND flushed < delivered",
+                    (scope, str(user_id)),
+                ):
+                    ids = json.loads(r["blob_ids"])
+                    hits = [i for i in range(r["flushed"], r["delivered"]) if ids[i] in orphans]
+                    if hits:
+                        kept.append((int(r["seq"]), min(hits)))
+            keep_out = "".join(f" AND seq != {int(seq)}" for seq, _ in kept)
             conn.execute(
                 "UPDATE outbox_turns SET flushed=delivered, buffered_tokens=0, "
                 "blobs=CASE WHEN state='delivered' THEN '[]' ELSE blobs END, "
                 "state=CASE WHEN state='delivered' THEN 'done' ELSE state END, updated_at=? "
-                "WHERE scope=? AND user_id=? AND flushed < delivered",
+                "WHERE scope=? AND user_id=? AND flushed < delivered" + keep_out,
                 (now, scope, str(user_id)),
             )
+            for seq, first in kept:
+                conn.execute(
+                    "UPDATE outbox_turns SET flushed=?, updated_at=? WHERE seq=?",
+                    (first, now, seq),
+                )
             _touch_user(conn, scope, str(user_id))
             conn.execute(
                 "UPDATE outbox_users SET last_flush_at=?, flush_error=NULL, flush_attempts=0, "
-                "next_flush_at=0, rebuffer_ids='[]' WHERE scope=? AND user_id=?",
-                (now, scope, str(user_id)),
+                "next_flush_at=0, rebuffer_ids=? WHERE scope=? AND user_id=?",
+                (now, json.dumps(sorted(orphans)), scope, str(user_id)),
             )
             conn.execute(
                 "DELETE FROM outbox_turns WHERE scope=? AND state='done' AND updated_at < ?",
                 (scope, now - _KEEP_DONE_SECONDS),
+            )
+
+    def flush_unverified(self, scope: str, user_id: UUID, error: str, next_flush_at: float) -> None:
+        """The server answered the flush, but whether it processed every blob of ours is not
+        proven yet (the check failed, or a processing of the user was still running). The
+        rows stay unflushed; the next flush (which finds nothing idle) checks again."""
+        with self._tx() as conn:
+            _touch_user(conn, scope, str(user_id))
+            conn.execute(
+                "UPDATE outbox_users SET last_flush_at=?, flush_error=?, "
+                "flush_attempts=flush_attempts+1, next_flush_at=? WHERE scope=? AND user_id=?",
+                (time.time(), error, next_flush_at, scope, str(user_id)),
             )
 
     def flush_failed(

@@ -28,6 +28,7 @@ import functools
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ import httpx
 from pydantic import SecretStr
 
 from .. import errors
+from ..background import SerialRunner
 from ..models import (
     Blob,
     BlobData,
@@ -72,15 +74,31 @@ __all__ = ["RemoteBackend"]
 log = logging.getLogger("memobase_integrations.remote")
 
 
-def _scope(base_url: str, api_key: str) -> str:
-    """Which server and project outbox rows belong to: URL plus the key's project id.
+def _key_project(api_key: str) -> str | None:
+    """The part of a ``sk-<project>-<secret>`` key that names the project (``None`` for other
+    keys). Not safe to store: for some keys it is part of the secret."""
+    if api_key.startswith("sk-") and "-" in api_key[3:]:
+        return api_key[3:].rsplit("-", 1)[0]
+    return None
+
+
+def _legacy_scope(base_url: str, api_key: str) -> str:
+    """The scope versions before 0.2 wrote, with that key part in clear (see ``_scope``)."""
+    project = _key_project(api_key)
+    return base_url if project is None else f"{base_url}#{project}"
+
+
+def _scope(store: OutboxStore, base_url: str, api_key: str) -> str:
+    """Which server and project outbox rows belong to: URL plus a fingerprint of the key's
+    project part.
 
     Memobase Cloud serves every project at one URL and tells them apart by the key
-    (``sk-<project id>-<secret>``); the id is not secret, the rest of the key is never stored.
+    (``sk-<project>-<secret>``). The project part survives a key rotation, so rows recorded
+    before it are still delivered; but for some keys it is secret too, so only a salted,
+    non-reversible fingerprint of it is stored (:meth:`OutboxStore.fingerprint`).
     """
-    if api_key.startswith("sk-") and "-" in api_key[3:]:
-        return f"{base_url}#{api_key[3:].rsplit('-', 1)[0]}"
-    return base_url
+    project = _key_project(api_key)
+    return base_url if project is None else f"{base_url}#key-{store.fingerprint(project)}"
 
 
 def _close_at_exit(ref: weakref.ReferenceType[RemoteBackend]) -> None:
@@ -106,6 +124,11 @@ class _Delivery:
             if len(ids) < 100:
                 break
         return found
+
+    def buffer_ids(self, user_id: UUID, status: str) -> list[UUID]:
+        return self._backend._http.send(
+            self._backend._capacity_request(user_id, BlobType.chat, status)
+        )
 
     def blob_fields(self, user_id: UUID, blob_id: UUID) -> dict[str, Any] | None:
         try:
@@ -134,6 +157,11 @@ class RemoteBackend:
     :mod:`memobase_integrations.backends.outbox` for the exact guarantee. ``close()`` (also run
     at interpreter exit) drains it within ``policy.close_timeout_seconds``.
 
+    Reads are bounded: ``read_deadline`` seconds per read in total, retries and backoff
+    included (``timeout`` is the limit of one attempt). After the server failed, the reads
+    an app makes while answering (context, profile, events, searches) fail at once for
+    ``breaker_cooldown`` seconds, then one probes the server again (``0`` turns this off).
+
     ``transport`` / ``async_transport`` replace httpx's network layer (tests, proxies).
     """
 
@@ -145,6 +173,8 @@ class RemoteBackend:
         api_key: str | None = None,
         *,
         timeout: float = 30.0,
+        read_deadline: float = 5.0,
+        breaker_cooldown: float = 10.0,
         max_retries: int = 2,
         retry_backoff: float = 0.5,
         retry_backoff_max: float = 8.0,
@@ -173,8 +203,12 @@ class RemoteBackend:
                 "The Memobase API key contains spaces or control characters; copy the token "
                 "again (it is one word, e.g. sk-proj-...)."
             )
-        if timeout <= 0 or max_retries < 0:
-            raise errors.ConfigurationError("timeout must be > 0 and max_retries >= 0.")
+        if timeout <= 0 or max_retries < 0 or read_deadline <= 0 or breaker_cooldown < 0:
+            raise errors.ConfigurationError(
+                "timeout and read_deadline must be > 0, breaker_cooldown and max_retries >= 0 "
+                f"(got timeout={timeout!r}, read_deadline={read_deadline!r}, "
+                f"breaker_cooldown={breaker_cooldown!r}, max_retries={max_retries!r})."
+            )
         self.base_url = normalise_project_url(url)
         self._api_key = SecretStr(key)
         self.timeout = timeout
@@ -189,9 +223,13 @@ class RemoteBackend:
             backoff_max=retry_backoff_max,
             transport=transport,
             async_transport=async_transport,
+            read_deadline=read_deadline,
+            breaker_cooldown=breaker_cooldown,
         )
-        self._scope = _scope(self.base_url, key)
+        self._scope = ""  # set when the outbox file is opened (the fingerprint's salt is there)
         self._listeners: list[ProcessedListener] = []
+        # Listeners run here, never on the caller's thread, an event loop or the outbox thread.
+        self._notifier = SerialRunner("memobase-listeners")
         self._known_users: set[UUID] = set()
         self._lock = threading.Lock()
         self._outbox_path = Path(outbox_path) if outbox_path is not None else default_outbox_path()
@@ -199,7 +237,7 @@ class RemoteBackend:
         self._worker: DeliveryWorker | None = None
         # A lease must outlive the longest call made under it (one request and its retries).
         self._guards = UserGuards(
-            self._scope,
+            "",
             owner=lease_owner_id(),
             lease_seconds=max(60.0, timeout * (max_retries + 2)),
         )
@@ -220,8 +258,15 @@ class RemoteBackend:
     def _open_store(self) -> OutboxStore:
         with self._lock:
             if self._store is None:
-                self._store = OutboxStore(self._outbox_path)
-                self._guards.store = self._store
+                store = OutboxStore(self._outbox_path)
+                key = self._api_key.get_secret_value()
+                self._scope = _scope(store, self.base_url, key)
+                moved = store.rename_scope(_legacy_scope(self.base_url, key), self._scope)
+                if moved:
+                    log.info("Outbox rows of an earlier version moved to the key's fingerprint.")
+                self._guards.scope = self._scope
+                self._guards.store = store
+                self._store = store
             return self._store
 
     def _existing_store(self) -> OutboxStore | None:
@@ -243,11 +288,22 @@ class RemoteBackend:
         return worker
 
     def _notify(self, user_id: UUID, results: Sequence[ChatModalResponse]) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(user_id, results)
-            except Exception:  # a listener's bug must not break delivery
-                log.exception("A Memobase processed-listener failed for user %s", user_id)
+        """Tell the listeners, on the notifier thread: a listener may do blocking I/O (the
+        facade's cache refresh reads the context), which must not run on the caller's
+        thread, an event loop, or the outbox thread."""
+        listeners = list(self._listeners)
+        if not listeners:
+            return
+        snapshot = list(results)
+
+        def run() -> None:
+            for listener in listeners:
+                try:
+                    listener(user_id, snapshot)
+                except Exception:  # a listener's bug must not break delivery
+                    log.exception("A Memobase processed-listener failed for user %s", user_id)
+
+        self._notifier.submit(run)
 
     @staticmethod
     def _turn_bodies(blobs: Sequence[Blob], turn_id: str) -> list[dict[str, Any]]:
@@ -544,68 +600,45 @@ class RemoteBackend:
     ) -> list[UUID]:
         return await self._http.asend(self._capacity_request(user_id, blob_type, status))
 
-    def _needs_delivery(self, user_id: UUID, blob_type: BlobType) -> bool:
-        store = self._existing_store()
-        return (
-            blob_type == BlobType.chat
-            and store is not None
-            and store.needs_delivery(self._scope, user_id)
-        )
-
-    def _check_flushable(self, user_id: UUID, blob_type: BlobType) -> None:
-        """Refuse to flush while turns of a failed server-side flush await re-buffering (the
-        worker failed another flush in the meantime): a success would count them as done."""
-        store = self._store
-        if (
-            store is not None
-            and blob_type == BlobType.chat
-            and store.user_state(self._scope, user_id).needs_rebuffer
-        ):
-            raise errors.ServiceUnavailableError(
-                "The last flush of this user failed on the server and its turns are being "
-                "given to it again. What to do: call flush() again in a moment; status() "
-                "shows the server's error."
-            )
-
-    def _after_flush(
-        self, user_id: UUID, blob_type: BlobType, wait: bool, results: list[ChatModalResponse]
-    ) -> None:
-        store = self._store
-        if store is not None and blob_type == BlobType.chat:
-            store.flush_succeeded(self._scope, user_id)
-        if wait:
-            self._notify(user_id, results)
-
     def flush(
         self, user_id: UUID, blob_type: BlobType = BlobType.chat, *, wait: bool = True
     ) -> list[ChatModalResponse]:
         """Deliver the user's recorded turns, then have the server process the buffer.
 
-        ``wait=True`` processes inline and returns what changed; ``wait=False`` queues the
-        processing on the server and returns ``[]``. Raises the delivery error if recorded
-        turns could not reach the server (they stay in the outbox).
+        ``wait=True`` returns what changed once processed; ``wait=False`` returns ``[]`` once
+        the turns are delivered, and the outbox thread has them processed right after. Either
+        way the outbox checks afterwards that every delivered turn was processed (see
+        :mod:`.outbox`). Raises the delivery error if recorded turns could not reach the
+        server (they stay in the outbox). Listeners hear of the results on a thread of their
+        own, never on the caller's.
         """
-        if self._needs_delivery(user_id, blob_type):
-            worker = self._start_worker()
-            if worker is not None:
-                worker.request_delivery(user_id).result()
+        worker = self._outbox_worker(blob_type)
+        if worker is not None:
+            return worker.request_flush(user_id, wait).result()
         with self._guards.hold(user_id):
-            self._check_flushable(user_id, blob_type)
             results = self._http.send(rq.flush_request(user_id, blob_type, wait))
-            self._after_flush(user_id, blob_type, wait, results)
+        if wait:
+            self._notify(user_id, results)
         return results
+
+    def _outbox_worker(self, blob_type: BlobType) -> DeliveryWorker | None:
+        """The worker that flushes chat buffers when the outbox exists: it delivers first,
+        then flushes under the user's lease and proves that every delivered blob was
+        processed (the outbox module's guarantee); listeners hear of it from there."""
+        if blob_type != BlobType.chat or self._existing_store() is None:
+            return None
+        return self._start_worker()
 
     async def aflush(
         self, user_id: UUID, blob_type: BlobType = BlobType.chat, *, wait: bool = True
     ) -> list[ChatModalResponse]:
-        if await asyncio.to_thread(self._needs_delivery, user_id, blob_type):
-            worker = await asyncio.to_thread(self._start_worker)
-            if worker is not None:
-                await asyncio.wrap_future(worker.request_delivery(user_id))
+        worker = await asyncio.to_thread(self._outbox_worker, blob_type)
+        if worker is not None:
+            return await asyncio.wrap_future(worker.request_flush(user_id, wait))
         async with self._guards.ahold(user_id):
-            await asyncio.to_thread(self._check_flushable, user_id, blob_type)
             results = await self._http.asend(rq.flush_request(user_id, blob_type, wait))
-            await asyncio.to_thread(self._after_flush, user_id, blob_type, wait, results)
+        if wait:
+            self._notify(user_id, results)
         return results
 
     # -- reads ------------------------------------------------------------------------------
@@ -983,25 +1016,29 @@ class RemoteBackend:
             return
         self._closed = True
         atexit.unregister(self._atexit_hook)
-        limit = self.policy.close_timeout_seconds if timeout is None else timeout
-        with self._lock:
-            worker = self._worker
-        if worker is not None:
-            worker.drain_and_stop(limit)
+        self._shutdown(timeout)
         self._http.close()
         if self._store is not None:
             self._store.close()
+
+    def _shutdown(self, timeout: float | None) -> None:
+        """Drain the outbox within the budget (a request still waiting at the deadline is
+        interrupted), then let the listeners hear of the last flushes (within what is left,
+        at least a moment), so no thread of this backend outlives ``close``."""
+        limit = self.policy.close_timeout_seconds if timeout is None else timeout
+        end = time.monotonic() + limit
+        with self._lock:
+            worker = self._worker
+        if worker is not None:
+            worker.drain_and_stop(limit, abort=self._http.abort)
+        self._notifier.stop(max(1.0, end - time.monotonic()))
 
     async def aclose(self, timeout: float | None = None) -> None:
         if self._closed:
             return
         self._closed = True
         atexit.unregister(self._atexit_hook)
-        limit = self.policy.close_timeout_seconds if timeout is None else timeout
-        with self._lock:
-            worker = self._worker
-        if worker is not None:
-            await asyncio.to_thread(worker.drain_and_stop, limit)
+        await asyncio.to_thread(self._shutdown, timeout)
         await self._http.aclose()
         if self._store is not None:
             self._store.close()

@@ -178,6 +178,7 @@ def test_nothing_is_processed_without_a_reason_then_flush_processes(env: Env) ->
     results = backend.flush(user)
     assert len(results) == 1 and results[0].event_id is not None
     assert processed_keys(env, user) == [("a", 0), ("b", 0)]
+    wait_until(lambda: len(env.processed_events) == 1, "listener")  # runs on its own thread
     assert env.processed_events == [(user, results)]
     after = backend.status(user).users[0]
     assert after.buffered_tokens == 0 and after.last_flush_at is not None
