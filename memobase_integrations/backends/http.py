@@ -57,6 +57,7 @@ __all__ = [
     "JsonParam",
     "Request",
     "SendOutcome",
+    "UnsendableRequestError",
     "clean_errmsg",
     "encode_query",
     "normalise_project_url",
@@ -469,6 +470,8 @@ def send_outcome(exc: BaseException) -> SendOutcome:
     The outbox uses this to decide between sending again (nothing arrived, or the server
     answered with a refusal) and first asking the server what it has (the answer was lost).
     """
+    if isinstance(exc, UnsendableRequestError):
+        return SendOutcome.NOT_SENT
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, _NOT_SENT_EXCEPTIONS):
@@ -498,6 +501,11 @@ _DATA_REFUSALS = re.compile(
 )
 
 
+class UnsendableRequestError(errors.ValidationError):
+    """The request cannot even be encoded (e.g. text with a lone surrogate is not UTF-8):
+    nothing was sent, and sending it again can only fail the same way."""
+
+
 def refusal_is_permanent(exc: BaseException) -> bool:
     """Whether the server refused a write for what it *contains*, so sending the same
     request again can only fail the same way (the outbox parks such a turn at once).
@@ -519,6 +527,8 @@ def refusal_is_permanent(exc: BaseException) -> bool:
       key or URL fails every turn alike: it is fixed in the configuration, not by dropping
       this turn).
     """
+    if isinstance(exc, UnsendableRequestError):
+        return True
     if not isinstance(exc, errors.MemobaseError):
         return False
     if send_outcome(exc) is not SendOutcome.ANSWERED:
@@ -733,9 +743,23 @@ class HttpCore:
         }
 
     def _build(self, req: Request[Any]) -> dict[str, Any]:
+        """httpx arguments; the JSON body is encoded here, so a body that cannot be sent
+        (a lone surrogate has no UTF-8 form) is a typed, permanent refusal, not a crash."""
         kwargs: dict[str, Any] = {"params": list(req.params)}
         if req.json is not _NO_BODY:
-            kwargs["json"] = req.json
+            try:
+                content = json.dumps(
+                    req.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+                ).encode("utf-8")
+            except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+                raise UnsendableRequestError(
+                    f"{req.call} cannot be sent: its body is not valid JSON text "
+                    f"({type(exc).__name__}: {clean_errmsg(str(exc), 120)}). What to do: "
+                    "remove the offending characters (e.g. unpaired surrogates) from the "
+                    "text and record it again."
+                ) from exc
+            kwargs["content"] = content
+            kwargs["headers"] = {"Content-Type": "application/json"}
         return kwargs
 
     def _attempt_timeout(self, call: Call, deadline: float | None) -> float:
