@@ -25,10 +25,10 @@ HTTP 503, nothing applied), ``"drop_before"`` (connection closed after reading t
 nothing applied), ``"drop_after"`` (applied, then the connection closed without an answer),
 ``"crash_between"`` (an insert: blob stored without its buffer row, connection closed),
 ``"timeout_after"`` (mock only: applied, then a read timeout), and on the loopback server
-``"hang"`` (the request is read and never answered) and ``"slow:<seconds>"`` (answered after
-that delay). The loopback server counts the connections it accepted (``connections``) and
-can be killed (listening socket closed, every open connection cut) and restarted on the
-same port.
+``"hang"`` (the request is read and never answered), ``"slow:<seconds>"`` (answered after
+that delay) and ``"gate"`` (answered once the test sets ``server.gate``). The loopback
+server counts the connections it accepted (``connections``) and can be killed (listening
+socket closed, every open connection cut) and restarted on the same port.
 """
 
 from __future__ import annotations
@@ -198,6 +198,8 @@ class FakeMemobase:
         if parts[:2] == ["users", "context"]:
             processed = sum(1 for u, _, _ in self.processed if u == parts[2])
             return _ok({"context": f"# Memory\n{processed} processed blobs\n"})
+        if parts[:2] == ["users", "profile"] and method == "POST":
+            return _ok({"id": str(uuid.uuid4())})
         if parts[:2] == ["users", "profile"] and method == "GET":
             return _ok({"profiles": []})
         if parts[:2] == ["users", "event"] and method == "GET":
@@ -311,6 +313,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.owner.released.wait()
             self._drop()
             return
+        if verdict == "gate":
+            self.owner.gate.wait(60)  # held until the test opens the gate
         slow = verdict is not None and verdict.startswith("slow:")
         if slow and self.owner.released.wait(float(str(verdict).partition(":")[2])):
             self._drop()  # killed while waiting
@@ -372,13 +376,16 @@ class LoopbackServer:
     request being handled loses its answer); :meth:`start` serves again on the same port.
     """
 
-    def __init__(self, fake: FakeMemobase) -> None:
+    def __init__(self, fake: FakeMemobase, *, restartable: bool = False) -> None:
         self.fake = fake
+        self.restartable = restartable
         self.connections = 0
+        self.kills = 0
         self.released = threading.Event()
+        self.gate = threading.Event()
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
-        self.server = self._make(0, reuse=False)
+        self.server = self._make(0, reuse=restartable)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread: threading.Thread | None = None
@@ -388,9 +395,9 @@ class LoopbackServer:
         server = _CountingServer(("127.0.0.1", port), handler, bind_and_activate=False)
         server.owner = self
         server.daemon_threads = True
-        # No SO_REUSEADDR at first: on Linux another socket could then bind this (not yet
-        # listening) port too, and "refused" would no longer be true. A restart needs it
-        # (the killed server's connections linger in TIME_WAIT).
+        # No SO_REUSEADDR unless asked: on Linux another socket could then bind this (not
+        # yet listening) port too, and "refused" would no longer be true. A restart needs
+        # it on every socket of the port (its connections linger after the kill).
         server.allow_reuse_address = reuse
         server.server_bind()
         return server
@@ -402,6 +409,7 @@ class LoopbackServer:
 
     def start(self) -> None:
         if self.server.socket.fileno() < 0:  # killed: bind the same port again
+            assert self.restartable, "LoopbackServer(restartable=True) to start it again"
             self.server = self._make(self.port, reuse=True)
         self.released.clear()
         self.server.server_activate()
@@ -410,6 +418,7 @@ class LoopbackServer:
 
     def kill(self) -> None:
         """Stop listening and cut every connection (hanging requests included)."""
+        self.kills += 1
         self.released.set()
         if self._thread is not None:
             self.server.shutdown()
