@@ -3,6 +3,7 @@ finished processing run refreshes the cache on the worker's thread, not the call
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -111,3 +112,88 @@ def test_cached_context_peeks_without_io(
     user.add_profile("Dora", "basic_info", "name")  # a write through the facade drops it
     assert user.cached_context(max_token_size=300) is None
     assert len(calls) == 1
+
+
+@pytest.fixture
+def quiet(tmp_path: Path) -> Iterator[Memobase]:
+    """No background worker: processing happens only in the test's explicit flush."""
+    mb = Memobase.embedded(
+        f"sqlite:///{tmp_path / 'quiet.db'}",
+        llm=StandInLLM().settings(),
+        policy=FlushPolicy(idle_flush_seconds=None),
+        start_worker=False,
+    )
+    yield mb
+    mb.close()
+
+
+def _hold_context(mb: Memobase, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make every backend.context call wait until the returned event is set."""
+    gate = threading.Event()
+    real = mb.backend.context
+
+    def held(user_id: Any, options: ContextOptions) -> str:
+        gate.wait(60)
+        return real(user_id, options)
+
+    monkeypatch.setattr(mb.backend, "context", held)
+    return gate
+
+
+GUS = [
+    {"role": "user", "content": "My name is Gus and I work as a nurse in Lisbon."},
+    {"role": "assistant", "content": "Nice to meet you, Gus!"},
+]
+
+
+def test_flush_returns_before_the_cache_refresh_finishes(
+    quiet: Memobase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh after processing reads the backend; it must not run on the caller's
+    thread (the flush would wait for it, and so would a request holding that thread)."""
+    user = quiet.user("gus")
+    key = ContextOptions(max_token_size=300).cache_key()
+    user.context(max_token_size=300)
+    user.record(GUS)
+    gate = _hold_context(quiet, monkeypatch)
+    opener = threading.Timer(30, gate.set)  # only a safety net if the refresh blocks us
+    opener.start()
+    try:
+        user.flush()
+        assert not gate.is_set(), "flush waited for the refresh"
+    finally:
+        gate.set()
+        opener.cancel()
+    _wait_for(lambda: "Gus" in (quiet._cache.get(user.id, key) or ""))
+
+
+async def test_aflush_returns_before_the_cache_refresh_finishes(
+    quiet: Memobase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = quiet.user("gus")
+    key = ContextOptions(max_token_size=300).cache_key()
+    await user.acontext(max_token_size=300)
+    await user.arecord(GUS)
+    gate = _hold_context(quiet, monkeypatch)
+    opener = threading.Timer(30, gate.set)
+    opener.start()
+    try:
+        await user.aflush()
+        assert not gate.is_set(), "aflush waited for the refresh"
+    finally:
+        gate.set()
+        opener.cancel()
+    await asyncio.to_thread(_wait_for, lambda: "Gus" in (quiet._cache.get(user.id, key) or ""))
+
+
+def test_a_flush_makes_the_next_read_fresh_even_before_listeners_run(
+    quiet: Memobase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listeners may hear of processing later, on another thread; the caller's own next
+    read after flush() must still not come from before the flush."""
+    user = quiet.user("gus")
+    user.context(max_token_size=300)
+    monkeypatch.setattr(quiet.backend, "_notify", lambda *args: None)  # no listener at all
+    user.record(GUS)
+    user.flush()
+    assert "basic_info::name: Gus" in user.context(max_token_size=300)
