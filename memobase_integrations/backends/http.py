@@ -38,7 +38,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, Literal, TypeVar
@@ -684,6 +684,7 @@ class HttpCore:
         # Keyed by the loop itself (not weakly: uvloop's loops take no weak references);
         # clients of closed loops are dropped on the next lookup.
         self._async: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -706,7 +707,7 @@ class HttpCore:
                 )
             return self._sync
 
-    def _aclient(self) -> httpx.AsyncClient:
+    async def _aclient(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._closed:
@@ -717,15 +718,35 @@ class HttpCore:
             for old in [other for other in self._async if other.is_closed()]:
                 del self._async[old]  # its connections died with the loop
             client = self._async.get(loop)
-            if client is None:
-                client = httpx.AsyncClient(
-                    base_url=self.base_url,
-                    headers=self._headers,
-                    timeout=self.timeout,
-                    transport=self._async_transport,
-                )
-                self._async[loop] = client
-            return client
+            if client is not None:
+                return client
+            client = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=self._headers,
+                timeout=self.timeout,
+                transport=self._async_transport,
+            )
+            self._async[loop] = client
+        # Close the client (and its sockets) while its loop still runs: asyncio.run() and
+        # well-behaved loop owners close every live async generator before closing the loop
+        # (``shutdown_asyncgens``), so this one's ``finally`` runs on that loop, in time.
+        closer = self._close_with_loop(loop, client)
+        await closer.asend(None)
+        with self._lock:
+            self._closers[loop] = closer
+        return client
+
+    async def _close_with_loop(
+        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._async.get(loop) is client:
+                    del self._async[loop]
+                self._closers.pop(loop, None)
+            await client.aclose()
 
     # -- sending ----------------------------------------------------------------------------
     def _retrying_kwargs(self, call: Call) -> dict[str, Any]:
@@ -860,7 +881,7 @@ class HttpCore:
     async def asend(self, req: Request[T]) -> T:
         """The async twin of :meth:`send` (native httpx.AsyncClient, asyncio sleeps); the
         read deadline is also enforced by ``asyncio.timeout``."""
-        client = self._aclient()
+        client = await self._aclient()
         probe = self._gate(req.call)
         path = req.url_path()
         kwargs = self._build(req)
@@ -919,7 +940,10 @@ class HttpCore:
         except RuntimeError:  # pragma: no cover - always called from a coroutine
             loop = None
         with self._lock:
+            closer = self._closers.pop(loop, None) if loop is not None else None
             mine = self._async.pop(loop) if loop is not None and loop in self._async else None
+        if closer is not None:
+            await closer.aclose()  # its ``finally`` closes the client
         if mine is not None:
             await mine.aclose()
         self.close()
