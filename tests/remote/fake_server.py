@@ -273,6 +273,20 @@ class FakeMemobase:
             return sum(1 for u in self.blobs.values() for b in u.values() if b.status == "none")
 
 
+def on_nth_insert(n: int, verdict: str) -> Fault:
+    """A fault hook: ``verdict`` for the ``n``-th blob insert (1-based), nothing else."""
+    inserts = 0
+
+    def fault(method: str, path: str) -> str | None:
+        nonlocal inserts
+        if "/blobs/insert/" not in path:
+            return None
+        inserts += 1
+        return verdict if inserts == n else None
+
+    return fault
+
+
 _NOW = "2026-11-24T01:45:26.384150Z"
 
 

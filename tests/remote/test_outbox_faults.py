@@ -23,7 +23,7 @@ from memobase_integrations.backends.outbox import UserGuards
 from memobase_integrations.backends.outbox_store import OutboxStore, lease_owner_id
 from memobase_integrations.backends.remote import RemoteBackend
 
-from .fake_server import NUL_ERRMSG
+from .fake_server import NUL_ERRMSG, on_nth_insert
 from .test_outbox import Env, env, policy, processed_keys, stored_keys, turn, wait_until
 
 __all__ = ["env"]  # the fixture, re-exported for pytest
@@ -44,16 +44,7 @@ def test_a_blob_stored_without_its_buffer_row_is_processed_exactly_once(env: Env
     """The server died between storing the blob and buffering it: the retry finds the blob
     by its fields and does not resend; the post-flush check sees it still stored after a
     successful flush, gives the server a fresh copy and deletes the orphan."""
-    inserts = 0
-
-    def fault(method: str, path: str) -> str | None:
-        nonlocal inserts
-        if "/blobs/insert/" in path:
-            inserts += 1
-            return "crash_between" if inserts == 1 else None
-        return None
-
-    env.fake.fault = fault
+    env.fake.fault = on_nth_insert(1, "crash_between")
     backend = env.backend()
     user = uuid4()
     backend.record(user, turn("I keep bees."), "t1")
@@ -69,16 +60,7 @@ def test_a_blob_stored_without_its_buffer_row_is_processed_exactly_once(env: Env
 
 
 def test_the_idle_flush_also_proves_processing(env: Env) -> None:
-    inserts = 0
-
-    def fault(method: str, path: str) -> str | None:
-        nonlocal inserts
-        if "/blobs/insert/" in path:
-            inserts += 1
-            return "crash_between" if inserts == 2 else None
-        return None
-
-    env.fake.fault = fault
+    env.fake.fault = on_nth_insert(2, "crash_between")
     backend = env.backend(policy=policy(idle_flush_seconds=0.02))
     user = uuid4()
     for n in range(3):
@@ -189,16 +171,7 @@ def test_a_body_that_cannot_be_encoded_is_parked_not_retried_forever(env: Env) -
 def test_no_idle_flush_while_a_lost_answer_awaits_its_retry(env: Env) -> None:
     """t1's answer is lost (the server stored it); before its retry resolves that, the idle
     flush must not process the stored copy, or the retry (finding nothing) resends it."""
-    inserts = 0
-
-    def fault(method: str, path: str) -> str | None:
-        nonlocal inserts
-        if "/blobs/insert/" in path:
-            inserts += 1
-            return "drop_after" if inserts == 2 else None
-        return None
-
-    env.fake.fault = fault
+    env.fake.fault = on_nth_insert(2, "drop_after")
     # the idle flush is due long before the retry of the lost send
     backend = env.backend(
         policy=policy(idle_flush_seconds=0.01, retry_base_seconds=0.4, retry_max_seconds=0.4)
