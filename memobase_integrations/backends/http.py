@@ -565,7 +565,7 @@ class CircuitBreaker:
     """Remembers that the server just failed, so request-path reads stop waiting for it.
 
     Closed: everything goes out. A failure that says the server is down or stuck (no
-    connection, a timeout, a lost answer, a gateway's 502/503/504) opens it for
+    connection could be made, a timeout, a gateway's 502/503/504) opens it for
     ``cooldown`` seconds, during which :meth:`admit` refuses request-path reads at once
     (no connection is attempted). After the cool-down one read is let through as a probe
     (half-open); the others keep failing fast until it ends. Any answer from the server,
@@ -626,13 +626,23 @@ class CircuitBreaker:
 
 
 def _server_down(exc: BaseException) -> bool:
-    """Does this failure say the server is unreachable or stuck (not: it refused)?"""
-    if isinstance(exc, errors.ConnectionError):
+    """Does this failure say the server is unreachable or stuck? (Not: it refused, nor a
+    single dropped connection, which a proxy or a keep-alive race causes as well.)"""
+    if isinstance(exc, errors.TimeoutError):
         return True
+    if isinstance(exc, errors.ConnectionError):
+        return send_outcome(exc) is SendOutcome.NOT_SENT  # refused, DNS, connect timeout
     return (
         isinstance(exc, errors.MemobaseError)
         and exc.errno is None
         and exc.status_code in _RETRYABLE_READ_STATUSES
+    )
+
+
+def _answered(exc: BaseException) -> bool:
+    """Did the server (or the framework in front of its handlers) answer at all?"""
+    return isinstance(exc, errors.MemobaseError) and (
+        exc.errno is not None or exc.status_code is not None
     )
 
 
@@ -820,7 +830,7 @@ class HttpCore:
         elif _server_down(exc):
             message = exc.message if isinstance(exc, errors.MemobaseError) else str(exc)
             self.breaker.failed(clean_errmsg(message, 160))
-        elif isinstance(exc, errors.MemobaseError):
+        elif _answered(exc):
             self.breaker.succeeded()  # the server answered (with a refusal): it is up
         elif probe:
             self.breaker.release_probe()

@@ -417,9 +417,14 @@ class DeliveryWorker:
                 if wait:
                     fut.set_result(results)
             except BaseException as exc:
+                if isinstance(exc, LeaseLost):
+                    exc = errors.TimeoutError(
+                        f"User {user_id} was taken over by another process sharing the outbox "
+                        "file while this call ran; nothing was lost. What to do: call again."
+                    )
                 if not fut.done():
                     fut.set_exception(exc)
-                elif isinstance(exc, errors.MemobaseError | LeaseLost):
+                elif isinstance(exc, errors.MemobaseError):
                     log.warning("Memobase outbox: flush of user %s failed: %s", user_id, exc)
                 else:
                     raise
