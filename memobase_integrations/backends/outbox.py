@@ -31,15 +31,18 @@ exactly-once.**
   a user is in flight like this, the user is never flushed (the flush would process the
   stored copy and the resend would be processed again).
 * **Every delivered blob is proven processed.** The server stores a blob and its buffer row
-  in two commits; if it dies between them, the blob found above is stored but never
-  buffered, and no flush would ever process it. So after each successful flush the worker
-  lists the user's chat blobs: the server deletes a chat blob once it processed it, so one
-  of ours still stored was not processed (no buffer row, or a buffer the server's own
-  processing failed). Such an orphan is re-buffered (a fresh copy inserted, then the orphan
-  deleted) and flushed again; the turn is processed once, in a later batch. The check is
-  skipped while a processing of the user is still running on the server (it is repeated at
-  the next flush) and on servers that keep processed chat blobs (``persistent_chat_blobs``,
-  recognised by their ``done`` buffer rows), where "still stored" proves nothing.
+  in two commits and answers an insert only after both, so a blob whose insert was answered
+  is buffered and the next successful flush processes it. A blob found by the search above
+  was not seen answered: if the server died between its two commits, it is stored but never
+  buffered, and no flush would ever process it. Such blobs are remembered (in the file), and
+  after a successful flush of a batch holding one the worker lists the user's chat blobs:
+  the server deletes a chat blob once it processed it, so one of ours still stored was not
+  processed (no buffer row, or a buffer the server's own processing failed). Such an
+  orphan is re-buffered (a fresh copy inserted, then the orphan deleted) and flushed again;
+  the turn is processed once, in a later batch. The check waits while a processing of the
+  user is still running on the server (it is repeated at the next flush) and is skipped on
+  servers that keep processed chat blobs (``persistent_chat_blobs``, recognised by their
+  ``done`` buffer rows), where "still stored" proves nothing.
 * De-duplication cannot catch a copy that was already processed and deleted by the server
   in between (e.g. another client flushed the user, or the server processed an over-full
   buffer on its own, between a lost answer and the search); in that window a turn can
@@ -564,6 +567,8 @@ class DeliveryWorker:
                 except errors.MemobaseError as exc:
                     self._row_failed(row, index, exc, searching=True)
                     return False
+                if blob_id is not None:
+                    self.store.mark_unconfirmed(self.scope, user_id, blob_id)
                 if blob_id is None:  # not there: the send never arrived, send it again
                     self.store.set_uncertain(row.seq, None)
                     row.uncertain = None
@@ -713,11 +718,14 @@ class DeliveryWorker:
     def _verify(self, user_id: UUID, batch: frozenset[str]) -> frozenset[str]:
         """Blobs of ``batch`` the server did not process in the flush that just succeeded.
 
-        The server deletes a chat blob once processed, so one still stored was never
-        buffered (its buffer row's commit was lost in a crash) or sits in a buffer the
-        server's own processing failed: either way no flush will ever process it.
+        The server answers an insert only after both of its commits (blob, then buffer
+        row), so a blob whose insert was answered with success was buffered. A blob adopted
+        after a lost answer was not seen answered: when the batch holds one, the user's
+        chat blobs are listed. The server deletes a chat blob once processed, so one of ours
+        still stored was never buffered (the buffer row's commit was lost in a crash) or
+        sits in a buffer the server's own processing failed: no flush will process it.
         """
-        if not batch or self._keeps_processed:
+        if self._keeps_processed or not (self.store.unconfirmed(self.scope, user_id) & batch):
             return frozenset()
         still = frozenset(str(b) for b in self.client.blob_ids(user_id)) & batch
         if not still:
@@ -768,6 +776,8 @@ class DeliveryWorker:
                     if row.uncertain == index:
                         stage = "search"
                         new = self._find_blob(user_id, row.turn_id, index, frozenset({old}))
+                        if new is not None:
+                            self.store.mark_unconfirmed(self.scope, user_id, new)
                     if new is None:
                         stage = "insert"
                         self.store.set_uncertain(row.seq, index)

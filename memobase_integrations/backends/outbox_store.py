@@ -68,6 +68,12 @@ CREATE TABLE IF NOT EXISTS outbox_turns (
     UNIQUE (scope, user_id, turn_id)
 );
 CREATE INDEX IF NOT EXISTS outbox_turns_work ON outbox_turns (scope, state, user_id, seq);
+CREATE TABLE IF NOT EXISTS outbox_unconfirmed (
+    scope TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    blob_id TEXT NOT NULL,
+    PRIMARY KEY (scope, user_id, blob_id)
+);
 CREATE TABLE IF NOT EXISTS outbox_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -338,6 +344,21 @@ class OutboxStore:
         )
         return row is not None
 
+    def mark_unconfirmed(self, scope: str, user_id: UUID, blob_id: UUID) -> None:
+        """A blob adopted without seeing its insert answer (found by a search after a lost
+        answer): it may be stored without a buffer row, so its processing must be checked."""
+        self._write(
+            "INSERT OR IGNORE INTO outbox_unconfirmed (scope, user_id, blob_id) VALUES (?, ?, ?)",
+            (scope, str(user_id), str(blob_id)),
+        )
+
+    def unconfirmed(self, scope: str, user_id: UUID) -> set[str]:
+        rows = self._all(
+            "SELECT blob_id FROM outbox_unconfirmed WHERE scope=? AND user_id=?",
+            (scope, str(user_id)),
+        )
+        return {r["blob_id"] for r in rows}
+
     def unflushed_blob_ids(self, scope: str, user_id: UUID) -> set[str]:
         """Ids of the user's blobs that are on the server and not yet known processed."""
         ids: set[str] = set()
@@ -546,6 +567,11 @@ class OutboxStore:
                 "next_flush_at=0, rebuffer_ids=? WHERE scope=? AND user_id=?",
                 (now, json.dumps(sorted(orphans)), scope, str(user_id)),
             )
+            # checked: processed, or an orphan now queued for re-buffering
+            conn.execute(
+                "DELETE FROM outbox_unconfirmed WHERE scope=? AND user_id=?",
+                (scope, str(user_id)),
+            )
             conn.execute(
                 "DELETE FROM outbox_turns WHERE scope=? AND state='done' AND updated_at < ?",
                 (scope, now - _KEEP_DONE_SECONDS),
@@ -673,6 +699,10 @@ class OutboxStore:
             ).fetchone()
             conn.execute(
                 "DELETE FROM outbox_turns WHERE scope=? AND user_id=?", (scope, str(user_id))
+            )
+            conn.execute(
+                "DELETE FROM outbox_unconfirmed WHERE scope=? AND user_id=?",
+                (scope, str(user_id)),
             )
             conn.execute(
                 "UPDATE outbox_users SET last_delivery_at=NULL, last_flush_at=NULL, "

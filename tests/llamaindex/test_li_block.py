@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from li_fakes import FakeBackend, pack
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
@@ -59,7 +61,11 @@ async def test_reads_are_cached_per_user_until_processing_finishes(
     assert "Alicia" not in await block.aget([])
     assert backend.calls["acontext"] == 1
 
-    backend.process(ALICE)  # the processing thread re-reads Alice's context...
+    backend.process(ALICE)  # the facade's refresher thread re-reads Alice's context...
+    for _ in range(1200):  # (off the caller's path, so the test waits for it)
+        if backend.calls["context"] == 1 and mb._refresher.idle():
+            break
+        await asyncio.sleep(0.05)
     assert backend.calls["context"] == 1
     assert "Alicia" in await block.aget([])
     assert backend.calls["acontext"] == 1  # ...so the next turn is served from the cache

@@ -86,6 +86,7 @@ def test_a_server_keeping_processed_blobs_is_not_flushed_forever(env: Env) -> No
         return results
 
     env.fake._process = keep  # type: ignore[method-assign]
+    env.fake.fault = on_nth_insert(1, "drop_after")  # t1 adopted unseen: it will be checked
     backend = env.backend()
     user = uuid4()
     backend.record(user, turn("I paint."), "t1")
