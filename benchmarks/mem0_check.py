@@ -14,7 +14,7 @@ from typing import Any
 
 from benchmarks.llm import ServedBenchLLM
 
-__all__ = ["mem0_config", "mem0_offline_check"]
+__all__ = ["make_mem0", "mem0_config", "mem0_documented_prompt", "mem0_offline_check"]
 
 
 def mem0_config(url: str, history_db: Path, *, collection: str) -> dict[str, Any]:
@@ -43,6 +43,26 @@ def mem0_config(url: str, history_db: Path, *, collection: str) -> dict[str, Any
         },
         "history_db_path": str(history_db),
     }
+
+
+def mem0_documented_prompt(results: list[dict[str, Any]]) -> str:
+    """mem0's README chat example: the hits as ``- memory`` lines under "User Memories"."""
+    lines = "\n".join(f"- {r.get('memory', '')}" for r in results)
+    return f"Answer the question based on query and memories.\nUser Memories:\n{lines}"
+
+
+def make_mem0(url: str, workdir: Path, tag: str) -> Any:
+    """A fresh OSS ``mem0.Memory`` for one system's run (its own collection and history DB).
+    mem0 builds its own ``openai`` clients from the URL: it runs unchanged."""
+    os.environ.setdefault("MEM0_TELEMETRY", "False")  # no phoning home (read at import)
+    os.environ.setdefault("MEM0_DIR", str(workdir / "mem0"))
+    try:
+        from mem0 import Memory
+    except ImportError as exc:
+        raise RuntimeError(
+            f"mem0 is not installed ({exc}); pip install 'memobase-integrations[bench]'"
+        ) from exc
+    return Memory.from_config(mem0_config(url, workdir / f"{tag}-history.db", collection=tag))
 
 
 def mem0_offline_check(llm: ServedBenchLLM, workdir: Path) -> str:

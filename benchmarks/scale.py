@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -26,13 +28,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from benchmarks.stats import ms, percentile
+from benchmarks.stats import bootstrap_quantile, ms, percentile
 from memobase_integrations.engine import schema as t
 from memobase_integrations.facade import Memobase
 from memobase_integrations.ids import to_user_uuid
 from memobase_integrations.settings import FlushPolicy, LLMSettings
 
-__all__ = ["ScalePoint", "drop_postgres", "prepare_postgres", "run_scale"]
+__all__ = ["ScalePoint", "drop_postgres", "prepare_postgres", "run_id", "run_scale"]
 
 logger = logging.getLogger("benchmarks")
 
@@ -206,24 +208,43 @@ def seed(database_url: str, start: int, stop: int, *, seed_value: int = 8) -> fl
     return time.perf_counter() - began
 
 
+def _ci_ms(samples: Sequence[float], q: float) -> tuple[float, float] | None:
+    if len(samples) < 2:
+        return None
+    low, high = bootstrap_quantile(samples, q)
+    return ms(low), ms(high)
+
+
 @dataclass(slots=True)
 class ScalePoint:
     backend: str
     users: int
     context_s: list[float] = field(default_factory=list)
+    floor_s: list[float] = field(default_factory=list)
     record_s: list[float] = field(default_factory=list)
     record_per_s: float = 0.0
     seed_s: float = 0.0
     rows: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    what: str = "context()"
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}: {self.what} at {self.users:,} users"
 
     def as_json(self) -> dict[str, Any]:
-        """``latest.json``'s ``scale`` entry: exactly issue 8's schema."""
+        """``latest.json``'s ``scale`` entry."""
         return {
+            "name": self.name,
             "backend": self.backend,
             "users": self.users,
             "context_p95_ms": ms(percentile(self.context_s, 95)) if self.context_s else None,
+            "context_p95_ci95_ms": _ci_ms(self.context_s, 95),
+            "raw_sql_floor_p95_ms": ms(percentile(self.floor_s, 95)) if self.floor_s else None,
+            "raw_sql_floor_p95_ci95_ms": _ci_ms(self.floor_s, 95),
             "record_per_s": round(self.record_per_s, 1) if self.record_s else None,
+            "record_p95_ms": ms(percentile(self.record_s, 95)) if self.record_s else None,
+            "record_p95_ci95_ms": _ci_ms(self.record_s, 95),
         }
 
     def details(self) -> dict[str, Any]:
@@ -232,8 +253,8 @@ class ScalePoint:
             "context_p50_ms": ms(percentile(self.context_s, 50)),
             "context_p99_ms": ms(percentile(self.context_s, 99)),
             "context_samples": len(self.context_s),
+            "raw_sql_floor_p50_ms": ms(percentile(self.floor_s, 50)),
             "record_p50_ms": ms(percentile(self.record_s, 50)),
-            "record_p95_ms": ms(percentile(self.record_s, 95)),
             "record_samples": len(self.record_s),
             "seed_s": round(self.seed_s, 2),
             "rows": self.rows,
@@ -242,6 +263,54 @@ class ScalePoint:
 
 
 _SCALE_POLICY = FlushPolicy(idle_flush_seconds=None, flush_on_close=False)
+
+
+class RawContextFloor:
+    """The same rows ``context()`` reads (the user's profile rows in Memobase's order, and
+    the newest 60 gists of the last 180 days), fetched with two plain SQL statements on a
+    raw DBAPI connection: no ORM, no model building, no packing. What any store must pay."""
+
+    def __init__(self, database_url: str) -> None:
+        self.engine = sa.create_engine(database_url)
+        dialect = self.engine.dialect
+        self.sqlite = dialect.name == "sqlite"
+        mark = "?" if self.sqlite else "%s"
+        uuid_type, time_type = t.users.c.id.type, t.users.c.created_at.type
+        self._uuid = (
+            uuid_type.dialect_impl(dialect).bind_processor(dialect) if self.sqlite else None
+        )
+        self._time = (
+            time_type.dialect_impl(dialect).bind_processor(dialect) if self.sqlite else None
+        )
+        self.profiles = (
+            "SELECT topic, sub_topic, content, updated_at, created_at FROM mb_profiles "
+            f"WHERE user_id = {mark} ORDER BY updated_at DESC, created_at DESC, topic, sub_topic"
+        )
+        self.gists = (
+            "SELECT id, content, created_at, updated_at FROM mb_gists WHERE user_id = "
+            f"{mark} AND created_at >= {mark} ORDER BY created_at DESC, id LIMIT 60"
+        )
+        self.raw: Any = self.engine.raw_connection()
+
+    def read(self, user_id: uuid.UUID) -> int:
+        since: Any = datetime.now(UTC) - timedelta(days=180)
+        uid: Any = self._uuid(user_id) if self._uuid else user_id
+        if self._time:
+            since = self._time(since)
+        cur = self.raw.cursor()
+        try:
+            cur.execute(self.profiles, (uid,))
+            n = len(cur.fetchall())
+            cur.execute(self.gists, (uid, since))
+            n += len(cur.fetchall())
+        finally:
+            cur.close()
+        self.raw.rollback()  # end the read transaction, as the engine's pool does
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        self.engine.dispose()
 
 
 def _measure(
@@ -256,17 +325,27 @@ def _measure(
 ) -> ScalePoint:
     point = ScalePoint(backend=backend, users=users)
     memobase = Memobase.embedded(database_url, llm=llm, policy=_SCALE_POLICY)
+    floor = RawContextFloor(database_url)
     try:
         picks = rng.sample(range(users), min(context_samples, users))
         for i in picks[:20]:  # warm the connection pool and code paths (not timed)
-            memobase.backend.context(
-                to_user_uuid(f"{SEED_USER_PREFIX}{i}"), _default_context_options()
-            )
+            uid = to_user_uuid(f"{SEED_USER_PREFIX}{i}")
+            memobase.backend.context(uid, _default_context_options())
+            floor.read(uid)
         for i in picks:
             user = memobase.user(f"{SEED_USER_PREFIX}{i}")
+            floor_first = rng.random() < 0.5
+            if floor_first:
+                t0 = time.perf_counter()
+                floor.read(user.id)
+                point.floor_s.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             text = user.context()
             point.context_s.append(time.perf_counter() - t0)
+            if not floor_first:
+                t0 = time.perf_counter()
+                floor.read(user.id)
+                point.floor_s.append(time.perf_counter() - t0)
             if not text:
                 raise RuntimeError(f"empty context for seeded user {i}: the seed did not land")
         began = time.perf_counter()
@@ -281,6 +360,7 @@ def _measure(
             point.record_s.append(time.perf_counter() - t0)
         point.record_per_s = record_samples / (time.perf_counter() - began)
     finally:
+        floor.close()
         memobase.close(timeout=5.0)
     return point
 
@@ -349,24 +429,53 @@ def run_scale(
     return points
 
 
-def prepare_postgres(url: str, database: str = "memobase_bench") -> str:
-    """A fresh, empty database next to the one in ``url`` (so a benchmark never touches the
-    test database other people's tests use); returns its URL."""
+#: Databases this process created (the only ones :func:`drop_postgres` will drop).
+_CREATED: set[str] = set()
+_NAME_OK = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def run_id() -> str:
+    """A name part unique to this run (pid + random), for databases and work files."""
+    return f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+def prepare_postgres(url: str, database: str) -> tuple[str, str]:
+    """Create a new, empty database named ``database`` next to the one in ``url`` (so a
+    benchmark never touches the database other people's tests use); returns its URL and
+    name. The name must be unique (include :func:`run_id`): an existing database is never
+    reused or dropped, CREATE simply fails."""
+    if not _NAME_OK.match(database):
+        raise ValueError(f"not a safe database name: {database!r}")
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
             conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+        _CREATED.add(database)
     finally:
         admin.dispose()
-    return sa.make_url(url).set(database=database).render_as_string(hide_password=False)
+    target = sa.make_url(url).set(database=database).render_as_string(hide_password=False)
+    return target, database
 
 
-def drop_postgres(url: str, database: str) -> None:
-    """Remove the benchmark database (about 1 GB at 100k users) when the run is done."""
+def drop_postgres(url: str, database: str, *, attempts: int = 20) -> bool:
+    """Drop a database this process created, without ``FORCE``: if a session is still
+    connected (ours, closing), wait and retry; never terminate anybody's sessions. Returns
+    whether it is gone; refuses (``ValueError``) a database it did not create."""
+    if database not in _CREATED:
+        raise ValueError(f"refusing to drop {database!r}: this run did not create it")
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        for attempt in range(attempts):
+            try:
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}"'))
+                _CREATED.discard(database)
+                return True
+            except sa.exc.OperationalError as exc:
+                if "being accessed by other users" not in str(exc) or attempt == attempts - 1:
+                    logger.warning("could not drop database %s: %s", database, exc)
+                    return False
+                time.sleep(0.5)
     finally:
         admin.dispose()
+    return False

@@ -1,25 +1,47 @@
-"""What every system under test offers the hot-path harness, and the shared run environment."""
+"""What every system under test offers the harnesses, and the shared run environment."""
 
 from __future__ import annotations
 
 import abc
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmarks.conversations import Turn
-from benchmarks.llm import ServedBenchLLM
+from benchmarks.llm import INSTANT, LatencyModel, ServedBenchLLM
 from benchmarks.probe import CallerThreadProbe
+from memobase_integrations.tokens import count_tokens
+
+if TYPE_CHECKING:
+    from benchmarks.simclock import SimClock
 
 __all__ = ["BenchEnv", "BenchSystem", "Script"]
 
 
 @dataclass(slots=True)
 class Script:
-    """The reply the fake chat model gives next: the conversation's own assistant text, so
-    every system stores exactly the same bytes."""
+    """The fake chat model's behaviour, shared by every framework's scripted model.
+
+    It answers with the conversation's own assistant text (so every system stores exactly the
+    same bytes), waits like a hosted chat model when ``chat`` has latency (the same latency
+    model as the memory LLM: a turn takes as long as it would in production, so background
+    processing runs *during* the conversation) and keeps the last prompt it was given, so the
+    harness can tell whether that prompt carried memory.
+    """
 
     reply: str = "OK."
+    chat: LatencyModel = INSTANT
+    #: Off while a system is fed its (unmeasured) history: those turns need no pacing.
+    paced: bool = True
+    last_prompt: str = ""
+
+    def answer(self, prompt: str) -> str:
+        self.last_prompt = prompt
+        if self.paced and (self.chat.llm_delay_s or self.chat.per_token_delay_s):
+            time.sleep(self.chat.chat_delay(count_tokens(self.reply)))
+        return self.reply
 
 
 @dataclass(slots=True)
@@ -31,6 +53,9 @@ class BenchEnv:
     script: Script = field(default_factory=Script)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mb-bench-")))
     remote_url: str | None = None
+    #: The pace simulation: Memobase runs without a worker, the harness drives its flushes
+    #: on a simulated clock (see :mod:`benchmarks.pace`).
+    simulated: bool = False
 
 
 class BenchSystem(abc.ABC):
@@ -38,7 +63,8 @@ class BenchSystem(abc.ABC):
 
     ``framework`` groups systems with their framework's baseline, the configuration an app has
     before adding long-term memory (overhead is measured against it); ``peer`` marks the
-    systems Memobase is compared with; ``floor`` the physical floor.
+    systems Memobase is compared with; ``floor`` the physical floor. ``uses_llm`` marks the
+    systems whose memory costs LLM or embedding calls (they get a row in the pace section).
     """
 
     name: str = ""
@@ -47,6 +73,9 @@ class BenchSystem(abc.ABC):
     peer: bool = False
     memobase: bool = False
     floor: bool = False
+    uses_llm: bool = False
+    #: Whether the system keeps long-term memory at all (else memory_injected_fraction is 0).
+    long_term: bool = False
 
     def __init__(self, env: BenchEnv) -> None:
         self.env = env
@@ -61,6 +90,18 @@ class BenchSystem(abc.ABC):
     @abc.abstractmethod
     def run_turn(self, turn: Turn) -> None:
         """One full chat turn through the framework: the part that is timed."""
+
+    def injected(self, prompt: str) -> bool:
+        """Whether the chat model's prompt carried this system's long-term memory."""
+        return False
+
+    def settle(self) -> None:  # noqa: B027 - optional hook
+        """Finish, in real time, the background work a days-long pause before the next
+        session would have triggered (idle flushes, debounced reflection). Not timed."""
+
+    def sim_elapse(self, clock: SimClock, seconds: float) -> None:  # noqa: B027
+        """Pace simulation: ``seconds`` of simulated time pass with no new turn. The system
+        lets its background machinery do what it would in that time (see ``pace.py``)."""
 
     def drain(self) -> None:  # noqa: B027 - optional hook
         """Finish background work (processing) so its LLM cost is complete. Not timed."""

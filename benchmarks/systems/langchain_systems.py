@@ -1,12 +1,13 @@
 """LangChain 1.x systems: ``create_agent`` bare, with classic chat history, with Memobase.
 
-The chat model is a scripted fake that answers instantly with the conversation's own reply,
-so the measured time is the framework plus the memory, never a model.
+The chat model is a scripted fake that answers with the conversation's own reply, after the
+run's chat latency (none in the instant mode, the hosted latency model in the hosted mode),
+and keeps the prompt it was given. The mem0 and LangMem peers live in ``langchain_peers.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest
@@ -19,9 +20,14 @@ from langchain_core.runnables.history import RunnableWithMessageHistory
 
 from benchmarks.conversations import Turn
 from benchmarks.systems.base import BenchEnv, BenchSystem, Script
-from benchmarks.systems.memobase_env import MemobaseFactory
+from benchmarks.systems.memobase_env import MemobaseFactory, memobase_injected
+
+if TYPE_CHECKING:
+    from benchmarks.simclock import SimClock
 
 __all__ = [
+    "EMBEDDED_NOTE",
+    "REMOTE_NOTE",
     "LangChainChatHistory",
     "LangChainMemobase",
     "LangChainNoMemory",
@@ -46,9 +52,9 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return ChatResult(
-            generations=[ChatGeneration(message=AIMessage(content=self.script.reply))]
-        )
+        prompt = "\n".join(str(m.content) for m in messages)
+        reply = self.script.answer(prompt)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=reply))])
 
 
 class LangChainNoMemory(BenchSystem):
@@ -104,9 +110,11 @@ class LangChainChatHistory(BenchSystem):
     """The classic pattern: ``RunnableWithMessageHistory`` + ``InMemoryChatMessageHistory``
     around the same agent (the history is replayed into each call and appended after it)."""
 
-    name = "langchain: create_agent + InMemoryChatMessageHistory (RunnableWithMessageHistory)"
+    name = (
+        "langchain: create_agent + InMemoryChatMessageHistory (RunnableWithMessageHistory; "
+        "short-term only, reference)"
+    )
     framework = "langchain"
-    peer = True
 
     def setup(self) -> None:
         agent: Any = create_agent(ScriptedChatModel(script=self.env.script))
@@ -134,16 +142,25 @@ class LangChainChatHistory(BenchSystem):
         self.chain.invoke({"input": [HumanMessage(content=turn.user)]}, config=self.config)
 
 
+#: How the remote rows are named: the loopback server answers with a canned context and
+#: does no processing, so these rows measure the client's hot path only.
+REMOTE_NOTE = "remote, fake loopback server: canned context, no processing"
+EMBEDDED_NOTE = "embedded SQLite, default FlushPolicy, worker process"
+
+
 class LangChainMemobase(BenchSystem):
     """``create_agent`` + ``MemobaseMiddleware`` on the embedded or remote backend."""
 
     framework = "langchain"
     memobase = True
+    long_term = True
 
     def __init__(self, env: BenchEnv, backend: str) -> None:
         super().__init__(env)
         self.backend = backend
-        self.name = f"langchain: create_agent + MemobaseMiddleware ({backend})"
+        self.uses_llm = backend == "embedded"
+        note = EMBEDDED_NOTE if backend == "embedded" else REMOTE_NOTE
+        self.name = f"langchain: create_agent + MemobaseMiddleware ({note})"
 
     def setup(self) -> None:
         from langchain_memobase import MemobaseMiddleware
@@ -155,12 +172,22 @@ class LangChainMemobase(BenchSystem):
         )
 
     def begin_session(self, user_id: str, session_index: int) -> None:
+        self.factory.users.add(user_id)
         self.config: Any = {
             "configurable": {"user_id": user_id, "thread_id": f"{user_id}:{session_index}"}
         }
 
     def run_turn(self, turn: Turn) -> None:
         self.agent.invoke({"messages": [HumanMessage(content=turn.user)]}, config=self.config)
+
+    def injected(self, prompt: str) -> bool:
+        return memobase_injected(prompt)
+
+    def settle(self) -> None:
+        self.factory.settle()
+
+    def sim_elapse(self, clock: SimClock, seconds: float) -> None:
+        self.factory.sim_elapse(clock, seconds)
 
     def drain(self) -> None:
         self.factory.drain()

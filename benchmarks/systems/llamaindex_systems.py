@@ -1,16 +1,17 @@
 """LlamaIndex systems: ``SimpleChatEngine`` with no memory, the default ``Memory``,
 ``Memory`` + ``FactExtractionMemoryBlock``, ``MemobaseMemory``, and mem0's ``Mem0Memory``.
 
-The chat LLM is a scripted fake (instant, replies with the conversation's own text). Only the
-fact block's LLM and mem0's LLM/embedder reach the stand-in, served from its own process
-(:class:`~benchmarks.llm.ServedBenchLLM`).
+The chat LLM is a scripted fake (replies with the conversation's own text after the run's chat
+latency, and keeps its prompt). Only the fact block's LLM and mem0's LLM/embedder reach the
+stand-in, served from its own process (:class:`~benchmarks.llm.ServedBenchLLM`).
 """
 
 from __future__ import annotations
 
-import os
+import concurrent.futures
+import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -20,6 +21,7 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
+from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.llms import CustomLLM
 from llama_index.core.memory import Memory
@@ -27,15 +29,23 @@ from llama_index.core.memory.memory_blocks import FactExtractionMemoryBlock, Sta
 from llama_index.core.memory.types import BaseMemory
 
 from benchmarks.conversations import Turn
-from benchmarks.mem0_check import mem0_config
+from benchmarks.mem0_check import make_mem0, mem0_documented_prompt
 from benchmarks.systems.base import BenchEnv, BenchSystem, Script
-from benchmarks.systems.memobase_env import MemobaseFactory
+from benchmarks.systems.langchain_systems import EMBEDDED_NOTE, REMOTE_NOTE
+from benchmarks.systems.memobase_env import MemobaseFactory, memobase_injected
+
+if TYPE_CHECKING:
+    from benchmarks.simclock import SimClock
+
+_FACT_HIT = re.compile(r"<fact>[^<]*\S[^<]*</fact>")
+_MEM0_DOC_HIT = re.compile(r"User Memories:\n- \S")
 
 __all__ = [
     "FACT_BLOCK_MEMORY",
     "LlamaDefaultMemory",
     "LlamaFactExtraction",
     "LlamaMem0",
+    "LlamaMem0Documented",
     "LlamaMemobase",
     "LlamaNoMemory",
     "LlamaStaticBlock",
@@ -62,12 +72,13 @@ class ScriptedLLM(CustomLLM):
         return LLMMetadata(context_window=128_000, num_output=256, model_name="scripted-fake")
 
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return CompletionResponse(text=self.script.reply)
+        return CompletionResponse(text=self.script.answer(prompt))
 
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        yield CompletionResponse(text=self.script.reply, delta=self.script.reply)
+        reply = self.script.answer(prompt)
+        yield CompletionResponse(text=reply, delta=reply)
 
 
 class StandInChatLLM(CustomLLM):
@@ -190,8 +201,16 @@ class LlamaStaticBlock(_LlamaSystem):
 
 
 class LlamaFactExtraction(_LlamaSystem):
-    name = "llamaindex: Memory + FactExtractionMemoryBlock"
+    name = (
+        "llamaindex: Memory + FactExtractionMemoryBlock (token_limit 1000, flush 250; one "
+        "block per user)"
+    )
     peer = True
+    uses_llm = True
+    long_term = True
+
+    def injected(self, prompt: str) -> bool:
+        return bool(_FACT_HIT.search(prompt))
 
     def setup(self) -> None:
         self.llm = StandInChatLLM(
@@ -210,11 +229,14 @@ class LlamaFactExtraction(_LlamaSystem):
 
 class LlamaMemobase(_LlamaSystem):
     memobase = True
+    long_term = True
 
     def __init__(self, env: BenchEnv, backend: str) -> None:
         super().__init__(env)
         self.backend = backend
-        self.name = f"llamaindex: SimpleChatEngine + MemobaseMemory ({backend})"
+        self.uses_llm = backend == "embedded"
+        note = EMBEDDED_NOTE if backend == "embedded" else REMOTE_NOTE
+        self.name = f"llamaindex: SimpleChatEngine + MemobaseMemory ({note})"
 
     def setup(self) -> None:
         self.factory = MemobaseFactory(self.env, self.backend, "llamaindex")
@@ -222,10 +244,20 @@ class LlamaMemobase(_LlamaSystem):
     def begin_session(self, user_id: str, session_index: int) -> None:
         from llamaindex_memobase import MemobaseMemory
 
+        self.factory.users.add(user_id)
         memory = MemobaseMemory.from_defaults(
             user_id, self.factory.memobase, session_id=f"{user_id}:{session_index}"
         )
         self._engine(memory)
+
+    def injected(self, prompt: str) -> bool:
+        return memobase_injected(prompt)
+
+    def settle(self) -> None:
+        self.factory.settle()
+
+    def sim_elapse(self, clock: SimClock, seconds: float) -> None:
+        self.factory.sim_elapse(clock, seconds)
 
     def drain(self) -> None:
         self.factory.drain()
@@ -235,26 +267,20 @@ class LlamaMemobase(_LlamaSystem):
 
 
 class LlamaMem0(_LlamaSystem):
-    """mem0's own LlamaIndex integration: ``Mem0Memory`` over an OSS ``mem0.Memory``."""
+    """mem0's own LlamaIndex integration, as shipped: ``Mem0Memory`` over an OSS
+    ``mem0.Memory``. It calls ``add`` for every user and every assistant message and
+    ``search`` on every ``get``, all on the caller's thread."""
 
-    name = "llamaindex: SimpleChatEngine + Mem0Memory (mem0 OSS)"
+    name = (
+        "llamaindex: SimpleChatEngine + Mem0Memory as shipped (mem0 OSS; add per message and "
+        "search per turn, on the caller's thread)"
+    )
     peer = True
+    uses_llm = True
+    long_term = True
 
     def setup(self) -> None:
-        os.environ.setdefault("MEM0_TELEMETRY", "False")  # no phoning home (read at import)
-        os.environ.setdefault("MEM0_DIR", str(self.env.workdir / "mem0"))
-        try:
-            from mem0 import Memory as Mem0
-        except ImportError as exc:
-            raise RuntimeError(
-                f"mem0 is not installed ({exc}); pip install 'memobase-integrations[bench]'"
-            ) from exc
-
-        # mem0 builds its own openai clients from the URL: it runs unchanged.
-        config = mem0_config(
-            self.env.llm.url_for(), self.env.workdir / "mem0-history.db", collection="bench"
-        )
-        self.client: Any = Mem0.from_config(config)
+        self.client: Any = make_mem0(self.env.llm.url_for(), self.env.workdir, "mem0-li")
 
     def begin_session(self, user_id: str, session_index: int) -> None:
         from llama_index.memory.mem0 import Mem0Memory
@@ -266,7 +292,123 @@ class LlamaMem0(_LlamaSystem):
         )
         self._engine(memory)
 
+    def injected(self, prompt: str) -> bool:
+        from llama_index.memory.mem0.utils import (
+            DEFAULT_INTRO_PREFERENCES,
+            DEFAULT_OUTRO_PREFERENCES,
+        )
+
+        start = prompt.find(DEFAULT_INTRO_PREFERENCES)
+        end = prompt.find(DEFAULT_OUTRO_PREFERENCES, start + 1)
+        return (
+            start >= 0
+            and end > start
+            and bool(prompt[start + len(DEFAULT_INTRO_PREFERENCES) : end].strip())
+        )
+
     def close(self) -> None:
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+
+
+class Mem0DocumentedMemory(BaseMemory):
+    """mem0 the way its docs wire it into a chat loop, as a LlamaIndex memory: the default
+    short-term ``Memory`` plus, on ``get``, a search of the user's memories for the incoming
+    message (in the system prompt as "User Memories"), and, once the assistant's reply is
+    ``put``, one ``add`` of the exchange in a background thread."""
+
+    primary: Memory
+    user_id: str
+    _system: Any = PrivateAttr()
+    _user_text: str = PrivateAttr(default="")
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "Mem0DocumentedMemory"
+
+    @classmethod
+    def from_defaults(cls, **kwargs: Any) -> Mem0DocumentedMemory:
+        raise NotImplementedError("built by the benchmark")
+
+    def bind(self, system: LlamaMem0Documented) -> Mem0DocumentedMemory:
+        self._system = system
+        return self
+
+    def get(self, input: str | None = None, **kwargs: Any) -> list[ChatMessage]:
+        messages = self.primary.get(input=input, **kwargs)
+        query = input or next(
+            (str(m.content) for m in reversed(messages) if m.role == MessageRole.USER), ""
+        )
+        found = self._system.client.search(query, filters={"user_id": self.user_id})
+        results = found.get("results", []) if isinstance(found, dict) else list(found)
+        system = ChatMessage(role=MessageRole.SYSTEM, content=mem0_documented_prompt(results))
+        return [system, *messages]
+
+    def get_all(self) -> list[ChatMessage]:
+        return self.primary.get_all()
+
+    def put(self, message: ChatMessage) -> None:
+        self.primary.put(message)
+        if message.role == MessageRole.USER:
+            self._user_text = str(message.content or "")
+        elif message.role == MessageRole.ASSISTANT:
+            exchange = [
+                {"role": "user", "content": self._user_text},
+                {"role": "assistant", "content": str(message.content or "")},
+            ]
+            self._system.submit(exchange, self.user_id)
+
+    def set(self, messages: list[ChatMessage]) -> None:
+        self.primary.set(messages)
+
+    def reset(self) -> None:
+        self.primary.reset()
+
+
+class LlamaMem0Documented(_LlamaSystem):
+    name = (
+        "llamaindex: SimpleChatEngine + mem0 OSS as documented (search per turn; one add per "
+        "exchange, background thread)"
+    )
+    peer = True
+    uses_llm = True
+    long_term = True
+
+    def setup(self) -> None:
+        self.client: Any = make_mem0(self.env.llm.url_for(), self.env.workdir, "mem0-doc-li")
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mem0-add")
+        self.pending: list[concurrent.futures.Future[Any]] = []
+
+    def submit(self, exchange: list[dict[str, str]], user_id: str) -> None:
+        self.pending = [f for f in self.pending if not f.done()]
+        self.pending.append(self.pool.submit(self.client.add, exchange, user_id=user_id))
+
+    def begin_session(self, user_id: str, session_index: int) -> None:
+        memory = Mem0DocumentedMemory(
+            primary=Memory.from_defaults(session_id=f"{user_id}:{session_index}"),
+            user_id=user_id,
+        ).bind(self)
+        self._engine(memory)
+
+    def injected(self, prompt: str) -> bool:
+        return bool(_MEM0_DOC_HIT.search(prompt))
+
+    def settle(self) -> None:
+        for future in self.pending:
+            future.result()
+        self.pending = []
+
+    def sim_elapse(self, clock: SimClock, seconds: float) -> None:
+        self.settle()
+
+    def drain(self) -> None:
+        self.settle()
+
+    def close(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True)
         client = getattr(self, "client", None)
         if client is not None:
             client.close()
