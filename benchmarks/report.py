@@ -137,6 +137,8 @@ class Report:
         return min(peers, key=lambda r: r.overhead_p50_ms or 0.0) if peers else None
 
     def _vs_fastest(self, run: SystemRun) -> dict[str, Any] | None:
+        if run.baseline or run.floor:
+            return None
         peer = self._fastest_peer(run)
         if peer is None or run is peer or run.overhead_p50_ms is None:
             return None
