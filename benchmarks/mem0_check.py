@@ -9,12 +9,19 @@ error text, goes into the report.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from benchmarks.llm import ServedBenchLLM
 
-__all__ = ["make_mem0", "mem0_config", "mem0_documented_prompt", "mem0_offline_check"]
+__all__ = [
+    "LockedVectorStore",
+    "make_mem0",
+    "mem0_config",
+    "mem0_documented_prompt",
+    "mem0_offline_check",
+]
 
 
 def mem0_config(url: str, history_db: Path, *, collection: str) -> dict[str, Any]:
@@ -51,7 +58,32 @@ def mem0_documented_prompt(results: list[dict[str, Any]]) -> str:
     return f"Answer the question based on query and memories.\nUser Memories:\n{lines}"
 
 
-def make_mem0(url: str, workdir: Path, tag: str) -> Any:
+class LockedVectorStore:
+    """mem0's vector store with every call serialised by one lock.
+
+    Qdrant's local (in-process) mode is not thread-safe: a ``search`` on the turn while a
+    background ``add`` inserts fails inside numpy. A Qdrant server serialises such requests
+    itself; this lock does the same for the local mode, and only around the store calls
+    (the ``add``'s LLM extraction runs unlocked).
+    """
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return locked
+
+
+def make_mem0(url: str, workdir: Path, tag: str, *, background: bool = False) -> Any:
     """A fresh OSS ``mem0.Memory`` for one system's run (its own collection and history DB).
     mem0 builds its own ``openai`` clients from the URL: it runs unchanged."""
     os.environ.setdefault("MEM0_TELEMETRY", "False")  # no phoning home (read at import)
@@ -62,7 +94,10 @@ def make_mem0(url: str, workdir: Path, tag: str) -> Any:
         raise RuntimeError(
             f"mem0 is not installed ({exc}); pip install 'memobase-integrations[bench]'"
         ) from exc
-    return Memory.from_config(mem0_config(url, workdir / f"{tag}-history.db", collection=tag))
+    memory = Memory.from_config(mem0_config(url, workdir / f"{tag}-history.db", collection=tag))
+    if background:  # adds run in another thread than searches: see LockedVectorStore
+        memory.vector_store = LockedVectorStore(memory.vector_store)
+    return memory
 
 
 def mem0_offline_check(llm: ServedBenchLLM, workdir: Path) -> str:

@@ -103,7 +103,9 @@ class LangChainMem0Documented(BenchSystem):
     long_term = True
 
     def setup(self) -> None:
-        self.client: Any = make_mem0(self.env.llm.url_for(), self.env.workdir, "mem0-doc-lc")
+        self.client: Any = make_mem0(
+            self.env.llm.url_for(), self.env.workdir, "mem0-doc-lc", background=True
+        )
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mem0-add")
         self.pending: list[concurrent.futures.Future[Any]] = []
         self.user_id = ""

@@ -376,7 +376,9 @@ class LlamaMem0Documented(_LlamaSystem):
     long_term = True
 
     def setup(self) -> None:
-        self.client: Any = make_mem0(self.env.llm.url_for(), self.env.workdir, "mem0-doc-li")
+        self.client: Any = make_mem0(
+            self.env.llm.url_for(), self.env.workdir, "mem0-doc-li", background=True
+        )
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mem0-add")
         self.pending: list[concurrent.futures.Future[Any]] = []
 
