@@ -624,7 +624,7 @@ class Report:
         ax1.invert_yaxis()
         ax1.set_xscale("symlog", linthresh=1.0)
         ax1.axvline(0, color="black", linewidth=0.8)
-        ax1.axvline(P95_BUDGET_MS, color="grey", linestyle=":", label="2 ms budget")
+        ax1.axvline(P95_BUDGET_MS, color="grey", linestyle=":", label="2 ms (the p95 budget)")
         ax1.set_xlabel("p50 overhead per turn vs its framework's baseline, ms (95% CI; symlog)")
         ax1.set_title(f"Turn overhead, {mode} mode (green Memobase, red peers)", fontsize=10)
         ax1.legend(fontsize=8, loc="lower right")
@@ -641,12 +641,9 @@ class Report:
         ax2.invert_yaxis()
         if any(plain):
             ax2.set_xscale("log")
-        ax2.set_xlabel(
-            f"USD per 100 chat messages at the simulated pace ({PRICES['chat_model']}"
-            f" + {PRICES['embedding_model']} list prices; log)"
-        )
+        ax2.set_xlabel("USD per 100 chat messages at the simulated pace (log)")
         ax2.set_title("LLM + embedding cost per 100 messages", fontsize=10)
-        ax2.legend(fontsize=8, loc="lower right")
+        ax2.legend(fontsize=8, loc="best")
         ax2.grid(True, axis="x", which="both", alpha=0.3)
         fig.suptitle(f"memobase-integrations benchmarks, {self.date}", fontsize=9)
         fig.tight_layout()

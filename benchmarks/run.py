@@ -405,24 +405,39 @@ def _total_steps(cfg: Config, specs: list[Spec], args: argparse.Namespace) -> in
     return n
 
 
+#: Loggers whose chatter the run silences (restored afterwards: ``main`` also runs inside
+#: the test suite, where other tests read these loggers' records).
+NOISY_LOGGERS = (
+    "httpx",
+    "httpx2",
+    "mem0",
+    "openai",
+    "llama_index",
+    "langchain_memobase",
+    "langmem",
+    "memobase_integrations",
+    "benchmarks",
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    saved = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger("benchmarks").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    for noisy in (
-        "httpx",
-        "httpx2",
-        "mem0",
-        "openai",
-        "llama_index",
-        "langchain_memobase",
-        "langmem",
-        "memobase_integrations",
-    ):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        return _main(args)
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _main(args: argparse.Namespace) -> int:
     # The classic LangChain history classes are deprecated; benchmarking them is the point.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     cfg = Config.quick_config() if args.quick else Config.full()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import json
+import logging
 import sys
 import threading
 import uuid
@@ -159,8 +160,9 @@ def test_simulated_clock_lets_the_library_fire_the_idle_flush(tmp_path: Path) ->
 
 
 def test_quick_run_writes_the_issue_schema(tmp_path: Path) -> None:
-    from benchmarks.run import main
+    from benchmarks.run import NOISY_LOGGERS, main
 
+    levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
     systems = "lc-none,lc-memobase-embedded,li-memory,li-memobase-embedded,li-fact,floor"
     code = main(
         [
@@ -175,6 +177,8 @@ def test_quick_run_writes_the_issue_schema(tmp_path: Path) -> None:
         ]
     )
     assert code == 0
+    # the run silences chatty loggers only while it runs (other tests read their records)
+    assert {name: logging.getLogger(name).level for name in NOISY_LOGGERS} == levels
     data = json.loads((tmp_path / "latest.json").read_text())
     for section in ("systems", "pace", "growth", "capacity", "scale"):
         assert isinstance(data[section], list)
