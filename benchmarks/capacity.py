@@ -80,6 +80,9 @@ class CapacityRow:
             "batches_in_window": len(self.batch_times) if not self.error else None,
             "batches_per_min_per_process": round(rate, 2) if rate is not None else None,
             "batches_per_min_per_process_ci95": self.interval(),
+            # Nearly every seeded batch done inside the window: the workers ran out of work
+            # and the rate is a lower bound (raise Config.capacity_users).
+            "starved": (not self.error and len(self.batch_times) >= 0.9 * self.users_seeded),
             "error": self.error,
         }
 

@@ -78,6 +78,7 @@ class SystemRun:
     baseline: bool = False
     uses_llm: bool = False
     long_term: bool = False
+    waits_for_model: bool = False
     turn_s: list[float] = field(default_factory=list)
     base_s: list[float] = field(default_factory=list)
     injected: list[bool] = field(default_factory=list)
@@ -180,6 +181,7 @@ def run_paired(
         baseline=system.baseline,
         uses_llm=system.uses_llm,
         long_term=system.long_term,
+        waits_for_model=system.waits_for_model,
     )
     label = f"{plan.mode}:{key}"
     rng = random.Random(seed)

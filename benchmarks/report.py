@@ -70,6 +70,10 @@ def _ci(interval: Interval | Sequence[float] | None, digits: int = 2) -> str:
     return f"[{low:,.{digits}f}, {high:,.{digits}f}]"
 
 
+def _val_ci(value: float | None, interval: Sequence[float] | None) -> str:
+    return "–" if value is None else f"{value:,.3f} {_ci(interval, 3)}"
+
+
 def _usd(value: float | None) -> str:
     return "–" if value is None else f"${value:.5f}"
 
@@ -292,7 +296,11 @@ class Report:
             if p.peer
             and p.framework == r.framework
             and not p.error
-            and p.calls_breakdown.get("llm", 0.0) + p.calls_breakdown.get("embedding", 0.0) >= 0.99
+            and (
+                p.waits_for_model
+                or p.calls_breakdown.get("llm", 0.0) + p.calls_breakdown.get("embedding", 0.0)
+                >= 0.99
+            )
         ]
         for peer in waiting_peers:
             out.append(self._factor_target(r, peer))
@@ -521,15 +529,17 @@ class Report:
                 cfg.get("capacity_plan", ""),
                 "",
                 "| configuration | batches in window | window s | batches / min / process "
-                "[95% CI] | error |",
+                "[95% CI] | remark |",
                 "|---|---:|---:|---|---|",
             ]
             for c in self.capacity:
                 j = c.as_json()
+                remark = c.error or ("starved: ran out of seeded batches" if j["starved"] else "")
                 out.append(
                     f"| {c.name} | {_f(j['batches_in_window'], 0)} | {c.window_s:g} "
                     f"| {_f(j['batches_per_min_per_process'])} "
-                    f"{_ci(j['batches_per_min_per_process_ci95'])} | {c.error or ''} |"
+                    f"{_ci(j['batches_per_min_per_process_ci95'])} "
+                    f"| {remark} |"
                 )
             out.append("")
         if self.scale:
@@ -550,10 +560,9 @@ class Report:
                 out.append(
                     f"| {p.backend} {p.what} | {p.users:,} "
                     f"| {ms(percentile(p.context_s, 50)):.3f} "
-                    f"| {_f(j['context_p95_ms'], 3)} {_ci(j['context_p95_ci95_ms'], 3)} "
-                    f"| {_f(j['raw_sql_floor_p95_ms'], 3)} "
-                    f"{_ci(j['raw_sql_floor_p95_ci95_ms'], 3)} "
-                    f"| {_f(j['record_p95_ms'], 3)} {_ci(j['record_p95_ci95_ms'], 3)} "
+                    f"| {_val_ci(j['context_p95_ms'], j['context_p95_ci95_ms'])} "
+                    f"| {_val_ci(j['raw_sql_floor_p95_ms'], j['raw_sql_floor_p95_ci95_ms'])} "
+                    f"| {_val_ci(j['record_p95_ms'], j['record_p95_ci95_ms'])} "
                     f"| {_f(j['record_per_s'], 0)} | {len(p.context_s)} | {p.seed_s:.1f} |"
                 )
             out.append("")

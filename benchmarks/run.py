@@ -59,7 +59,7 @@ class Config:
     hosted_history_sessions: int
     hosted_turns: int
     hosted_warmup: int
-    growth_users: int
+    growth_users: list[int]
     growth_messages: list[int]
     capacity_processes: list[int]
     capacity_users: int
@@ -84,7 +84,7 @@ class Config:
             hosted_history_sessions=1,
             hosted_turns=40,
             hosted_warmup=2,
-            growth_users=2,
+            growth_users=[2, 1],
             growth_messages=[100, 1000],
             capacity_processes=[1, 3],
             capacity_users=400,
@@ -94,7 +94,7 @@ class Config:
             context_samples=400,
             scale_record_samples=1000,
             mem0_scale_sizes=[1_000, 10_000],
-            mem0_scale_samples=[100, 30],
+            mem0_scale_samples=[60, 20],
         )
 
     @classmethod
@@ -109,7 +109,7 @@ class Config:
             hosted_history_sessions=1,
             hosted_turns=6,
             hosted_warmup=1,
-            growth_users=1,
+            growth_users=[1, 1],
             growth_messages=[20, 60],
             capacity_processes=[1, 2],
             capacity_users=8,
@@ -256,11 +256,11 @@ def _hot_path(
     return runs
 
 
-def _growth_conversations(cfg: Config, messages_per_user: int) -> list[Conversation]:
+def _growth_conversations(cfg: Config, users: int, messages_per_user: int) -> list[Conversation]:
     turns = messages_per_user // 2
     per_session = min(cfg.turns_per_session, turns)
     sessions = max(1, turns // per_session)
-    return generate(cfg.growth_users, sessions, per_session, seed=9)
+    return generate(users, sessions, per_session, seed=9)
 
 
 def _pace(
@@ -282,8 +282,8 @@ def _pace(
                 f"{j['prompt_tokens_per_raw_token']} prompt tok/raw tok ({row.wall_s:.0f}s)"
                 + (f"  ERROR {row.error}" if row.error else "")
             )
-    for messages in cfg.growth_messages:
-        convs = _growth_conversations(cfg, messages)
+    for users, messages in zip(cfg.growth_users, cfg.growth_messages, strict=True):
+        convs = _growth_conversations(cfg, users, messages)
         for spec in specs:
             if spec.growth and _selected(cfg, spec.key):
                 row = run_pace(spec.key, spec.factory, env, convs, f"growth{messages}")
@@ -608,7 +608,7 @@ def _config_json(
             "time bins."
         ),
         "growth_messages_per_user": cfg.growth_messages,
-        "growth_users": cfg.growth_users,
+        "growth_users": cfg.growth_users,  # per size, in the order of the sizes
         "scale_sizes": cfg.scale_sizes,
         "mem0_scale_sizes": cfg.mem0_scale_sizes,
     }

@@ -76,6 +76,10 @@ class BenchSystem(abc.ABC):
     uses_llm: bool = False
     #: Whether the system keeps long-term memory at all (else memory_injected_fraction is 0).
     long_term: bool = False
+    #: By design, every turn waits for at least one LLM or embedding request (the probe
+    #: cannot see requests a library sends from a helper thread that does not carry the
+    #: turn's context, e.g. LangMem's InMemoryStore search; the overhead shows the wait).
+    waits_for_model: bool = False
 
     def __init__(self, env: BenchEnv) -> None:
         self.env = env

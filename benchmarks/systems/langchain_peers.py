@@ -101,6 +101,7 @@ class LangChainMem0Documented(BenchSystem):
     peer = True
     uses_llm = True
     long_term = True
+    waits_for_model = True
 
     def setup(self) -> None:
         self.client: Any = make_mem0(
@@ -178,6 +179,7 @@ class LangChainLangMem(BenchSystem):
     peer = True
     uses_llm = True
     long_term = True
+    waits_for_model = True
 
     def setup(self) -> None:
         try:

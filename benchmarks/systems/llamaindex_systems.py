@@ -278,6 +278,7 @@ class LlamaMem0(_LlamaSystem):
     peer = True
     uses_llm = True
     long_term = True
+    waits_for_model = True
 
     def setup(self) -> None:
         self.client: Any = make_mem0(self.env.llm.url_for(), self.env.workdir, "mem0-li")
@@ -374,6 +375,7 @@ class LlamaMem0Documented(_LlamaSystem):
     peer = True
     uses_llm = True
     long_term = True
+    waits_for_model = True
 
     def setup(self) -> None:
         self.client: Any = make_mem0(
