@@ -35,8 +35,19 @@ Choices worth knowing:
 * ``update_profile``/``delete_profile``/``delete_event`` of a missing id raise
   ``NotFoundError`` (the server silently ignores a missing profile); ``delete_user`` of an
   unknown user is a no-op (forgetting is idempotent).
-* Similarity search is an exact cosine scan in Python over the stored vectors of the user's
-  rows in the time window - fine for the thousands of gists one user accumulates.
+* Event and gist search works with embeddings off: a full-text index (SQLite FTS5 or
+  PostgreSQL ``tsvector``, see :mod:`..engine.fts`) finds the user's items sharing a word
+  with the query, and BM25 ranks them (:mod:`..engine.search`); ``similarity`` is then the
+  score's share of the best match's. With embeddings on, that ranking and the cosine ranking
+  of the stored vectors (an exact scan in Python over the user's rows in the window - fine
+  for the thousands of gists one user accumulates) are fused by reciprocal rank fusion:
+  each list keeps what passes ``similarity_threshold`` (its own kind of score), and
+  ``similarity`` is the fused score, 1.0 for an item first in both. Items without a vector
+  (written while embeddings were off) are still found by their words.
+* The context's events for ``chats`` come from the same search over the last 3 messages.
+  With embeddings off the matches come first, then the newest of the other gists: a word
+  match is far stricter than a vector's similarity, and a chat that shares no word with the
+  memory should not lose the recent events it had before.
 """
 
 from __future__ import annotations
@@ -61,10 +72,12 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ..engine.config import ProfileConfig, ResolvedConfig
 from ..engine.context import pack_context, truncate_profiles
+from ..engine.fts import Kind
 from ..engine.llm import NO_LLM_MESSAGE, LLMClient
 from ..engine.parsing import parse_pick_ids
 from ..engine.pipeline import Pipeline
 from ..engine.prompts import Step, pick_profiles_prompt
+from ..engine.search import Scored, bm25, fuse, query_terms, relative
 from ..engine.store import (
     BUSY,
     Claim,
@@ -635,10 +648,10 @@ class EmbeddedBackend:
     def context(self, user_id: uuid.UUID, options: ContextOptions) -> str:
         """The memory block for a prompt (``GET /users/context``).
 
-        No LLM call unless asked: with ``chats`` and embeddings on, one embedding call finds
-        the gists closest to the last 3 messages (recency when it fails or embeddings are
-        off); the LLM profile filter runs only with ``full_profile_and_only_search_event=
-        False``, as on the server.
+        No LLM call unless asked: with ``chats``, the gists are searched by the last 3
+        messages (one embedding call when embeddings are on; by words alone when they are off
+        or the call fails); the LLM profile filter runs only with
+        ``full_profile_and_only_search_event=False``, as on the server.
         """
         cfg = self._resolved_config()
         profiles = self._profiles(user_id)
@@ -651,35 +664,71 @@ class EmbeddedBackend:
         return await asyncio.to_thread(self.context, user_id, options)
 
     def _context_gists(self, user_id: uuid.UUID, options: ContextOptions) -> list[EventGist]:
+        """The gist candidates of a context, in the order to pack them: without ``chats`` the
+        newest; with ``chats`` the search over the last messages (see the module doc)."""
         since = utcnow() - timedelta(days=options.time_range_in_days)
-        if options.chats and self.llm.embeddings_enabled:
-            query = "\n".join(m.content for m in options.chats[-_QUERY_MESSAGES:])
+        if not options.chats:
+            return self.store.list_gists(user_id, since=since, limit=_CONTEXT_GISTS)
+        query = "\n".join(m.content for m in options.chats[-_QUERY_MESSAGES:])
+        threshold = options.event_similarity_threshold
+        if self.llm.embeddings_enabled:
             try:
-                return self._similar_gists(
-                    user_id, query, _CONTEXT_GISTS, options.event_similarity_threshold, since
-                )
+                ranked = self._ranked("gist", user_id, query, threshold, since, vectors=True)
+                return self._gists(user_id, ranked[:_CONTEXT_GISTS])
             except MemobaseError as exc:
-                logger.warning("memobase: gist search failed, using the newest gists: %s", exc)
-        return self.store.list_gists(user_id, since=since, limit=_CONTEXT_GISTS)
+                logger.warning("memobase: gist search failed, searching by words only: %s", exc)
+        try:
+            ranked = self._ranked("gist", user_id, query, threshold, since, vectors=False)
+            found = self._gists(user_id, ranked[:_CONTEXT_GISTS])
+        except MemobaseError as exc:
+            logger.warning("memobase: gist search failed, using the newest gists: %s", exc)
+            found = []
+        if len(found) < _CONTEXT_GISTS:
+            chosen = {g.id for g in found}
+            newest = self.store.list_gists(user_id, since=since, limit=_CONTEXT_GISTS)
+            found += [g for g in newest if g.id not in chosen][: _CONTEXT_GISTS - len(found)]
+        return found
+
+    def _ranked(
+        self,
+        kind: Kind,
+        user_id: uuid.UUID,
+        query: str,
+        threshold: float,
+        since: datetime,
+        *,
+        vectors: bool,
+    ) -> list[Scored]:
+        """The user's events or gists since ``since`` for ``query``, best first: BM25 (as a
+        share of the best match) alone, or fused with the cosine ranking when ``vectors``.
+        Each ranking keeps what is above ``threshold`` before the fusion."""
+        terms = query_terms(query)
+        corpus = self.store.lexical_corpus(user_id, kind, terms, since)
+        lexical = relative(
+            bm25(terms, corpus.docs, n_docs=corpus.n_docs, avg_len=corpus.avg_len), threshold
+        )
+        if not vectors:
+            return lexical
+        stored = (
+            self.store.gist_embeddings(user_id, since)
+            if kind == "gist"
+            else self.store.event_embeddings(user_id, since)
+        )
+        cosine = [
+            Scored(row.id, sim, row.created_at)
+            for sim, row in _rank(self._query_vector(query), stored)
+            if sim > threshold
+        ]
+        return fuse([lexical, cosine])
+
+    def _gists(self, user_id: uuid.UUID, ranked: Sequence[Scored]) -> list[EventGist]:
+        found = {g.id: g for g in self.store.gists_by_ids(user_id, [r.id for r in ranked])}
+        return [
+            found[r.id].model_copy(update={"similarity": r.score}) for r in ranked if r.id in found
+        ]
 
     def _query_vector(self, query: str) -> list[float]:
-        if not self.llm.embeddings_enabled:
-            raise UnsupportedError(
-                "Search needs embeddings, which are off. Turn them on with "
-                "LLMSettings(enable_embeddings=True) or MEMOBASE_EMBEDDING_MODEL (new events get "
-                "vectors from then on); events() lists the newest without search."
-            )
         return self.llm.embed([query])[0]
-
-    def _similar_gists(
-        self, user_id: uuid.UUID, query: str, topk: int, threshold: float, since: datetime
-    ) -> list[EventGist]:
-        ranked = _rank(self._query_vector(query), self.store.gist_embeddings(user_id, since))
-        ranked = [(sim, row) for sim, row in ranked if sim > threshold][:topk]
-        found = {g.id: g for g in self.store.gists_by_ids(user_id, [r.id for _, r in ranked])}
-        return [
-            found[r.id].model_copy(update={"similarity": sim}) for sim, r in ranked if r.id in found
-        ]
 
     def events(
         self, user_id: uuid.UUID, topk: int = 10, max_token_size: int | None = None
@@ -711,12 +760,18 @@ class EmbeddedBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[UserEvent]:
+        """The user's events of the last ``time_range_in_days`` days most relevant to
+        ``query``, best first, at most ``topk``; ``similarity`` says how relevant (see the
+        module doc: a share of the best match with embeddings off, the fused score with
+        them on). No LLM call; one embedding call when embeddings are on."""
         since = utcnow() - timedelta(days=time_range_in_days)
-        ranked = _rank(self._query_vector(query), self.store.event_embeddings(user_id, since))
-        ranked = [(sim, row) for sim, row in ranked if sim > similarity_threshold][:topk]
-        found = {e.id: e for e in self.store.events_by_ids(user_id, [r.id for _, r in ranked])}
+        vectors = self.llm.embeddings_enabled
+        ranked = self._ranked(
+            "event", user_id, query, similarity_threshold, since, vectors=vectors
+        )[:topk]
+        found = {e.id: e for e in self.store.events_by_ids(user_id, [r.id for r in ranked])}
         return [
-            found[r.id].model_copy(update={"similarity": sim}) for sim, r in ranked if r.id in found
+            found[r.id].model_copy(update={"similarity": r.score}) for r in ranked if r.id in found
         ]
 
     async def asearch_events(
@@ -739,8 +794,11 @@ class EmbeddedBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[EventGist]:
+        """Like :meth:`search_events`, over the gists (one line of an event's memo each)."""
         since = utcnow() - timedelta(days=time_range_in_days)
-        return self._similar_gists(user_id, query, topk, similarity_threshold, since)
+        vectors = self.llm.embeddings_enabled
+        ranked = self._ranked("gist", user_id, query, similarity_threshold, since, vectors=vectors)
+        return self._gists(user_id, ranked[:topk])
 
     async def asearch_gists(
         self,

@@ -61,6 +61,7 @@ from .prompts import (
     organize_prompt,
     resummary_prompt,
 )
+from .search import event_text as event_embedding_text  # embedded as it is searched
 from .store import ClaimedBlob, FlushPlan, NewProfile, ProfileUpdate, StoredProfile
 from .validation import (
     entry_summary_problem,
@@ -110,21 +111,6 @@ def cap_tokens(text: str, max_tokens: int) -> str:
 def gists_of(memo: str) -> list[str]:
     """Each line of the memo that starts with ``-`` (after strip) is a gist, verbatim."""
     return [line.strip() for line in memo.splitlines() if line.strip().startswith("-")]
-
-
-def event_embedding_text(event: EventData) -> str:
-    """What the event's embedding is computed on (Memobase's layout)."""
-    parts = [event.event_tip or ""]
-    if event.profile_delta:
-        parts.append(
-            "\n".join(
-                f"- {d.attributes.get('topic')}::{d.attributes.get('sub_topic')}: {d.content}"
-                for d in event.profile_delta
-            )
-        )
-    if event.event_tags:
-        parts.append("\n".join(f"- {t.tag}: {t.value}" for t in event.event_tags))
-    return "\n".join(p for p in parts if p)
 
 
 @dataclass(slots=True)

@@ -15,6 +15,13 @@ Why these tables beyond Memobase's own (``spec §6``):
 * ``mb_flushes`` logs every committed flush (which turns, which event), written in the same
   transaction as the flush's results: the proof that a turn was processed exactly once, and
   the source of ``last_flush_at`` in ``status()``.
+* ``mb_search`` holds each event's and gist's analysed search terms (:mod:`.search`), the
+  full-text index's source: written in the transactions that write events and gists, and
+  gone with them by cascade. The dialect's index over it (an FTS5 table on SQLite, a
+  ``tsvector`` column with a GIN index on PostgreSQL) is made by :mod:`.fts`.
+
+Schema versions: 1, the first release; 2 adds ``mb_search`` and its index (a store at
+version 1 is migrated, and its index built, the first time it is opened for writing).
 """
 
 from __future__ import annotations
@@ -37,13 +44,15 @@ __all__ = [
     "profiles",
     "project",
     "schema_version",
+    "search_docs",
     "turns",
     "usage",
     "users",
 ]
 
-#: Bumped whenever the tables change; a database newer than this is refused on open.
-SCHEMA_VERSION = 1
+#: Bumped whenever the tables (or the search analysis) change; a database newer than this is
+#: refused on open, an older one migrated (``Store._migrate``).
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -237,4 +246,27 @@ usage = sa.Table(
     sa.Column("total_success_insert", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("input_tokens", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("output_tokens", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+search_docs = sa.Table(
+    "mb_search",
+    metadata,
+    # SQLite's rowid alias: the FTS5 table's rowid points here.
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("doc_id", sa.Uuid, nullable=False, unique=True),  # the event's or gist's id
+    sa.Column("user_id", sa.Uuid, _fk_user(), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # event|gist
+    # The event, or the gist's event: deleting an event (or its user) deletes its rows here.
+    # Gists are never deleted on their own.
+    sa.Column(
+        "event_id",
+        sa.Uuid,
+        sa.ForeignKey("mb_events.id", ondelete="CASCADE", onupdate="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("terms", sa.Text, nullable=False),  # analysed terms, space-separated, repeats kept
+    sa.Column("n_terms", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_mb_search_user", "user_id", "kind", "created_at"),
+    sa.Index("ix_mb_search_event", "event_id"),
 )

@@ -58,7 +58,9 @@ from ..models import (
     UserEvent,
 )
 from ..tokens import count_tokens
+from . import fts
 from . import schema as t
+from .search import event_text
 
 __all__ = [
     "BUSY",
@@ -301,6 +303,9 @@ class Store:
             _FifoLock() if self.dialect == "sqlite" and not self._memory else None
         )
         self.engine = self._create_engine(dict(engine_options or {}), busy_timeout_seconds)
+        #: How searches find candidates (``fts.Mode``); set by the writing open, else found
+        #: on the first search (an open that does not migrate, e.g. read-only).
+        self._search_mode: fts.Mode | None = None
         self._open_schema()
         # Users this process knows exist: ``record`` then skips the "create user" statement.
         self._known_users: set[uuid.UUID] = set()
@@ -378,11 +383,14 @@ class Store:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     def _open_schema(self) -> None:
+        """Create the tables, check the schema version, migrate an older store and make sure
+        the search index exists - all in one transaction (the writing open)."""
         try:
             with self._write() as conn:
                 if self.dialect == "postgresql":
                     # Serialize first-time creation between processes starting together.
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(724113801)"))
+                fts5 = self.dialect == "sqlite" and fts.sqlite_has_fts5(conn)
                 t.metadata.create_all(conn, checkfirst=True)
                 row = conn.execute(sa.select(t.schema_version.c.version)).first()
                 if row is None:
@@ -398,6 +406,18 @@ class Store:
                         f"({t.SCHEMA_VERSION}). Upgrade memobase-integrations, or point "
                         "database_url at another database."
                     )
+                elif row.version < t.SCHEMA_VERSION:
+                    self._migrate(conn, row.version, fts5=fts5)
+                if fts.fts5_index_without_fts5(conn, self.dialect, fts5=fts5):
+                    raise ConfigurationError(
+                        f"The database {self.safe_url} has a full-text search index made with "
+                        "SQLite's FTS5, which this Python's sqlite3 library lacks; writing "
+                        "events from here would fail. Use a Python whose sqlite3 has FTS5 (the "
+                        "python.org and most distribution builds do) for every process that "
+                        "writes to this store."
+                    )
+                fts.install(conn, self.dialect, fts5=fts5)
+                self._search_mode = fts.detect_mode(conn, self.dialect, t.SCHEMA_VERSION, fts5=fts5)
         except MemobaseError:
             self.engine.dispose()
             raise
@@ -408,6 +428,50 @@ class Store:
                 "server is running and reachable, the credentials are right and, for SQLite, "
                 "that the directory exists and is writable."
             ) from exc
+
+    def _migrate(self, conn: Connection, version: int, *, fts5: bool) -> None:
+        """Bring a store written by an older release to :data:`.schema.SCHEMA_VERSION`, inside
+        the opening transaction (all or nothing; other processes opening meanwhile wait).
+
+        1 -> 2: the search index (``mb_search`` was just created by ``create_all``): its
+        dialect part, then every existing event and gist analysed into it. This takes time
+        in proportion to the store's events and gists, once.
+        """
+        if version < 2:
+            fts.install(conn, self.dialect, fts5=fts5)
+            indexed = fts.backfill(conn)
+            logger.info(
+                "memobase: %s migrated from schema version %d to %d; %d events and gists "
+                "indexed for search",
+                self.safe_url,
+                version,
+                t.SCHEMA_VERSION,
+                indexed,
+            )
+        conn.execute(
+            sa.update(t.schema_version)
+            .where(t.schema_version.c.id == 1)
+            .values(version=t.SCHEMA_VERSION, updated_at=utcnow())
+        )
+
+    @property
+    def search_mode(self) -> fts.Mode:
+        """``"fts5"``, ``"tsvector"`` or ``"scan"`` (see :mod:`.fts`)."""
+        if self._search_mode is None:
+            with self.guard("inspecting the search index"), self._read() as conn:
+                return self._detect_search_mode(conn)
+        return self._search_mode
+
+    def _detect_search_mode(self, conn: Connection) -> fts.Mode:
+        if self._search_mode is None:
+            try:
+                with conn.begin_nested():
+                    version = conn.execute(sa.select(t.schema_version.c.version)).scalar()
+            except sa.exc.DatabaseError:  # no memobase tables at all
+                version = None
+            fts5 = self.dialect == "sqlite" and fts.sqlite_has_fts5(conn)
+            self._search_mode = fts.detect_mode(conn, self.dialect, version, fts5=fts5)
+        return self._search_mode
 
     def checkpoint(self) -> None:
         """Copy the SQLite WAL back into the database file (PASSIVE: never waits for, nor
@@ -895,6 +959,30 @@ class Store:
         now = utcnow()
         b = t.buffer.c
         uid = claim.user_id
+        # Ids and search terms are made before the transaction, which stays short.
+        event_id = new_row_id()
+        gist_rows: list[dict[str, Any]] = []
+        search_rows: list[dict[str, Any]] = []
+        if plan.event is not None:
+            gist_rows = [
+                {
+                    "id": new_row_id(),
+                    "user_id": uid,
+                    "event_id": event_id,
+                    "content": content,
+                    "embedding": embedding,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for content, embedding in plan.gists
+            ]
+            search_rows = [
+                fts.doc_row(uid, event_id, "event", event_id, event_text(plan.event), now),
+                *(
+                    fts.doc_row(uid, g["id"], "gist", event_id, g["content"], now)
+                    for g in gist_rows
+                ),
+            ]
         with self.guard("saving a flush"), self._write() as conn:
             owned = conn.execute(
                 sa.update(t.buffer)
@@ -920,7 +1008,6 @@ class Store:
                 )
             response = ChatModalResponse()
             if plan.event is not None:
-                event_id = new_row_id()
                 conn.execute(
                     sa.insert(t.events).values(
                         id=event_id,
@@ -931,22 +1018,10 @@ class Store:
                         updated_at=now,
                     )
                 )
-                if plan.gists:
-                    conn.execute(
-                        sa.insert(t.gists),
-                        [
-                            {
-                                "id": new_row_id(),
-                                "user_id": uid,
-                                "event_id": event_id,
-                                "content": content,
-                                "embedding": embedding,
-                                "created_at": now,
-                                "updated_at": now,
-                            }
-                            for content, embedding in plan.gists
-                        ],
-                    )
+                if gist_rows:
+                    conn.execute(sa.insert(t.gists), gist_rows)
+                # The search index, in the same transaction (FTS5 follows by trigger).
+                conn.execute(sa.insert(t.search_docs), search_rows)
                 response.event_id = event_id
             p = t.profiles.c
             if plan.delete:
@@ -1334,6 +1409,15 @@ class Store:
                 )
             ).all()
         return [_gist_model(r) for r in rows]
+
+    def lexical_corpus(
+        self, user_id: uuid.UUID, kind: fts.Kind, terms: Sequence[str], since: datetime
+    ) -> fts.Corpus:
+        """The user's events or gists since ``since`` sharing a term with the query, and the
+        statistics to rank them (:func:`.search.bm25`), read in one transaction."""
+        with self.guard("searching"), self._read() as conn:
+            mode = self._detect_search_mode(conn)
+            return fts.candidates(conn, mode, user_id, kind, terms, since)
 
     # -- project config -------------------------------------------------------------------------
     def get_profile_config(self) -> str | None:

@@ -269,13 +269,6 @@ def test_search_and_context_use_embeddings(make_backend: BackendFactory) -> None
     assert plain.index("baker") < plain.index("hiking")
 
 
-def test_search_without_embeddings_is_unsupported(make_backend: BackendFactory) -> None:
-    settings, _, _ = tapped_settings()
-    backend = make_backend(llm=settings, policy=MANUAL)
-    with pytest.raises(UnsupportedError, match="enable_embeddings"):
-        backend.search_gists(uuid.uuid4(), "x")
-
-
 def test_events_topk_and_token_budget(make_backend: BackendFactory) -> None:
     settings, _, _ = tapped_settings()
     backend = make_backend(llm=settings, policy=MANUAL)
