@@ -234,6 +234,11 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
+def _searches_by_embedding(call: Call) -> bool:
+    """Event and gist search: what a server without embeddings refuses with errno 501."""
+    return "/event/search/" in call.template or "/event_gist/search/" in call.template
+
+
 def _hint_for(errno: int, message: str, call: Call) -> str:
     """What to do about an error, from what the server said."""
     lowered = message.lower()
@@ -275,6 +280,15 @@ def _hint_for(errno: int, message: str, call: Call) -> str:
         return (
             "Check the id: processing and deletes replace profiles and events, so read the "
             "current ones for valid ids."
+        )
+    if errno == 501 and _searches_by_embedding(call):
+        return (
+            "This server searches events and gists by embeddings only, and they are off "
+            "there. Set enable_event_embedding: true with an embedding provider "
+            "(embedding_provider, embedding_model, embedding_api_key) in the server's "
+            "config.yaml and restart it; events processed before that have no vectors and "
+            "are not found. Meanwhile events() lists the newest events without searching "
+            "(the embedded engine searches by words when embeddings are off)."
         )
     if errno == 501:
         return "Enable enable_event_embedding (and an embedding provider) on the server."

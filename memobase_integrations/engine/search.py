@@ -53,6 +53,7 @@ from snowballstemmer.english_stemmer import EnglishStemmer
 from ..models import EventData
 
 __all__ = [
+    "FORMAT_WORDS",
     "MAX_QUERY_TERMS",
     "RRF_K",
     "STOPWORDS",
@@ -93,6 +94,9 @@ _STOPWORD_TEXT: Final = """
 STOPWORDS: Final = frozenset(_STOPWORD_TEXT.split())
 #: Chinese characters too common to search on their own.
 _CJK_STOP: Final = frozenset("的了是在我你他她它们这那和与也都就吗呢吧啊么个有")
+#: Never searched for: every Memobase memo line starts with "User" ("用户" in ``zh``) and
+#: carries a "[mention DATE]", so these would match every item of the user.
+FORMAT_WORDS: Final = frozenset({"user", "mention", "用户"})
 
 # Han (with extensions and compatibility ideographs), Hiragana and Katakana: scripts written
 # without spaces between words.
@@ -196,8 +200,8 @@ def analyze(text: str) -> list[str]:
 
 def query_terms(text: str) -> list[str]:
     """The distinct terms to search for, in order of first appearance (at most
-    :data:`MAX_QUERY_TERMS`): stopwords dropped unless nothing else is left; CJK runs as
-    character pairs (a single character stands for itself)."""
+    :data:`MAX_QUERY_TERMS`): :data:`FORMAT_WORDS` dropped, stopwords too unless nothing else
+    is left; CJK runs as character pairs (a single character stands for itself)."""
     kept: dict[str, None] = {}
     stop: dict[str, None] = {}
     for cjk, run in _runs(_normalise(text)):
@@ -206,10 +210,12 @@ def query_terms(text: str) -> list[str]:
                 (stop if run in _CJK_STOP else kept).setdefault(run)
             else:
                 for i in range(len(run) - 1):
-                    kept.setdefault(run[i : i + 2])
+                    pair = run[i : i + 2]
+                    if pair not in FORMAT_WORDS:
+                        kept.setdefault(pair)
             continue
         term = _word_term(run)
-        if term:
+        if term and term not in FORMAT_WORDS:
             (stop if _fold(run) in STOPWORDS else kept).setdefault(term)
     chosen = kept or stop
     return list(chosen)[:MAX_QUERY_TERMS]
