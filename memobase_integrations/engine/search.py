@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 import unicodedata
 import uuid
 from collections import Counter
@@ -140,14 +141,16 @@ def event_text(event: EventData) -> str:
     return "\n".join(p for p in parts if p)
 
 
-@functools.lru_cache(maxsize=1)
-def _stemmer() -> EnglishStemmer:
-    return EnglishStemmer()
+_local = threading.local()
 
 
 @functools.lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
-    stemmed: str = _stemmer().stemWord(word)
+    # A Snowball stemmer keeps its working state on the instance: one per thread.
+    stemmer: EnglishStemmer | None = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = EnglishStemmer()
+    stemmed: str = stemmer.stemWord(word)
     return stemmed
 
 

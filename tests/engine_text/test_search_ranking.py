@@ -146,3 +146,48 @@ def test_fusion_rewards_items_both_lists_agree_on() -> None:
     assert fuse([]) == []
     # One empty list (e.g. no vector above the threshold): the other's order is kept.
     assert [f.id for f in fuse([[a, b, c], []])] == [a.id, b.id, c.id]
+
+
+def test_analysis_is_thread_safe() -> None:
+    """Searches run on many threads (async twins use ``asyncio.to_thread``); a Snowball
+    stemmer keeps its working state on the instance, so a shared one gave wrong stems and
+    ``IndexError`` under contention."""
+    import sys
+    import threading
+
+    from snowballstemmer.english_stemmer import EnglishStemmer
+
+    bases = ["generously", "relational", "hopefulness", "conditional", "internationally"]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+
+    def word(i: int) -> str:  # distinct letters-only words: no stem cache hit
+        tail = ""
+        while True:
+            tail, i = tail + letters[i % 26], i // 26
+            if not i:
+                return bases[len(tail) % len(bases)] + tail + "ness"
+
+    words = [word(i) for i in range(20_000)]
+    expected = [EnglishStemmer().stemWord(w) for w in words]
+    wrong: list[str] = []
+    errors: list[BaseException] = []
+
+    def work(part: int) -> None:
+        try:
+            for w, stem in zip(words[part::8], expected[part::8], strict=True):
+                if analyze(w) != [stem]:
+                    wrong.append(w)
+        except BaseException as exc:
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors and not wrong
