@@ -311,15 +311,13 @@ def candidates(
             *scope, sa.literal_column("tsv").op("@@")(sa.cast(_tsquery(terms), _TSQUERY))
         )
     else:
+        # The FTS5 match as a subquery: joined instead, SQLite walks the user's rows and
+        # evaluates the match once per row (200 ms instead of 1 ms for 2,000 gists).
         fts = sa.table(FTS_TABLE, sa.column("rowid"))
-        stmt = (
-            sa.select(s.doc_id, s.terms, s.created_at)
-            .select_from(fts.join(t.search_docs, s.seq == fts.c.rowid))
-            .where(
-                sa.literal_column(FTS_TABLE).op("MATCH")(_fts5_match(user_id, kind, terms)),
-                *scope,
-            )
+        matching = sa.select(fts.c.rowid).where(
+            sa.literal_column(FTS_TABLE).op("MATCH")(_fts5_match(user_id, kind, terms))
         )
+        stmt = sa.select(s.doc_id, s.terms, s.created_at).where(s.seq.in_(matching), *scope)
     rows = conn.execute(stmt.order_by(s.created_at.desc(), s.doc_id).limit(CANDIDATE_LIMIT))
     docs = [Doc(r.doc_id, r.terms.split(), r.created_at) for r in rows]
     return Corpus(docs, int(count), int(length) / int(count))

@@ -43,7 +43,6 @@ import re
 import threading
 import unicodedata
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -244,17 +243,20 @@ def bm25(
     wanted = set(terms)
     if not wanted or not docs:
         return []
-    counts = [(doc, Counter(t for t in doc.terms if t in wanted)) for doc in docs]
-    df: Counter[str] = Counter()
-    for _, tf in counts:
-        df.update(tf.keys())
+    counts: list[tuple[Doc, dict[str, int]]] = []
+    df: dict[str, int] = {}
+    for doc in docs:
+        found = wanted.intersection(doc.terms)
+        if not found:
+            continue
+        counts.append((doc, {t: doc.terms.count(t) for t in found}))
+        for t in found:
+            df[t] = df.get(t, 0) + 1
     n = max(n_docs, len(docs))
     avg = avg_len if avg_len > 0 else 1.0
-    idf = {t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in df}
+    idf = {t: math.log(1.0 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
     scored: list[Scored] = []
     for doc, tf in counts:
-        if not tf:
-            continue
         norm = k1 * (1.0 - b + b * len(doc.terms) / avg)
         score = sum(idf[t] * f * (k1 + 1.0) / (f + norm) for t, f in tf.items())
         scored.append(Scored(doc.id, score, doc.created_at))
