@@ -183,7 +183,8 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         context_options: further ``UserMemory.context`` options (``profile_event_ratio``,
             ``customize_context_prompt``...).
         recent_chats: pass the last N user/assistant messages as ``chats`` so relevant past
-            events are searched (needs embeddings; 0 keeps the context cacheable).
+            events are searched (by words, and by meaning with embeddings; 0 keeps the
+            context cacheable).
         template: text around the context; must contain ``{context}``. The result is appended
             to the existing system message after a blank line.
         record: record finished turns (turn it off for read-only agents).

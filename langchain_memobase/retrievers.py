@@ -141,7 +141,8 @@ class MemobaseProfileRetriever(_UserBoundRetriever):
 class MemobaseEventRetriever(_UserBoundRetriever):
     """Events from the user's timeline most similar to the query (Memobase event search).
 
-    Needs a backend that can search events (embeddings configured for the embedded engine).
+    The embedded engine searches by words without embeddings and adds meaning with them; a
+    Memobase server searches only with its embeddings on.
     """
 
     k: int = Field(default=10, ge=1)
