@@ -23,6 +23,7 @@ from memobase_integrations.engine import fts
 from memobase_integrations.engine import schema as t
 from memobase_integrations.errors import ConfigurationError
 from memobase_integrations.messages import Message, turn_to_blobs
+from memobase_integrations.models import EventData
 from memobase_integrations.testing import StandInLLM
 
 #: Said in this order, one flush each: the Dolomites are the oldest memory, so finding them
@@ -310,3 +311,18 @@ def test_sqlite_reads_the_fts5_match_first(tmp_path: Path) -> None:
         assert not any("VIRTUAL TABLE INDEX 0:=" in step for step in plan), plan
     finally:
         backend.close()
+
+
+def test_reindexing_an_event_replaces_its_words(make_backend: BackendFactory) -> None:
+    """``fts.reindex_event`` is what a change of an event's data calls in its transaction;
+    the event's gists keep their own words (as on the server)."""
+    backend = make_backend(llm=StandInLLM().settings(), policy=MANUAL, start_worker=False)
+    user = uuid.uuid4()
+    event_id = seed_event(backend, user, ["- User hiked in the Dolomites. // event"])
+    edited = EventData(event_tip="- User skied in Norway. // event", profile_delta=[])
+    with backend.store._write() as conn:
+        fts.reindex_event(conn, user, event_id, edited)
+    assert backend.search_events(user, "Dolomites") == []
+    assert [e.id for e in backend.search_events(user, "Norway")] == [event_id]
+    assert len(backend.search_gists(user, "Dolomites")) == 1
+    assert _index_counts(backend) == (2, 2)
