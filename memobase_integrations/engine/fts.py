@@ -119,36 +119,29 @@ def sqlite_has_fts5(conn: Connection) -> bool:
     return True
 
 
+def _exists(conn: Connection, query: str) -> bool:
+    return conn.execute(sa.text(query)).first() is not None
+
+
 def _has_fts_table(conn: Connection) -> bool:
-    return (
-        conn.exec_driver_sql(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (FTS_TABLE,)
-        ).first()
-        is not None
+    return _exists(
+        conn, f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{FTS_TABLE}'"
     )
 
 
 def _has_tsv(conn: Connection) -> bool:
-    return (
-        conn.execute(
-            sa.text(
-                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-                "AND table_name = 'mb_search' AND column_name = 'tsv'"
-            )
-        ).first()
-        is not None
+    return _exists(
+        conn,
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = 'mb_search' AND column_name = 'tsv'",
     )
 
 
 def _has_gin(conn: Connection) -> bool:
-    return (
-        conn.execute(
-            sa.text(
-                "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() "
-                "AND indexname = 'ix_mb_search_tsv'"
-            )
-        ).first()
-        is not None
+    return _exists(
+        conn,
+        "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND indexname = 'ix_mb_search_tsv'",
     )
 
 
@@ -346,26 +339,22 @@ def _fts5_match(user_id: uuid.UUID, kind: Kind, terms: Sequence[str]) -> str:
 
 
 def _scan(conn: Connection, user_id: uuid.UUID, kind: Kind, since: datetime) -> Corpus:
-    if kind == "event":
-        e = t.events.c
-        rows = conn.execute(
-            sa.select(e.id, e.event_data, e.created_at)
-            .where(e.user_id == user_id, e.created_at >= since)
-            .order_by(e.created_at.desc(), e.id)
-            .limit(SCAN_LIMIT)
-        ).all()
-        texts = [
-            (r.id, event_text(EventData.model_validate(r.event_data)), r.created_at) for r in rows
-        ]
-    else:
-        g = t.gists.c
-        rows = conn.execute(
-            sa.select(g.id, g.content, g.created_at)
-            .where(g.user_id == user_id, g.created_at >= since)
-            .order_by(g.created_at.desc(), g.id)
-            .limit(SCAN_LIMIT)
-        ).all()
-        texts = [(r.id, r.content, r.created_at) for r in rows]
-    docs = [Doc(doc_id, analyze(text), created) for doc_id, text, created in texts]
+    table = t.events if kind == "event" else t.gists
+    c = table.c
+    text = c.event_data if kind == "event" else c.content
+    rows = conn.execute(
+        sa.select(c.id, text.label("text"), c.created_at)
+        .where(c.user_id == user_id, c.created_at >= since)
+        .order_by(c.created_at.desc(), c.id)
+        .limit(SCAN_LIMIT)
+    ).all()
+    docs = [
+        Doc(
+            r.id,
+            analyze(event_text(EventData.model_validate(r.text)) if kind == "event" else r.text),
+            r.created_at,
+        )
+        for r in rows
+    ]
     total = sum(len(d.terms) for d in docs)
     return Corpus(docs, len(docs), total / len(docs) if docs else 0.0)
