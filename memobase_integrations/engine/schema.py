@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
+    "ADDED_IN_VERSION",
     "SCHEMA_VERSION",
     "UTCDateTime",
     "blobs",
@@ -53,6 +54,9 @@ __all__ = [
 #: Bumped whenever the tables (or the search analysis) change; a database newer than this is
 #: refused on open, an older one migrated (``Store._migrate``).
 SCHEMA_VERSION = 2
+#: Tables a store has only from that schema version on: an open that does not migrate (a
+#: read-only one) must not take their absence from an older store for a broken store.
+ADDED_IN_VERSION: dict[str, int] = {"mb_search": 2}
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

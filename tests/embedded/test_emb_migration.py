@@ -154,3 +154,9 @@ def test_an_open_that_does_not_migrate_still_searches_by_scanning(
         store.close()
     version, tables = _version_and_tables(v1_store)
     assert version == 1 and "mb_search" not in tables
+
+
+def test_the_tables_added_since_version_1_are_the_ones_the_old_store_lacks() -> None:
+    old = _schema_v1()
+    added = set(t.metadata.tables) - set(old.metadata.tables)
+    assert added == {name for name, version in t.ADDED_IN_VERSION.items() if version > 1}
