@@ -42,7 +42,8 @@ Choices worth knowing:
   of the stored vectors (an exact scan in Python over the user's rows in the window - fine
   for the thousands of gists one user accumulates) are fused by reciprocal rank fusion:
   each list keeps what passes ``similarity_threshold`` (its own kind of score), and
-  ``similarity`` is the fused score, 1.0 for an item first in both. Items without a vector
+  ``similarity`` is the fused score (1.0 for an item first in both, 0.5 for one first in
+  one list only), which must pass the threshold too. Items without a vector
   (written while embeddings were off) are still found by their words.
 * The context's events for ``chats`` come from the same search over the last 3 messages.
   With embeddings off the matches come first, then the newest of the other gists: a word
@@ -701,7 +702,11 @@ class EmbeddedBackend:
     ) -> list[Scored]:
         """The user's events or gists since ``since`` for ``query``, best first: BM25 (as a
         share of the best match) alone, or fused with the cosine ranking when ``vectors``.
-        Each ranking keeps what is above ``threshold`` before the fusion."""
+
+        Every item returned has its score above ``threshold``. Fused, an item must also be
+        above it in the ranking it comes from (cosine, as on a Memobase server, or share of
+        the best word match): a word match that is not among the best never passes a high
+        threshold on the strength of its rank alone."""
         terms = query_terms(query)
         corpus = self.store.lexical_corpus(user_id, kind, terms, since)
         lexical = relative(
@@ -719,7 +724,7 @@ class EmbeddedBackend:
             for sim, row in _rank(self._query_vector(query), stored)
             if sim > threshold
         ]
-        return fuse([lexical, cosine])
+        return [item for item in fuse([lexical, cosine]) if item.score > threshold]
 
     def _gists(self, user_id: uuid.UUID, ranked: Sequence[Scored]) -> list[EventGist]:
         found = {g.id: g for g in self.store.gists_by_ids(user_id, [r.id for r in ranked])}

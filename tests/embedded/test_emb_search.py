@@ -326,3 +326,26 @@ def test_reindexing_an_event_replaces_its_words(make_backend: BackendFactory) ->
     assert [e.id for e in backend.search_events(user, "Norway")] == [event_id]
     assert len(backend.search_gists(user, "Dolomites")) == 1
     assert _index_counts(backend) == (2, 2)
+
+
+@pytest.mark.parametrize("embeddings", [False, True])
+def test_every_result_is_above_the_threshold(db: DbTarget, embeddings: bool) -> None:
+    """The threshold bounds the ``similarity`` reported, whatever the mode. With embeddings
+    on, a word match alone (fused 0.5 when first) never passes a high threshold: the
+    stand-in's cosine for "Dolomites" against its gist is about 0.35, so at 0.9 a Memobase
+    server finds nothing, and so does this search."""
+    mb = _memobase(db, enable_embeddings=embeddings)
+    try:
+        _remember(mb, "erin")
+        erin = mb.user("erin")
+        for query in ("Dolomites", "hiking in the Dolomites", "jazz music Japan"):
+            for threshold in (0.0, 0.2, 0.45, 0.6, 0.9):
+                for search in (erin.search_events, erin.search_gists):
+                    found = search(query, similarity_threshold=threshold)
+                    assert all((x.similarity or 0) > threshold for x in found), (query, found)
+        strict = erin.search_gists("Dolomites", similarity_threshold=0.9)
+        # Without embeddings the best word match is 1.0 by definition.
+        assert len(strict) == (0 if embeddings else 1)
+        assert len(erin.search_gists("Dolomites", similarity_threshold=0.2)) == 1
+    finally:
+        mb.close()
