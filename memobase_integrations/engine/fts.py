@@ -166,13 +166,20 @@ def install(conn: Connection, dialect: str, *, fts5: bool) -> None:
         conn.exec_driver_sql(_SQLITE_FILL)
 
 
-def detect_mode(conn: Connection, dialect: str, version: int | None, *, fts5: bool) -> Mode:
-    """How this store can be searched by this process."""
+def detect_mode(conn: Connection, dialect: str, version: int | None) -> Mode:
+    """How this store can be searched by this process. Reads only (an FTS5 table this
+    SQLite cannot read, for want of FTS5, means a scan)."""
     if version is None or version < 2:
         return "scan"
     if dialect == "postgresql":
         return "tsvector" if _has_tsv(conn) else "scan"
-    return "fts5" if fts5 and _has_fts_table(conn) else "scan"
+    if not _has_fts_table(conn):
+        return "scan"
+    try:
+        conn.exec_driver_sql(f"SELECT rowid FROM {FTS_TABLE} LIMIT 0")
+    except sa.exc.OperationalError:  # no such module: fts5
+        return "scan"
+    return "fts5"
 
 
 def fts5_index_without_fts5(conn: Connection, dialect: str, *, fts5: bool) -> bool:

@@ -417,7 +417,7 @@ class Store:
                         "writes to this store."
                     )
                 fts.install(conn, self.dialect, fts5=fts5)
-                self._search_mode = fts.detect_mode(conn, self.dialect, t.SCHEMA_VERSION, fts5=fts5)
+                self._search_mode = fts.detect_mode(conn, self.dialect, t.SCHEMA_VERSION)
         except MemobaseError:
             self.engine.dispose()
             raise
@@ -469,8 +469,7 @@ class Store:
                     version = conn.execute(sa.select(t.schema_version.c.version)).scalar()
             except sa.exc.DatabaseError:  # no memobase tables at all
                 version = None
-            fts5 = self.dialect == "sqlite" and fts.sqlite_has_fts5(conn)
-            self._search_mode = fts.detect_mode(conn, self.dialect, version, fts5=fts5)
+            self._search_mode = fts.detect_mode(conn, self.dialect, version)
         return self._search_mode
 
     def checkpoint(self) -> None:

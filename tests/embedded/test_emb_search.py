@@ -21,6 +21,7 @@ from memobase_integrations.backends.base import ContextOptions
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.engine import fts
 from memobase_integrations.engine import schema as t
+from memobase_integrations.engine.store import Store
 from memobase_integrations.errors import ConfigurationError
 from memobase_integrations.messages import Message, turn_to_blobs
 from memobase_integrations.models import EventData
@@ -349,3 +350,29 @@ def test_every_result_is_above_the_threshold(db: DbTarget, embeddings: bool) -> 
         assert len(erin.search_gists("Dolomites", similarity_threshold=0.2)) == 1
     finally:
         mb.close()
+
+
+def test_a_read_only_open_uses_the_fts5_index_without_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An open that does not write (the CLI's) finds the index by reading the catalog; it
+    does not probe FTS5 by creating a table, which ``query_only`` refuses."""
+    url = f"sqlite:///{tmp_path / 'memobase.db'}"
+    writer = EmbeddedBackend(url, llm=StandInLLM().settings(), policy=MANUAL)
+    user = uuid.uuid4()
+    try:
+        writer.record(user, turn_to_blobs(turn("I love the Dolomites.")), "t")
+        writer.flush(user)
+    finally:
+        writer.close()
+    monkeypatch.setattr(Store, "_open_schema", lambda self: None)
+    reader = Store(url)
+    sa.event.listen(
+        reader.engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA query_only=ON")
+    )
+    try:
+        assert reader.search_mode == "fts5"
+        corpus = reader.lexical_corpus(user, "gist", ["dolomit"], since=days_ago(1))
+        assert len(corpus.docs) == 1 and corpus.n_docs == 1
+    finally:
+        reader.close()
