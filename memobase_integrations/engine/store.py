@@ -1751,6 +1751,7 @@ class Store:
                 .where(e.user_id == user_id, e.id == event_id)
                 .values(event_data=merged.model_dump(mode="json"), updated_at=utcnow())
             )
+            fts.reindex_event(conn, user_id, event_id, merged)  # its gists keep their text
 
     def add_usage(
         self,

@@ -376,3 +376,24 @@ def test_a_read_only_open_uses_the_fts5_index_without_writing(
         assert len(corpus.docs) == 1 and corpus.n_docs == 1
     finally:
         reader.close()
+
+
+def test_an_updated_event_is_searched_by_its_new_text(db: DbTarget) -> None:
+    """``update_event`` changes what the event is found by, in the same transaction; its
+    gists keep their text (as on a Memobase server)."""
+    mb = _memobase(db)
+    try:
+        _remember(mb, "fay", CONVERSATION[:1])
+        fay = mb.user("fay")
+        (event,) = fay.search_events("Dolomites")
+        # The event's text is its memo and its profile changes (both named the Dolomites).
+        edit = {"event_tip": "- User skied in Norway. // event", "profile_delta": []}
+        fay.update_event(event.id, edit)
+        assert fay.search_events("Dolomites") == []
+        assert [e.id for e in fay.search_events("Norway")] == [event.id]
+        assert len(fay.search_gists("Dolomites")) == 1
+        asyncio.run(fay.aupdate_event(event.id, {"event_tip": "- User sailed to Corsica."}))
+        assert [e.id for e in fay.search_events("Corsica")] == [event.id]
+        assert fay.search_events("Norway") == []
+    finally:
+        mb.close()
