@@ -29,8 +29,9 @@ DIFFERENCES = {
         "them; the real server stores the blob and then answers errno 400"
     ),
     "context_with_chats_llm_down": (
-        "when the embedding endpoint fails, the context falls back to the newest events "
-        "(a read never fails because the LLM is down); the real server answers errno 503"
+        "when the embedding endpoint fails, the context falls back to the search by words, "
+        "then the newest events (a read never fails because the LLM is down); the real "
+        "server answers errno 503"
     ),
     "roleplay_proactive_continue": (
         "the experimental roleplay endpoint is not implemented (errno 501): it needs "
