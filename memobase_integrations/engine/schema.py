@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
-    "ADDED_IN_VERSION",
+    "LATER_TABLES",
     "SCHEMA_VERSION",
     "UTCDateTime",
     "blobs",
@@ -54,9 +54,11 @@ __all__ = [
 #: Bumped whenever the tables (or the search analysis) change; a database newer than this is
 #: refused on open, an older one migrated (``Store._migrate``).
 SCHEMA_VERSION = 2
-#: Tables a store has only from that schema version on: an open that does not migrate (a
-#: read-only one) must not take their absence from an older store for a broken store.
-ADDED_IN_VERSION: dict[str, int] = {"mb_search": 2}
+#: Tables an existing store may lack, with the schema version from which every store has
+#: them (``None``: made by the first writing open at any version, as ``mb_usage`` was added
+#: without a bump). An open that does not migrate (a read-only one) must not take their
+#: absence for a broken store.
+LATER_TABLES: dict[str, int | None] = {"mb_search": 2, "mb_usage": None}
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
