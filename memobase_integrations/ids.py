@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import uuid
 
-from .errors import InvalidUserIdError
+from .errors import InvalidMessageError, InvalidUserIdError
+from .text_policy import first_unstorable
 
-__all__ = ["SDK_SALT", "string_to_uuid", "to_user_uuid"]
+__all__ = ["MAX_TURN_ID_CHARS", "SDK_SALT", "check_turn_id", "string_to_uuid", "to_user_uuid"]
+
+#: Turn ids are stored (and sent) as text of at most this many characters.
+MAX_TURN_ID_CHARS = 255
 
 #: The salt the official SDK appends before hashing (``string_to_uuid(s, salt=...)``).
 SDK_SALT = "memobase_client"
@@ -29,7 +33,9 @@ def to_user_uuid(user: str | uuid.UUID) -> uuid.UUID:
     * a ``uuid.UUID`` or a UUID string of version 4 or 5 passes through unchanged;
     * a UUID of any other version is rejected: the server answers HTTP 422 for it, and
       silently hashing it would make the same id mean two different users;
-    * any other string (an e-mail, a database key, "alice") is hashed like the SDK does.
+    * any other string (an e-mail, a database key, "alice") is hashed like the SDK does;
+    * a string holding U+0000 or a lone surrogate is refused: the SDK cannot hash it
+      (UTF-8 cannot encode a lone surrogate) and an altered id would name another user.
     """
     if isinstance(user, uuid.UUID):
         parsed = user
@@ -38,6 +44,14 @@ def to_user_uuid(user: str | uuid.UUID) -> uuid.UUID:
             raise InvalidUserIdError(
                 "The user id is empty. Pass the id your app uses for this person "
                 "(any non-empty string, or a UUID v4/v5)."
+            )
+        bad = first_unstorable(user)
+        if bad is not None:
+            raise InvalidUserIdError(
+                f"The user id contains {bad}, which no store keeps (PostgreSQL refuses "
+                "U+0000, UTF-8 cannot encode a lone surrogate). Ids must round-trip exactly, "
+                "so it is refused rather than altered: pass the id as clean text (decode it "
+                "with the right encoding, or hex-encode raw bytes)."
             )
         maybe = _parse_uuid(user)
         if maybe is None:
@@ -55,6 +69,38 @@ def to_user_uuid(user: str | uuid.UUID) -> uuid.UUID:
             "hashed into a v5 UUID, or generate ids with uuid.uuid4()."
         )
     return parsed
+
+
+def check_turn_id(turn_id: object) -> str:
+    """``turn_id`` when it can name a turn in both backends, else ``InvalidMessageError``.
+
+    A turn id is the de-duplication key of a replayed turn, so it must come back exactly as
+    given: a non-empty string of at most :data:`MAX_TURN_ID_CHARS` characters, without
+    U+0000 or lone surrogates (which no store keeps), never silently altered.
+    """
+    if not isinstance(turn_id, str):
+        raise InvalidMessageError(
+            f"turn_id must be a str, not {type(turn_id).__name__}. Pass a stable text id "
+            "(e.g. str(run_id)), or None to have a random one generated."
+        )
+    if not turn_id:
+        raise InvalidMessageError(
+            "turn_id is empty. Pass a stable id (e.g. your framework's run id) so a replay is "
+            "recognised, or None to have a random one generated."
+        )
+    if len(turn_id) > MAX_TURN_ID_CHARS:
+        raise InvalidMessageError(
+            f"turn_id has {len(turn_id)} characters; the limit is {MAX_TURN_ID_CHARS}. Use a "
+            "shorter stable id, e.g. a hash of the long one (uuid.uuid5(namespace, long_id))."
+        )
+    bad = first_unstorable(turn_id)
+    if bad is not None:
+        raise InvalidMessageError(
+            f"turn_id contains {bad}, which no store keeps (PostgreSQL refuses U+0000, "
+            "UTF-8 cannot encode a lone surrogate). Ids must round-trip exactly, so it is "
+            "refused rather than altered: use clean text."
+        )
+    return turn_id
 
 
 def _parse_uuid(text: str) -> uuid.UUID | None:

@@ -15,10 +15,12 @@ from typing import Any, Literal
 
 from .errors import InvalidMessageError
 from .models import ChatBlob, OpenAICompatibleMessage, SummaryBlob
+from .text_policy import storable_text
 from .tokens import count_tokens, encoding
 
 __all__ = [
     "DEFAULT_MAX_BLOB_TOKENS",
+    "DEFAULT_MAX_TURN_CHARS",
     "Message",
     "format_timestamp",
     "render_blob",
@@ -29,6 +31,13 @@ __all__ = [
 #: A blob bigger than Memobase's processing cap (16384 tokens) can never be processed
 #: (the server fails it with errno 520), so turns are split well below that.
 DEFAULT_MAX_BLOB_TOKENS = 4096
+
+#: The most text one recorded turn may carry (characters of content and names, all messages
+#: together): 256k characters, about 60k tokens of English, a long pasted document.
+#: ``record`` converts a turn on the caller's thread in time linear in its size (about
+#: 1-2 us per character); this bound keeps that well under a second even for CJK text,
+#: where a 10 MB message took 30-73 s. Raise it with ``Memobase(max_turn_chars=...)``.
+DEFAULT_MAX_TURN_CHARS = 256_000
 
 Role = Literal["user", "assistant"]
 _ROLE_ALIASES: dict[str, Role] = {
@@ -48,6 +57,11 @@ class Message:
     ``role`` is ``user`` or ``assistant`` (``human``/``ai`` are accepted and normalised);
     ``name`` becomes Memobase's ``alias``; ``created_at`` becomes the per-message timestamp the
     LLM sees (a ``datetime`` is written as ISO 8601, a string is passed through verbatim).
+
+    Every way of building one checks it (the constructor too), so a wrong type fails here
+    with :class:`InvalidMessageError` instead of deep in a backend. Text no store can keep
+    (U+0000, lone surrogates) in ``content``, ``name`` or a ``created_at`` string becomes
+    U+FFFD (see :mod:`.text_policy`).
     """
 
     role: Role
@@ -55,6 +69,42 @@ class Message:
     name: str | None = None
     created_at: datetime | str | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        role = _ROLE_ALIASES.get(self.role.strip().lower()) if isinstance(self.role, str) else None
+        if role is None:
+            raise InvalidMessageError(
+                f"Message role {self.role!r:.40} cannot be stored: Memobase keeps only 'user' "
+                "and 'assistant' turns. Drop system, tool and function messages before "
+                "recording."
+            )
+        if not isinstance(self.content, str):
+            raise InvalidMessageError(
+                f"Message content must be text, got {type(self.content).__name__}. Flatten "
+                "multimodal content to its text parts first (the adapters do this for you)."
+            )
+        if self.name is not None and not isinstance(self.name, str):
+            raise InvalidMessageError(
+                f"A message's name (alias) must be a str or None, got "
+                f"{type(self.name).__name__}. Pass the speaker's display name as text."
+            )
+        created = self.created_at
+        if created is not None and not isinstance(created, datetime | str):
+            raise InvalidMessageError(
+                f"A message's created_at must be a datetime, a string or None, got "
+                f"{type(created).__name__}. Pass e.g. datetime.now(UTC) or '2025/01/14 10:00'."
+            )
+        if not isinstance(self.metadata, dict):
+            raise InvalidMessageError(
+                f"A message's metadata must be a dict, got {type(self.metadata).__name__}."
+            )
+        object.__setattr__(self, "role", role)
+        object.__setattr__(self, "content", storable_text(self.content, f"{role} message content"))
+        if self.name is not None:
+            name = storable_text(self.name, f"{role} message name") or None
+            object.__setattr__(self, "name", name)
+        if isinstance(created, str):
+            object.__setattr__(self, "created_at", storable_text(created, "message created_at"))
 
     @classmethod
     def of(
@@ -66,18 +116,7 @@ class Message:
         created_at: datetime | str | None = None,
     ) -> Message:
         """Build a message, normalising ``role`` and rejecting what Memobase cannot store."""
-        normalised = _ROLE_ALIASES.get(role.strip().lower()) if isinstance(role, str) else None
-        if normalised is None:
-            raise InvalidMessageError(
-                f"Message role {role!r} cannot be stored: Memobase keeps only 'user' and "
-                "'assistant' turns. Drop system, tool and function messages before recording."
-            )
-        if not isinstance(content, str):
-            raise InvalidMessageError(
-                f"Message content must be text, got {type(content).__name__}. Flatten "
-                "multimodal content to its text parts first (the adapters do this for you)."
-            )
-        return cls(role=normalised, content=content, name=name or None, created_at=created_at)
+        return cls(role=role, content=content, name=name or None, created_at=created_at)  # type: ignore[arg-type]
 
     @classmethod
     def coerce(cls, value: Message | dict[str, Any]) -> Message:
@@ -87,7 +126,8 @@ class Message:
         if isinstance(value, dict):
             if "role" not in value or "content" not in value:
                 raise InvalidMessageError(
-                    f"A message dict needs 'role' and 'content' keys; got keys {sorted(value)}."
+                    "A message dict needs 'role' and 'content' keys; got keys "
+                    f"{sorted(map(repr, value))}."
                 )
             return cls.of(
                 value["role"],
@@ -147,9 +187,16 @@ def turn_to_blobs(
     *,
     max_blob_tokens: int = DEFAULT_MAX_BLOB_TOKENS,
     fields: dict[str, Any] | None = None,
+    max_turn_chars: int | None = DEFAULT_MAX_TURN_CHARS,
 ) -> list[ChatBlob]:
     """Convert one finished turn into the ChatBlobs to insert.
 
+    * ``messages`` is a list (any iterable) of :class:`Message` or ``{"role", "content"}``
+      dicts; anything else raises :class:`InvalidMessageError` saying what was given;
+    * a turn with more than ``max_turn_chars`` characters of text (contents and names, all
+      messages together; ``None``: no limit) is refused with :class:`InvalidMessageError`
+      before any tokenizing, so the caller's thread never spends more than a bounded,
+      size-proportional time here;
     * only user and assistant text survives; messages whose text is blank are dropped;
     * consecutive messages are packed into one blob while the rendered text stays within
       ``max_blob_tokens``; a single message longer than that is split into pieces (on
@@ -159,7 +206,10 @@ def turn_to_blobs(
     """
     if max_blob_tokens < 16:
         raise InvalidMessageError(f"max_blob_tokens must be at least 16, got {max_blob_tokens}.")
-    wires = [m.to_wire() for m in (Message.coerce(x) for x in messages) if m.content.strip()]
+    turn = [Message.coerce(x) for x in _iterate(messages)]
+    if max_turn_chars is not None:
+        _check_size(turn, max_turn_chars)
+    wires = [m.to_wire() for m in turn if m.content.strip()]
     pieces: list[tuple[OpenAICompatibleMessage, int]] = []
     for wire in wires:
         pieces.extend(_split_message(wire, max_blob_tokens))
@@ -176,6 +226,33 @@ def turn_to_blobs(
     if current:
         blobs.append(ChatBlob(messages=current, fields=_copy(fields)))
     return blobs
+
+
+def _iterate(messages: object) -> Iterable[Any]:
+    """The messages of a turn, refusing the values that are iterable by accident."""
+    if isinstance(messages, str | bytes | bytearray | dict | Message):
+        raise InvalidMessageError(
+            f"A turn is a list of messages, got a single {type(messages).__name__}. Wrap it: "
+            "record([{'role': 'user', 'content': '...'}, ...])."
+        )
+    if not isinstance(messages, Iterable):
+        raise InvalidMessageError(
+            f"A turn is a list of messages, got {type(messages).__name__}. Pass e.g. "
+            "[{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'Hello!'}]."
+        )
+    return messages
+
+
+def _check_size(turn: Sequence[Message], limit: int) -> None:
+    size = sum(len(m.content) + len(m.name or "") for m in turn)
+    if size > limit:
+        raise InvalidMessageError(
+            f"This turn holds {size:,} characters of text; the limit is {limit:,} per turn. "
+            "Record a long document as several turns, or a summary of it, or raise the limit "
+            "with Memobase(..., max_turn_chars=N) (conversion runs on the caller's thread, "
+            "in time proportional to the size).",
+            detail={"characters": size, "limit": limit},
+        )
 
 
 def _copy(fields: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from memobase_integrations.errors import InvalidUserIdError
-from memobase_integrations.ids import SDK_SALT, string_to_uuid, to_user_uuid
+from memobase_integrations.errors import InvalidMessageError, InvalidUserIdError
+from memobase_integrations.ids import SDK_SALT, check_turn_id, string_to_uuid, to_user_uuid
 
 
 def _spells_a_uuid(text: str) -> bool:
@@ -20,7 +20,7 @@ def _spells_a_uuid(text: str) -> bool:
     return True
 
 
-@given(st.text(min_size=1))
+@given(st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1))
 def test_any_other_string_maps_exactly_like_the_sdk(text: str) -> None:
     assume(not _spells_a_uuid(text))
     mapped = to_user_uuid(text)
@@ -81,3 +81,37 @@ def test_empty_and_wrong_types_are_rejected() -> None:
 def test_a_uuid1_hashed_as_a_key_is_accepted() -> None:
     legacy = uuid.uuid1()
     assert to_user_uuid(f"user:{legacy}") == string_to_uuid(f"user:{legacy}")
+
+
+@pytest.mark.parametrize("bad", ["al\x00ice", "\x00", "al\ud83dice", "\udfff", "emoji\ud83d"])
+def test_user_ids_no_store_can_keep_are_refused_not_altered(bad: str) -> None:
+    # The SDK's hash cannot even encode a lone surrogate (UnicodeEncodeError), and an id
+    # must round-trip exactly: refused with our error, never silently changed.
+    with pytest.raises(InvalidUserIdError, match=r"U\+(0000|D[89A-F][0-9A-F]{2}).*refused"):
+        to_user_uuid(bad)
+
+
+def test_user_ids_in_any_script_still_map_like_the_sdk() -> None:
+    for text in ["👩‍👩‍👧", "שלום", "e\u0301", "日本", "\ufffd"]:
+        assert to_user_uuid(text) == uuid.uuid5(uuid.NAMESPACE_DNS, text + "memobase_client")
+
+
+@pytest.mark.parametrize(
+    ("turn_id", "match"),
+    [
+        (5, "must be a str, not int"),
+        (b"t1", "must be a str, not bytes"),
+        ("", "is empty"),
+        ("x" * 256, "256 characters; the limit is 255"),
+        ("turn\x00", "U\\+0000"),
+        ("turn\udc80", "U\\+DC80"),
+    ],
+)
+def test_turn_ids_that_cannot_round_trip_are_refused(turn_id: object, match: str) -> None:
+    with pytest.raises(InvalidMessageError, match=match):
+        check_turn_id(turn_id)
+
+
+def test_turn_ids_in_any_script_pass_unchanged() -> None:
+    for turn_id in ["langchain:run-1", "👍🏽", "مرحبا", "x" * 255]:
+        assert check_turn_id(turn_id) == turn_id

@@ -120,8 +120,17 @@ def _chats(q: dict[str, list[str]]) -> tuple[list[Message] | None, Step | None]:
     except errors.InvalidMessageError:
         # Build the messages without validation, as a careless caller could: the client
         # must refuse them before sending anything.
-        unchecked = [Message(role=m["role"], content=m["content"]) for m in items]
+        unchecked = [_unchecked_message(m["role"], m["content"]) for m in items]
         return unchecked, Step(kind="call", local_error=errors.InvalidMessageError)
+
+
+def _unchecked_message(role: str, content: str) -> Message:
+    """A Message that skipped its constructor's checks (as ``copy`` or pickling can make)."""
+    message = object.__new__(Message)
+    for name, value in {"role": role, "content": content, "name": None, "created_at": None}.items():
+        object.__setattr__(message, name, value)
+    object.__setattr__(message, "metadata", {})
+    return message
 
 
 def _topic_limits(q: dict[str, list[str]]) -> tuple[dict[str, int] | None, Step | None]:
@@ -454,7 +463,7 @@ PROJECTIONS: dict[str, Projection] = {
         lambda r: (isinstance(r, UserData), r.data, r.created_at is not None),
         lambda d: (True, d["data"], True),
     ),
-    "delete_user": (lambda r: r, lambda d: None),
+    "delete_user": (lambda r: None, lambda d: None),  # the bool: see test_users.py
     "insert": (
         lambda r: (str(r.id), len(r.chat_results)),
         lambda d: (d["id"], len(d["chat_results"])),
