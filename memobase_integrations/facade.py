@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import threading
+import typing
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,6 +19,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .arguments import (
+    check_bool,
+    check_call_options,
+    check_count,
+    check_options,
+    check_search_options,
+    check_text,
+    check_timeout,
+    check_uuid,
+)
 from .backends.base import (
     Backend,
     BufferStatus,
@@ -28,18 +39,20 @@ from .backends.base import (
     UserOrder,
 )
 from .background import SerialRunner
-from .errors import ConfigurationError
-from .ids import to_user_uuid
-from .messages import DEFAULT_MAX_BLOB_TOKENS, Message, turn_to_blobs
+from .errors import ConfigurationError, InvalidMessageError, ValidationError
+from .ids import check_turn_id, to_user_uuid
+from .messages import DEFAULT_MAX_BLOB_TOKENS, DEFAULT_MAX_TURN_CHARS, Message, turn_to_blobs
 from .models import (
     Blob,
     BlobData,
     BlobInsertData,
     BlobType,
+    ChatBlob,
     ChatModalResponse,
     EventData,
     EventGist,
     Profile,
+    SummaryBlob,
     UserData,
     UserEvent,
 )
@@ -148,9 +161,30 @@ class Memobase:
     with :meth:`user`; call :meth:`close` (or use ``with``) to drain pending work.
     """
 
-    def __init__(self, backend: Backend, *, max_blob_tokens: int = DEFAULT_MAX_BLOB_TOKENS):
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_blob_tokens: int = DEFAULT_MAX_BLOB_TOKENS,
+        max_turn_chars: int | None = DEFAULT_MAX_TURN_CHARS,
+    ) -> None:
+        """``max_blob_tokens``: the size ChatBlobs are cut to (well below Memobase's 16384
+        processing cap). ``max_turn_chars``: the most text one ``record`` may carry (see
+        :data:`~.messages.DEFAULT_MAX_TURN_CHARS`; ``None`` for no limit)."""
+        if not callable(getattr(backend, "add_listener", None)):  # fakes need not be complete
+            raise ConfigurationError(
+                f"Memobase() needs a backend (EmbeddedBackend or RemoteBackend), got "
+                f"{type(backend).__name__}. Use Memobase.embedded(), .remote() or .from_env()."
+            )
+        where = "Memobase()"
+        blob_tokens = check_count(max_blob_tokens, "max_blob_tokens", where)
+        if blob_tokens < 16:
+            raise ConfigurationError(f"{where}: max_blob_tokens must be >= 16, got {blob_tokens}.")
+        self.max_blob_tokens: int = blob_tokens
+        self.max_turn_chars: int | None = check_count(
+            max_turn_chars, "max_turn_chars", where, optional=True
+        )
         self.backend = backend
-        self.max_blob_tokens = max_blob_tokens
         self._cache = _ContextCache()
         # Re-reads contexts after processing; never on a caller's thread or an event loop.
         self._refresher = SerialRunner("memobase-context-refresh")
@@ -201,10 +235,19 @@ class Memobase:
         api_key: str | None = None,
         **options: Any,
     ) -> Memobase:
-        """Talk to a Memobase server (Memobase Cloud or self-hosted) over HTTP."""
+        """Talk to a Memobase server (Memobase Cloud or self-hosted) over HTTP.
+
+        ``options`` are :class:`~.backends.remote.RemoteBackend`'s, plus ``max_blob_tokens``
+        and ``max_turn_chars`` (see :class:`Memobase`)."""
         from .backends.remote import RemoteBackend
 
-        return cls(RemoteBackend(project_url=project_url, api_key=api_key, **options))
+        where = "Memobase.remote()"
+        limits = _pop_limits(options)
+        _check_url(project_url, "project_url", where)
+        check_text(api_key, "api_key", where, optional=True, blank=True)
+        options = check_call_options(RemoteBackend.__init__, options, where)
+        backend = RemoteBackend(project_url=project_url, api_key=api_key, **options)
+        return _facade(cls, backend, limits)
 
     @classmethod
     def embedded(
@@ -216,24 +259,34 @@ class Memobase:
         policy: FlushPolicy | None = None,
         **options: Any,
     ) -> Memobase:
-        """Run Memobase's pipeline in-process on SQLite (default) or PostgreSQL."""
+        """Run Memobase's pipeline in-process on SQLite (default) or PostgreSQL.
+
+        ``database_url`` defaults to ``sqlite:///memobase.db``; an empty string is refused
+        (it would silently mean that default). ``options`` are
+        :class:`~.backends.embedded.EmbeddedBackend`'s, plus ``max_blob_tokens`` and
+        ``max_turn_chars`` (see :class:`Memobase`)."""
         from .backends.embedded import EmbeddedBackend
 
-        return cls(
-            EmbeddedBackend(
-                database_url=database_url,
-                llm=llm,
-                profile_config=profile_config,
-                policy=policy,
-                **options,
-            )
+        where = "Memobase.embedded()"
+        limits = _pop_limits(options)
+        _check_url(database_url, "database_url", where)
+        options = check_call_options(
+            EmbeddedBackend.__init__,
+            {"llm": llm, "profile_config": profile_config, "policy": policy, **options},
+            where,
         )
+        return _facade(cls, EmbeddedBackend(database_url=database_url, **options), limits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> Memobase:
         """``MEMOBASE_PROJECT_URL`` (+ ``MEMOBASE_API_KEY``) selects a server; otherwise the
         embedded engine on ``MEMOBASE_DATABASE_URL`` (default ``sqlite:///memobase.db``)."""
         env = os.environ if env is None else env
+        if not isinstance(env, Mapping):
+            raise ConfigurationError(
+                f"Memobase.from_env(): env must be a mapping of variable names to values (like "
+                f"os.environ) or None, got {type(env).__name__}."
+            )
         if env.get("MEMOBASE_PROJECT_URL"):
             return cls.remote(env["MEMOBASE_PROJECT_URL"], env.get("MEMOBASE_API_KEY"), **options)
         if env.get("MEMOBASE_API_KEY"):
@@ -243,7 +296,8 @@ class Memobase:
                 "URL, or unset MEMOBASE_API_KEY to use the embedded engine."
             )
         options.setdefault("llm", LLMSettings.from_env(env))
-        return cls.embedded(env.get("MEMOBASE_DATABASE_URL"), **options)
+        # An empty variable means unset (the default store), as shells usually intend.
+        return cls.embedded(env.get("MEMOBASE_DATABASE_URL") or None, **options)
 
     # -- users --------------------------------------------------------------------------------
     def user(self, user_id: str | uuid.UUID) -> UserMemory:
@@ -264,10 +318,15 @@ class Memobase:
         return await self.backend.aget_profile_config()
 
     def set_profile_config(self, config_yaml: str | None) -> None:
-        self.backend.set_profile_config(config_yaml)
+        """Make ``config_yaml`` (Memobase's profile-config YAML; ``None`` or ``""``: the
+        default profile) the store's or project's config. It is validated here first, for
+        both backends: a misspelt key (``langauge:``) is refused with a suggestion instead of
+        being ignored as a server would."""
+        self.backend.set_profile_config(_checked_config(config_yaml, "set_profile_config()"))
 
     async def aset_profile_config(self, config_yaml: str | None) -> None:
-        await self.backend.aset_profile_config(config_yaml)
+        text = _checked_config(config_yaml, "aset_profile_config()")
+        await self.backend.aset_profile_config(text)
 
     # -- users and usage of the project -------------------------------------------------------
     def add_user(
@@ -327,12 +386,14 @@ class Memobase:
 
     def close(self, timeout: float | None = None) -> None:
         """Deliver and flush pending turns (bounded by ``timeout``), then stop workers."""
+        checked = check_timeout(timeout, "Memobase.close()")
         self._stop_refresher()
-        self.backend.close(timeout)
+        self.backend.close(checked)
 
     async def aclose(self, timeout: float | None = None) -> None:
+        checked = check_timeout(timeout, "Memobase.aclose()")
         await asyncio.to_thread(self._stop_refresher)
-        await self.backend.aclose(timeout)
+        await self.backend.aclose(checked)
 
     def __enter__(self) -> Memobase:
         return self
@@ -364,6 +425,11 @@ class UserMemory:
     """One user's memory. Cheap to create; holds only the mapped id and the facade."""
 
     def __init__(self, memobase: Memobase, user_id: str | uuid.UUID) -> None:
+        if not isinstance(memobase, Memobase):
+            raise ConfigurationError(
+                f"UserMemory() needs a Memobase, got {type(memobase).__name__}; use "
+                "Memobase.user(user_id)."
+            )
         self.memobase = memobase
         self.external_id = str(user_id)
         self.id = to_user_uuid(user_id)
@@ -377,9 +443,12 @@ class UserMemory:
 
     # -- recording ----------------------------------------------------------------------------
     def _blobs(self, messages: Iterable[MessageLike], turn_id: str | None) -> tuple[Any, str]:
-        turn = turn_id or str(uuid.uuid4())
+        turn = str(uuid.uuid4()) if turn_id is None else check_turn_id(turn_id)
         blobs = turn_to_blobs(
-            messages, max_blob_tokens=self.memobase.max_blob_tokens, fields={"turn_id": turn}
+            messages,
+            max_blob_tokens=self.memobase.max_blob_tokens,
+            max_turn_chars=self.memobase.max_turn_chars,
+            fields={"turn_id": turn},
         )
         return blobs, turn
 
@@ -390,6 +459,12 @@ class UserMemory:
 
         Pass a stable ``turn_id`` (e.g. your framework's run id) to make replays no-ops.
         Returns without any network or LLM call.
+
+        Raises :class:`InvalidMessageError` for a turn that cannot be recorded (not a list of
+        messages, a wrong type, more than ``max_turn_chars`` of text, a ``turn_id`` that is
+        not a non-empty str of at most 255 characters or holds U+0000 / a lone surrogate).
+        Such characters in message *text* are replaced by U+FFFD instead (see
+        :mod:`.text_policy`).
         """
         blobs, turn = self._blobs(messages, turn_id)
         return self._backend.record(self.id, blobs, turn)
@@ -403,29 +478,37 @@ class UserMemory:
     def insert(self, blob: Blob, *, wait_process: bool = False) -> BlobInsertData:
         """The seed endpoint's semantics: store, buffer, and process inline when over the
         threshold and ``wait_process`` is true (``chat_results`` says what happened)."""
-        result = self._backend.insert(self.id, blob, wait_process=wait_process)
+        where = "UserMemory.insert()"
+        wait = check_bool(wait_process, "wait_process", where)
+        result = self._backend.insert(self.id, _checked_blob(blob, where), wait_process=wait)
         if result.chat_results:
             self.memobase._processed(self.id)
         return result
 
     async def ainsert(self, blob: Blob, *, wait_process: bool = False) -> BlobInsertData:
-        result = await self._backend.ainsert(self.id, blob, wait_process=wait_process)
+        where = "UserMemory.ainsert()"
+        wait = check_bool(wait_process, "wait_process", where)
+        checked = _checked_blob(blob, where)
+        result = await self._backend.ainsert(self.id, checked, wait_process=wait)
         if result.chat_results:
             self.memobase._processed(self.id)
         return result
 
     def get_blob(self, blob_id: uuid.UUID) -> BlobData:
-        return self._backend.get_blob(self.id, blob_id)
+        blob = check_uuid(blob_id, "blob_id", "UserMemory.get_blob()")
+        return self._backend.get_blob(self.id, blob)
 
     async def aget_blob(self, blob_id: uuid.UUID) -> BlobData:
-        return await self._backend.aget_blob(self.id, blob_id)
+        blob = check_uuid(blob_id, "blob_id", "UserMemory.aget_blob()")
+        return await self._backend.aget_blob(self.id, blob)
 
     def flush(
         self, blob_type: BlobType = BlobType.chat, *, wait: bool = True
     ) -> list[ChatModalResponse]:
         """Process everything buffered for this user now."""
-        results = self._backend.flush(self.id, blob_type, wait=wait)
-        if wait:
+        blob_kind, wait_ = _flush_args(blob_type, wait, "UserMemory.flush()")
+        results = self._backend.flush(self.id, blob_kind, wait=wait_)
+        if wait_:
             # Listeners may hear of it on another thread later; the next read of this
             # caller must not be served from before the flush.
             self.memobase._processed(self.id)
@@ -434,17 +517,17 @@ class UserMemory:
     async def aflush(
         self, blob_type: BlobType = BlobType.chat, *, wait: bool = True
     ) -> list[ChatModalResponse]:
-        results = await self._backend.aflush(self.id, blob_type, wait=wait)
-        if wait:
+        blob_kind, wait_ = _flush_args(blob_type, wait, "UserMemory.aflush()")
+        results = await self._backend.aflush(self.id, blob_kind, wait=wait_)
+        if wait_:
             self.memobase._processed(self.id)
         return results
 
     # -- reading ------------------------------------------------------------------------------
     def _context_options(
-        self, chats: Sequence[MessageLike] | None, options: dict[str, Any]
+        self, chats: Sequence[MessageLike] | None, options: dict[str, Any], where: str
     ) -> ContextOptions:
-        converted = [Message.coerce(m) for m in chats] if chats else None
-        return ContextOptions(chats=converted, **options)
+        return check_options(ContextOptions, options, where, chats=_chats(chats, where))
 
     def context(
         self,
@@ -455,7 +538,9 @@ class UserMemory:
     ) -> str:
         """The memory text to put in a prompt (profile + events), cached until the next
         processing of this user finishes. See :class:`ContextOptions` for the options."""
-        opts = self._context_options(chats, {"max_token_size": max_token_size, **options})
+        opts = self._context_options(
+            chats, {"max_token_size": max_token_size, **options}, "UserMemory.context()"
+        )
         cache = self.memobase._cache
         key = opts.cache_key() if opts.chats is None else None
         if key is not None and (hit := cache.get(self.id, key)) is not None:
@@ -489,7 +574,9 @@ class UserMemory:
         Never does I/O, so callers that must bound a real read (with a timeout thread, say)
         can skip that machinery for the common warm case.
         """
-        opts = self._context_options(chats, {"max_token_size": max_token_size, **options})
+        opts = self._context_options(
+            chats, {"max_token_size": max_token_size, **options}, "UserMemory.cached_context()"
+        )
         if opts.chats is not None:
             return None
         return self.memobase._cache.get(self.id, opts.cache_key())
@@ -501,7 +588,9 @@ class UserMemory:
         chats: Sequence[MessageLike] | None = None,
         **options: Any,
     ) -> str:
-        opts = self._context_options(chats, {"max_token_size": max_token_size, **options})
+        opts = self._context_options(
+            chats, {"max_token_size": max_token_size, **options}, "UserMemory.acontext()"
+        )
         cache = self.memobase._cache
         key = opts.cache_key() if opts.chats is None else None
         if key is not None and (hit := cache.get(self.id, key)) is not None:
@@ -517,38 +606,55 @@ class UserMemory:
 
     def profile(self, **options: Any) -> list[Profile]:
         """The structured profile rows (``topic/sub_topic/content``); see ProfileOptions."""
-        return self._backend.profile(self.id, ProfileOptions(**options))
+        return self._backend.profile(self.id, _profile_options(options, "UserMemory.profile()"))
 
     async def aprofile(self, **options: Any) -> list[Profile]:
-        return await self._backend.aprofile(self.id, ProfileOptions(**options))
+        opts = _profile_options(options, "UserMemory.aprofile()")
+        return await self._backend.aprofile(self.id, opts)
 
     def events(self, topk: int = 10, max_token_size: int | None = None) -> list[UserEvent]:
         """The newest events (the timeline), newest first."""
-        return self._backend.events(self.id, topk, max_token_size)
+        where = "UserMemory.events()"
+        limit = check_count(topk, "topk", where)
+        budget = check_count(max_token_size, "max_token_size", where, optional=True)
+        return self._backend.events(self.id, limit, budget)
 
     async def aevents(self, topk: int = 10, max_token_size: int | None = None) -> list[UserEvent]:
-        return await self._backend.aevents(self.id, topk, max_token_size)
+        where = "UserMemory.aevents()"
+        limit = check_count(topk, "topk", where)
+        budget = check_count(max_token_size, "max_token_size", where, optional=True)
+        return await self._backend.aevents(self.id, limit, budget)
 
     def search_events(self, query: str, topk: int = 10, **options: Any) -> list[UserEvent]:
-        return self._backend.search_events(self.id, query, topk, **options)
+        """Events closest to ``query`` (needs embeddings). Options: ``similarity_threshold``
+        (0.2), ``time_range_in_days`` (180)."""
+        q, k, opts = _search_args(query, topk, options, "UserMemory.search_events()")
+        return self._backend.search_events(self.id, q, k, **opts)
 
     async def asearch_events(self, query: str, topk: int = 10, **options: Any) -> list[UserEvent]:
-        return await self._backend.asearch_events(self.id, query, topk, **options)
+        q, k, opts = _search_args(query, topk, options, "UserMemory.asearch_events()")
+        return await self._backend.asearch_events(self.id, q, k, **opts)
 
     def search_gists(self, query: str, topk: int = 10, **options: Any) -> list[EventGist]:
-        return self._backend.search_gists(self.id, query, topk, **options)
+        """Event gists closest to ``query`` (needs embeddings); options as search_events."""
+        q, k, opts = _search_args(query, topk, options, "UserMemory.search_gists()")
+        return self._backend.search_gists(self.id, q, k, **opts)
 
     async def asearch_gists(self, query: str, topk: int = 10, **options: Any) -> list[EventGist]:
-        return await self._backend.asearch_gists(self.id, query, topk, **options)
+        q, k, opts = _search_args(query, topk, options, "UserMemory.asearch_gists()")
+        return await self._backend.asearch_gists(self.id, q, k, **opts)
 
     # -- profile writes -----------------------------------------------------------------------
     def add_profile(self, content: str, topic: str, sub_topic: str) -> uuid.UUID:
-        profile_id = self._backend.add_profile(self.id, content, topic, sub_topic)
+        """Add a profile row; ``content``, ``topic`` and ``sub_topic`` must be non-blank."""
+        args = _profile_row(content, topic, sub_topic, "UserMemory.add_profile()")
+        profile_id = self._backend.add_profile(self.id, *args)
         self.memobase._cache.invalidate(self.id)
         return profile_id
 
     async def aadd_profile(self, content: str, topic: str, sub_topic: str) -> uuid.UUID:
-        profile_id = await self._backend.aadd_profile(self.id, content, topic, sub_topic)
+        args = _profile_row(content, topic, sub_topic, "UserMemory.aadd_profile()")
+        profile_id = await self._backend.aadd_profile(self.id, *args)
         self.memobase._cache.invalidate(self.id)
         return profile_id
 
@@ -559,7 +665,14 @@ class UserMemory:
         topic: str | None = None,
         sub_topic: str | None = None,
     ) -> None:
-        self._backend.update_profile(self.id, profile_id, content, topic, sub_topic)
+        """Replace a profile row's content (and its topic / sub_topic when given).
+
+        The embedded engine raises :class:`NotFoundError` when the user has no such row. A
+        Memobase server answers success for a missing id and changes nothing (it gives no
+        way to tell without an extra read), so with a server check ``profile()`` if it
+        matters."""
+        args = _profile_update(profile_id, content, topic, sub_topic, "UserMemory.update_profile()")
+        self._backend.update_profile(self.id, *args)
         self.memobase._cache.invalidate(self.id)
 
     async def aupdate_profile(
@@ -569,23 +682,35 @@ class UserMemory:
         topic: str | None = None,
         sub_topic: str | None = None,
     ) -> None:
-        await self._backend.aupdate_profile(self.id, profile_id, content, topic, sub_topic)
+        where = "UserMemory.aupdate_profile()"
+        args = _profile_update(profile_id, content, topic, sub_topic, where)
+        await self._backend.aupdate_profile(self.id, *args)
         self.memobase._cache.invalidate(self.id)
 
     def delete_profile(self, profile_id: uuid.UUID) -> None:
-        self._backend.delete_profile(self.id, profile_id)
+        """Delete a profile row; :class:`NotFoundError` when the user has no such row."""
+        self._backend.delete_profile(
+            self.id, check_uuid(profile_id, "profile_id", "UserMemory.delete_profile()")
+        )
         self.memobase._cache.invalidate(self.id)
 
     async def adelete_profile(self, profile_id: uuid.UUID) -> None:
-        await self._backend.adelete_profile(self.id, profile_id)
+        await self._backend.adelete_profile(
+            self.id, check_uuid(profile_id, "profile_id", "UserMemory.adelete_profile()")
+        )
         self.memobase._cache.invalidate(self.id)
 
     def delete_event(self, event_id: uuid.UUID) -> None:
-        self._backend.delete_event(self.id, event_id)
+        """Delete an event; :class:`NotFoundError` when the user has no such event."""
+        self._backend.delete_event(
+            self.id, check_uuid(event_id, "event_id", "UserMemory.delete_event()")
+        )
         self.memobase._cache.invalidate(self.id)
 
     async def adelete_event(self, event_id: uuid.UUID) -> None:
-        await self._backend.adelete_event(self.id, event_id)
+        await self._backend.adelete_event(
+            self.id, check_uuid(event_id, "event_id", "UserMemory.adelete_event()")
+        )
         self.memobase._cache.invalidate(self.id)
 
     def update_event(self, event_id: uuid.UUID, data: EventData | dict[str, Any]) -> None:
@@ -664,14 +789,19 @@ class UserMemory:
         return await self._backend.abuffer_capacity(self.id, blob_type, status)
 
     # -- whole user ---------------------------------------------------------------------------
-    def delete(self) -> None:
-        """Forget this user: profile, events, gists and every turn not yet processed."""
-        self._backend.delete_user(self.id)
-        self.memobase._cache.forget(self.id)
+    def delete(self) -> bool:
+        """Forget this user: profile, events, gists and every turn not yet processed.
 
-    async def adelete(self) -> None:
-        await self._backend.adelete_user(self.id)
+        Idempotent. Returns ``True`` when something was forgotten, ``False`` when nothing
+        was stored for this user (so callers can say "nothing to forget")."""
+        found = self._backend.delete_user(self.id)
         self.memobase._cache.forget(self.id)
+        return bool(found)
+
+    async def adelete(self) -> bool:
+        found = await self._backend.adelete_user(self.id)
+        self.memobase._cache.forget(self.id)
+        return bool(found)
 
     def export(self) -> dict[str, Any]:
         """Everything kept about this user, as JSON-ready data."""
@@ -685,3 +815,118 @@ class UserMemory:
 
     async def astatus(self) -> MemoryStatus:
         return await self._backend.astatus(self.id)
+
+
+# -- argument checks (see arguments.py) -------------------------------------------------------
+def _pop_limits(options: dict[str, Any]) -> dict[str, Any]:
+    """The facade's own options among a constructor's keyword options."""
+    return {k: options.pop(k) for k in ("max_blob_tokens", "max_turn_chars") if k in options}
+
+
+def _facade(cls: type[Memobase], backend: Backend, limits: dict[str, Any]) -> Memobase:
+    try:
+        return cls(backend, **limits)
+    except BaseException:
+        backend.close(0)  # a refused limit must not leave the backend's worker running
+        raise
+
+
+def _check_url(value: Any, name: str, where: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"{where}: {name} must be a str or None, got {type(value).__name__}. Pass it as "
+            "text (decode bytes first)."
+        )
+    if not value.strip():
+        raise ConfigurationError(
+            f"{where}: {name} is empty. Pass a URL (e.g. sqlite:///memobase.db, "
+            "postgresql+psycopg://user@host/db, https://api.memobase.dev), or None for the "
+            "default."
+        )
+
+
+def _checked_config(config_yaml: Any, where: str) -> str | None:
+    from .engine.config import ProfileConfig
+
+    if config_yaml is not None and not isinstance(config_yaml, str):
+        raise ValidationError(
+            f"Memobase.{where}: config_yaml must be the YAML text (a str) or None for the "
+            f"default profile, got {type(config_yaml).__name__}. For a ProfileConfig, pass "
+            "config.to_yaml()."
+        )
+    ProfileConfig.from_yaml(config_yaml)  # raises ValidationError naming the problem
+    return config_yaml
+
+
+def _checked_blob(blob: Any, where: str) -> Blob:
+    kinds = typing.get_args(Blob)
+    if not isinstance(blob, kinds):
+        raise InvalidMessageError(
+            f"{where}: blob must be one of {', '.join(k.__name__ for k in kinds)}, got "
+            f"{type(blob).__name__}. To record a conversation turn, use record(messages)."
+        )
+    if isinstance(blob, ChatBlob):
+        messages = [
+            Message.of(m.role, m.content, name=m.alias, created_at=m.created_at).to_wire()
+            for m in blob.messages
+        ]
+        return blob.model_copy(update={"messages": messages})
+    if isinstance(blob, SummaryBlob):
+        return blob.model_copy(update={"summary": check_text(blob.summary, "summary", where)})
+    return typing.cast(Blob, blob)
+
+
+def _flush_args(blob_type: Any, wait: Any, where: str) -> tuple[BlobType, bool]:
+    try:
+        kind = BlobType(blob_type)
+    except ValueError:
+        raise ValidationError(
+            f"{where}: blob_type got {blob_type!r:.40}; pass a BlobType (BlobType.chat, the "
+            "default, or BlobType.summary)."
+        ) from None
+    return kind, check_bool(wait, "wait", where)
+
+
+def _chats(chats: Any, where: str) -> list[Message] | None:
+    if chats is None:
+        return None
+    if isinstance(chats, str | bytes | dict | Message) or not isinstance(chats, Iterable):
+        raise ValidationError(
+            f"{where}: chats must be a list of messages (Message or {{'role', 'content'}} "
+            f"dicts), got {type(chats).__name__}."
+        )
+    converted = [Message.coerce(m) for m in chats]
+    return converted or None
+
+
+def _profile_options(options: dict[str, Any], where: str) -> ProfileOptions:
+    chats = _chats(options.pop("chats", None), where)
+    return check_options(ProfileOptions, options, where, chats=chats)
+
+
+def _search_args(
+    query: Any, topk: Any, options: dict[str, Any], where: str
+) -> tuple[str, int, dict[str, Any]]:
+    text: str = check_text(query, "query", where)
+    return text, check_count(topk, "topk", where), check_search_options(options, where)
+
+
+def _profile_row(content: Any, topic: Any, sub_topic: Any, where: str) -> tuple[str, str, str]:
+    return (
+        check_text(content, "content", where),
+        check_text(topic, "topic", where),
+        check_text(sub_topic, "sub_topic", where),
+    )
+
+
+def _profile_update(
+    profile_id: Any, content: Any, topic: Any, sub_topic: Any, where: str
+) -> tuple[uuid.UUID, str, str | None, str | None]:
+    return (
+        check_uuid(profile_id, "profile_id", where),
+        check_text(content, "content", where),
+        check_text(topic, "topic", where, optional=True),
+        check_text(sub_topic, "sub_topic", where, optional=True),
+    )

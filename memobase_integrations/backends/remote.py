@@ -456,25 +456,28 @@ class RemoteBackend:
             Request(rq.UPDATE_USER, rq.parse_id, rq.user_path(user_id), json=data)
         )
 
-    def delete_user(self, user_id: UUID) -> None:
+    def delete_user(self, user_id: UUID) -> bool:
         """Forget the user: its undelivered outbox turns here, and on the server its profile,
-        events, gists, blobs and buffers. A user the server does not know is not an error."""
+        events, gists, blobs and buffers. A user the server does not know is not an error;
+        returns ``False`` when there was nothing to forget (here or on the server)."""
         with self._guards.hold(user_id):
             store = self._existing_store()
-            if store is not None:
-                store.delete_user(self._scope, user_id)
+            local = store.delete_user(self._scope, user_id) if store is not None else 0
             self._forget(user_id)
             try:
                 self._http.send(Request(rq.DELETE_USER, rq.parse_none, rq.user_path(user_id)))
             except errors.NotFoundError as exc:
                 if not rq.is_missing(exc):
                     raise
+                return local > 0
+            return True
 
-    async def adelete_user(self, user_id: UUID) -> None:
+    async def adelete_user(self, user_id: UUID) -> bool:
         async with self._guards.ahold(user_id):
             store = await asyncio.to_thread(self._existing_store)
+            local = 0
             if store is not None:
-                await asyncio.to_thread(store.delete_user, self._scope, user_id)
+                local = await asyncio.to_thread(store.delete_user, self._scope, user_id)
             self._forget(user_id)
             try:
                 await self._http.asend(
@@ -483,6 +486,8 @@ class RemoteBackend:
             except errors.NotFoundError as exc:
                 if not rq.is_missing(exc):
                     raise
+                return local > 0
+            return True
 
     # -- blobs ------------------------------------------------------------------------------
     def _insert_body(

@@ -19,6 +19,7 @@ where the server would answer errno 500 for a malformed topic item.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,12 +45,15 @@ __all__ = [
     "SubTopicConfig",
     "TopicConfig",
     "TopicSpec",
+    "UnknownKeys",
     "attribute_unify",
 ]
 
 log = logging.getLogger(__name__)
 
 Language = Literal["en", "zh"]
+#: What ``from_yaml`` / ``from_mapping`` do with a top-level key they do not know.
+UnknownKeys = Literal["refuse", "ignore"]
 
 #: The server refuses longer configs ("Profile config is too long").
 MAX_CONFIG_CHARS = 65535
@@ -227,8 +231,9 @@ class ProfileConfig(BaseModel):
     Build it in Python, or with :meth:`from_yaml` / :meth:`from_file`.
     """
 
-    # Unknown top-level keys are ignored like the server does (with a warning from from_yaml),
-    # so a config written for a newer server still loads.
+    # Unknown top-level keys are refused by from_yaml/from_mapping (a misspelt key would
+    # otherwise silently do nothing, as on the server); a config already stored is read with
+    # unknown_keys="ignore", so one written by another version still loads.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     language: Language | None = None
@@ -256,8 +261,16 @@ class ProfileConfig(BaseModel):
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None) -> ProfileConfig:
-        """Validate a mapping (parsed YAML or a dict), raising our ValidationError."""
+    def from_mapping(
+        cls, data: Mapping[str, Any] | None, *, unknown_keys: UnknownKeys = "refuse"
+    ) -> ProfileConfig:
+        """Validate a mapping (parsed YAML or a dict), raising our ValidationError.
+
+        A top-level key this package does not know is refused with the closest known key
+        ("Did you mean 'language'?"): the server ignores such keys, so a typo would
+        silently leave the setting at its default. ``unknown_keys="ignore"`` (used for a
+        config already stored, which must keep loading) logs and drops them instead.
+        """
         if data is None:
             return cls()
         if not isinstance(data, Mapping):
@@ -266,6 +279,15 @@ class ProfileConfig(BaseModel):
                 f"got {type(data).__name__}. Write it as 'key: value' lines."
             )
         unknown = sorted(str(k) for k in data if k not in _KNOWN_KEYS)
+        if unknown and unknown_keys == "refuse":
+            close = difflib.get_close_matches(unknown[0], _KNOWN_KEYS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValidationError(
+                f"Unknown profile config key {unknown[0]!r}.{hint} Known keys: "
+                f"{', '.join(_KNOWN_KEYS)}. (The server would silently ignore it, leaving the "
+                "setting at its default.)",
+                detail={"unknown_keys": unknown},
+            )
         if unknown:
             log.warning(
                 "Ignoring unknown profile config keys %s (known keys: %s).",
@@ -278,8 +300,13 @@ class ProfileConfig(BaseModel):
             raise _convert_error(exc) from None
 
     @classmethod
-    def from_yaml(cls, text: str | None) -> ProfileConfig:
-        """Parse Memobase's profile-config YAML. Empty or ``None`` gives the defaults."""
+    def from_yaml(cls, text: str | None, *, unknown_keys: UnknownKeys = "refuse") -> ProfileConfig:
+        """Parse Memobase's profile-config YAML. Empty or ``None`` gives the defaults; unknown
+        keys as in :meth:`from_mapping`."""
+        if text is not None and not isinstance(text, str):
+            raise ValidationError(
+                f"The profile config must be YAML text (a str) or None, got {type(text).__name__}."
+            )
         if text is None or not text.strip():
             return cls()
         if len(text) > MAX_CONFIG_CHARS:
@@ -291,7 +318,7 @@ class ProfileConfig(BaseModel):
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ValidationError(_yaml_message(exc)) from None
-        return cls.from_mapping(data)
+        return cls.from_mapping(data, unknown_keys=unknown_keys)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ProfileConfig:
@@ -303,6 +330,11 @@ class ProfileConfig(BaseModel):
             raise ConfigurationError(
                 f"Cannot read the profile config file {str(p)!r}: {exc.strerror or exc}. "
                 "Check the path and its permissions."
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError(
+                f"The profile config file {str(p)!r} is not UTF-8 text (byte "
+                f"{exc.object[exc.start]:#04x} at offset {exc.start}). Save it as UTF-8."
             ) from None
         return cls.from_yaml(text)
 

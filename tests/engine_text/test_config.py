@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from memobase_integrations.engine.config import (
     DEFAULT_TOPICS,
@@ -188,12 +190,31 @@ def test_from_file(tmp_path: Path) -> None:
         ProfileConfig.from_file(tmp_path / "missing.yaml")
 
 
-def test_unknown_top_level_keys_are_ignored_with_a_warning(
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("langauge: zh\n", "Did you mean 'language'?"),
+        ("profile_strict_mod: true\n", "Did you mean 'profile_strict_mode'?"),
+        ("event_tag: [mood]\n", "Did you mean 'event_tags'?"),
+        ("enable_event_summary: true\n", "Known keys: language"),  # does nothing on a server
+    ],
+)
+def test_unknown_top_level_keys_are_refused_with_the_closest_key(text: str, hint: str) -> None:
+    # The server ignores an unknown key, so a typo would silently keep the default.
+    with pytest.raises(ValidationError, match=re.escape(hint)):
+        ProfileConfig.from_yaml(text)
+    with pytest.raises(ValidationError, match="Unknown profile config key"):
+        ProfileConfig.coerce(yaml.safe_load(text))
+
+
+def test_a_stored_config_with_unknown_keys_still_loads_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        config = ProfileConfig.from_yaml("language: en\nenable_event_summary: true\n")
-    assert config.language == "en"
+        config = ProfileConfig.from_yaml(
+            "language: zh\nenable_event_summary: true\n", unknown_keys="ignore"
+        )
+    assert config.language == "zh"
     assert "enable_event_summary" in caplog.text
 
 

@@ -1,0 +1,221 @@
+"""Argument checks of the public API: a wrong type or value fails at the call that got it.
+
+Without them a bad argument travels into a backend and surfaces as whatever broke first
+there - a ``TypeError`` from a comparison, an ``AttributeError`` deep in the packer, pydantic's
+own ``ValidationError`` - which callers cannot catch as this package's errors and which never
+says which argument was wrong. Each check here names the method, the argument, what it got
+and what to pass, and raises one of :mod:`.errors` (``ValidationError`` for arguments,
+``ConfigurationError`` for construction options).
+
+Types are checked by pydantic in strict mode against the very annotations of the options
+dataclasses and backend constructors, so a new option is checked the day it is added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import inspect
+import math
+import typing
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+from pydantic import ConfigDict, Field, TypeAdapter
+
+from .errors import ConfigurationError, MemobaseError, ValidationError
+from .text_policy import storable_text
+
+__all__ = [
+    "check_bool",
+    "check_call_options",
+    "check_count",
+    "check_options",
+    "check_text",
+    "check_timeout",
+    "check_uuid",
+    "did_you_mean",
+]
+
+_STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
+
+#: Value ranges of option fields, beyond their annotated types. A non-positive budget or
+#: window would silently give an empty result (or, on PostgreSQL, a SQL error).
+_RANGES: dict[str, Any] = {
+    "max_token_size": Field(ge=1),
+    "topk": Field(ge=1),
+    "max_subtopic_size": Field(ge=1),
+    "time_range_in_days": Field(ge=1),
+    "profile_event_ratio": Field(ge=0.0, le=1.0, allow_inf_nan=False),
+    "event_similarity_threshold": Field(allow_inf_nan=False),
+    "similarity_threshold": Field(allow_inf_nan=False),
+}
+
+#: The options of the search calls (the backends' keyword parameters after ``topk``).
+SEARCH_OPTIONS: dict[str, Any] = {
+    "similarity_threshold": float,
+    "time_range_in_days": int,
+}
+
+T = TypeVar("T")
+
+
+@functools.cache
+def _adapter(hint: Any, field: str | None) -> TypeAdapter[Any]:
+    rule = _RANGES.get(field or "")
+    return TypeAdapter(Annotated[hint, rule] if rule is not None else hint, config=_STRICT)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _checked(
+    value: Any,
+    hint: Any,
+    name: str,
+    where: str,
+    *,
+    error: type[MemobaseError] = ValidationError,
+) -> Any:
+    try:
+        adapter = _adapter(hint, name)
+    except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError):
+        return value  # a type pydantic cannot describe: the callee checks it
+    try:
+        return adapter.validate_python(value)
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        inner = "".join(f"[{p!r}]" for p in first["loc"])
+        raise error(
+            f"{where}: {name}{inner} got {_show(value)}: {first['msg']}. Pass "
+            f"{_describe(hint)} (see help({where.removesuffix('()')}))."
+        ) from None
+
+
+def _describe(hint: Any) -> str:
+    text = str(hint).replace("typing.", "").replace("collections.abc.", "")
+    return "a value of type " + text.replace("NoneType", "None")
+
+
+def did_you_mean(word: str, known: typing.Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` for the closest known word, or ``""`` (difflib, cutoff 0.6)."""
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _unknown(name: Any, known: typing.Iterable[str], where: str) -> str:
+    names = sorted(known)
+    shown = str(name) if isinstance(name, str) else repr(name)
+    hint = did_you_mean(shown, names)
+    return f"{where}: unknown option {shown!r}.{hint} Known options: {', '.join(names)}."
+
+
+def check_options(cls: type[T], values: Mapping[str, Any], where: str, **fixed: Any) -> T:
+    """An options dataclass (``ContextOptions``, ``ProfileOptions``) built from keyword
+    arguments, every given value checked against the field's annotation. ``fixed`` are
+    fields the caller already converted (e.g. ``chats``)."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in names or name in fixed:
+            raise ValidationError(_unknown(name, names - set(fixed), where))
+        checked[name] = _checked(value, hints[name], name, where)
+    return cls(**checked, **fixed)
+
+
+def check_search_options(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The keyword options of ``search_events`` / ``search_gists``, checked."""
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in SEARCH_OPTIONS:
+            raise ValidationError(_unknown(name, SEARCH_OPTIONS, where))
+        checked[name] = _checked(value, SEARCH_OPTIONS[name], name, where)
+    return checked
+
+
+def check_call_options(
+    func: Callable[..., Any], values: Mapping[str, Any], where: str
+) -> dict[str, Any]:
+    """Keyword options meant for ``func`` (a backend constructor): names must be parameters
+    of it, values must match their annotations. Raises ``ConfigurationError``."""
+    params = {
+        n: p
+        for n, p in inspect.signature(func).parameters.items()
+        if n != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # an annotation that does not resolve: check names only
+        hints = {}
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in params:
+            raise ConfigurationError(_unknown(name, params, where))
+        hint = hints.get(name)
+        checked[name] = (
+            value if hint is None else _checked(value, hint, name, where, error=ConfigurationError)
+        )
+    return checked
+
+
+def check_count(value: Any, name: str, where: str, *, optional: bool = False) -> Any:
+    """An ``int >= 1`` (``None`` too when ``optional``)."""
+    hint: Any = int | None if optional else int
+    return _checked(value, Annotated[hint, Field(ge=1)], name, where)
+
+
+def check_bool(value: Any, name: str, where: str) -> bool:
+    result: bool = _checked(value, bool, name, where)
+    return result
+
+
+def check_timeout(value: Any, where: str) -> float | None:
+    """``None`` (the configured default) or a finite number of seconds ``>= 0``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError(
+            f"{where}: timeout got {_show(value)}; pass a number of seconds >= 0, or None for "
+            "FlushPolicy.close_timeout_seconds."
+        )
+    if value < 0:
+        raise ValidationError(f"{where}: timeout must be >= 0 seconds, got {value}.")
+    return float(value)
+
+
+def check_text(
+    value: Any, name: str, where: str, *, optional: bool = False, blank: bool = False
+) -> Any:
+    """A ``str`` (``None`` too when ``optional``), non-blank unless ``blank``; characters no
+    store can keep become U+FFFD (:mod:`.text_policy`)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"{where}: {name} must be a str{' or None' if optional else ''}, got "
+            f"{type(value).__name__} {_show(value)}."
+        )
+    if not blank and not value.strip():
+        raise ValidationError(f"{where}: {name} is empty; pass some text, e.g. {name}='...'.")
+    return storable_text(value, f"{name} of {where}")
+
+
+def check_uuid(value: Any, name: str, where: str) -> uuid.UUID:
+    """A ``uuid.UUID`` or its string form (as the ids returned by this package)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise ValidationError(
+        f"{where}: {name} must be a UUID (as returned by this package, e.g. Profile.id), got "
+        f"{type(value).__name__} {_show(value)}."
+    )
