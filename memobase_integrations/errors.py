@@ -19,6 +19,7 @@ __all__ = [
     "NotFoundError",
     "ServerError",
     "ServiceUnavailableError",
+    "StoreNotFoundError",
     "TimeoutError",
     "UnsupportedError",
     "ValidationError",
@@ -48,6 +49,11 @@ class MemobaseError(Exception):
 
 class ConfigurationError(MemobaseError):
     """The package was set up wrongly (missing URL, bad database URL, bad config file...)."""
+
+
+class StoreNotFoundError(ConfigurationError):
+    """The database holds no memobase store (or not all of its tables), and the caller asked
+    not to create one (``EmbeddedBackend(create_store=False)``, every CLI command)."""
 
 
 class InvalidUserIdError(MemobaseError, ValueError):

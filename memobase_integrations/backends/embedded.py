@@ -124,7 +124,7 @@ from .base import (
     UserStatus,
 )
 from .remote_models import DailyUsage, ProjectBilling, ProjectUser, ProjectUsers
-from .worker import FlushWorker, LeaseKeeper
+from .worker import FlushWorker, LeaseKeeper, StopOutcome
 from .worker_process import ProcessWorker, process_worker_obstacle
 
 __all__ = ["EmbeddedBackend", "WorkerMode"]
@@ -178,6 +178,10 @@ class EmbeddedBackend:
         of that; a crashed process's turns are picked up again after it expires.
     keep_processed_blobs:
         Keep chat blobs after processing (Memobase's ``persistent_chat_blobs``).
+    create_store:
+        Create the store's tables when the database has none (default). ``False`` opens an
+        existing store only and writes no schema: a database without the store's tables
+        raises :class:`~memobase_integrations.errors.StoreNotFoundError` (the CLI's mode).
     """
 
     kind = "embedded"
@@ -194,9 +198,16 @@ class EmbeddedBackend:
         engine_options: dict[str, Any] | None = None,
         lease_seconds: float = 60.0,
         keep_processed_blobs: bool = False,
+        create_store: bool = True,
     ) -> None:
-        if lease_seconds <= 0:
-            raise ConfigurationError(f"lease_seconds must be positive, got {lease_seconds}.")
+        if (
+            isinstance(lease_seconds, bool)
+            or not isinstance(lease_seconds, int | float)
+            or not 0 < lease_seconds < math.inf
+        ):
+            raise ConfigurationError(
+                f"lease_seconds must be a positive number of seconds, got {lease_seconds!r:.40}."
+            )
         if worker not in ("auto", "thread", "process"):
             raise ConfigurationError(
                 f"worker must be 'auto', 'thread' or 'process', got {worker!r}."
@@ -204,7 +215,11 @@ class EmbeddedBackend:
         settings = llm if llm is not None else LLMSettings.from_env()
         self.policy = policy or FlushPolicy()
         self.llm = LLMClient(settings)
-        self.store = Store(database_url, engine_options=engine_options)
+        try:
+            self.store = Store(database_url, engine_options=engine_options, create=create_store)
+        except BaseException:
+            self.llm.close()  # a refused store must leave no client behind
+            raise
         self.pipeline = Pipeline(self.llm)
         self.lease_seconds = lease_seconds
         self.keep_processed_blobs = keep_processed_blobs
@@ -226,6 +241,7 @@ class EmbeddedBackend:
                 self._save_initial_config(profile_config)
             except BaseException:
                 self.store.close()
+                self.llm.close()
                 raise
         self._leases = LeaseKeeper(self.store.renew, lease_seconds)
         self._worker: FlushWorker | ProcessWorker | None = None
@@ -239,11 +255,13 @@ class EmbeddedBackend:
                 "engine_options": engine_options,
                 "lease_seconds": lease_seconds,
                 "keep_processed_blobs": keep_processed_blobs,
+                "create_store": False,  # this process has opened (or created) it already
             }
             try:
                 self._worker, self.worker_mode = self._start_worker(worker, child_config)
             except BaseException:
                 self.store.close()
+                self.llm.close()
                 raise
         # Drain on interpreter exit (bounded by close_timeout_seconds); a weak reference so
         # the hook never keeps a forgotten backend alive.
@@ -307,11 +325,11 @@ class EmbeddedBackend:
 
     # -- configuration ----------------------------------------------------------------------
     def _save_initial_config(self, value: ProfileConfig | str) -> None:
+        config = ProfileConfig.coerce(value)  # validates (raises ValidationError)
         if isinstance(value, str):
-            ProfileConfig.from_yaml(value)  # validate (raises ValidationError)
             text: str | None = value if value.strip() else None
         else:
-            text = value.to_yaml() or None
+            text = config.to_yaml() or None
         if self.store.get_profile_config() != text:
             self.store.set_profile_config(text)
 
@@ -321,7 +339,8 @@ class EmbeddedBackend:
         with self._config_lock:
             if self._config_cache is not None and self._config_cache[0] == text:
                 return self._config_cache[1]
-        resolved = ProfileConfig.from_yaml(text).resolve()
+        # Stored by this or another version: keys it does not know are skipped, not fatal.
+        resolved = ProfileConfig.from_yaml(text, unknown_keys="ignore").resolve()
         with self._config_lock:
             self._config_cache = (text, resolved)
         return resolved
@@ -378,16 +397,17 @@ class EmbeddedBackend:
     async def aensure_user(self, user_id: uuid.UUID, data: dict[str, Any] | None = None) -> None:
         await asyncio.to_thread(self.ensure_user, user_id, data)
 
-    def delete_user(self, user_id: uuid.UUID) -> None:
+    def delete_user(self, user_id: uuid.UUID) -> bool:
         """Forget the user: profile, events, gists, blobs, buffered turns, the turn ledger.
+        Returns ``False`` when the store had nothing about the user.
 
         A flush of this user that is running right now writes nothing when it finishes (its
         lease check fails because its rows are gone).
         """
-        self.store.delete_user(user_id)
+        return self.store.delete_user(user_id)
 
-    async def adelete_user(self, user_id: uuid.UUID) -> None:
-        await asyncio.to_thread(self.delete_user, user_id)
+    async def adelete_user(self, user_id: uuid.UUID) -> bool:
+        return await asyncio.to_thread(self.delete_user, user_id)
 
     # -- blobs and buffer -------------------------------------------------------------------
     def insert(
@@ -928,46 +948,92 @@ class EmbeddedBackend:
         """Flush what is buffered (if ``FlushPolicy.flush_on_close`` and an LLM is set),
         bounded by ``timeout`` (default ``close_timeout_seconds``), then stop the threads.
 
-        Turns not processed in time stay durably buffered for the next start.
+        Turns not processed in time stay durably buffered for the next start. If the worker
+        process had died (its restart pending), the buffer is processed inline in this
+        process within the same budget, and a warning says so. Returns with no thread,
+        pipe or child process of this backend left running (except a thread worker still
+        inside an LLM call when the budget ran out, which stops after that call).
         """
         if self._closed:
             return
         self._closed = True
         atexit.unregister(self._atexit)
         budget = self.policy.close_timeout_seconds if timeout is None else timeout
+        deadline = time.monotonic() + budget
         drain = self.policy.flush_on_close and self.llm.configured
-        if self._worker is not None:
-            finished = self._worker.stop(drain=drain, timeout=budget)
-            if not finished:
-                logger.warning(
-                    "memobase: close() timed out after %.1fs; unprocessed turns stay buffered "
-                    "and are processed on the next start.",
-                    budget,
-                )
-        elif drain:
-            self._drain_inline(time.monotonic() + budget)
-        self._leases.stop()
-        self.llm.close()
-        self.store.close()
+        try:
+            if self._worker is not None:
+                outcome = self._worker.stop(drain=drain, timeout=budget)
+                if outcome is StopOutcome.TIMED_OUT:
+                    logger.warning(
+                        "memobase: close() timed out after %.1fs; unprocessed turns stay "
+                        "buffered and are processed on the next start.",
+                        budget,
+                    )
+                elif outcome is StopOutcome.DIED:
+                    self._drain_after_dead_worker(drain, deadline)
+            elif drain:
+                self._drain_inline(deadline)
+        finally:
+            self._leases.stop()
+            self.llm.close()
+            self.store.close()
 
     async def aclose(self, timeout: float | None = None) -> None:
         await asyncio.to_thread(self.close, timeout)
 
-    def _drain_inline(self, deadline: float) -> None:
+    def _drain_after_dead_worker(self, drain: bool, deadline: float) -> None:
+        """close() found the worker process dead: do its drain here, and say what happened."""
+        code = getattr(self._worker, "exit_code", None)
+        if not drain:
+            logger.warning(
+                "memobase: the flush worker process had exited (code %s) before close(); "
+                "nothing was lost: unprocessed turns stay buffered for the next start.",
+                code,
+            )
+            return
+        left = max(0.0, deadline - time.monotonic())
+        logger.warning(
+            "memobase: the flush worker process had exited (code %s) before close(); "
+            "processing what is buffered in this process instead (at most %.1fs).",
+            code,
+            left,
+        )
+        batches = self._drain_inline(deadline)
+        try:
+            pending = self.store.status(None, backend=self.kind).pending_turns
+        except MemobaseError:
+            pending = -1
+        logger.warning(
+            "memobase: close() processed %d batch(es) in this process; %s",
+            batches,
+            "nothing is left buffered."
+            if pending == 0
+            else "unprocessed turns stay buffered for the next start.",
+        )
+
+    def _drain_inline(self, deadline: float) -> int:
+        """Flush due users batch by batch until none is left or ``deadline``; returns how
+        many batches were committed."""
+        batches = 0
         while time.monotonic() < deadline:
             due = self.due_users(drain=True)
             if not due:
-                return
+                break
             progressed = False
             for d in due:
                 if time.monotonic() >= deadline:
-                    return
+                    return batches
                 try:
-                    progressed |= self.flush_once(d.user_id, d.blob_type, force=False)
+                    done = self.flush_once(d.user_id, d.blob_type, force=False)
                 except MemobaseError as exc:
                     logger.warning("memobase: flush on close failed for %s: %s", d.user_id, exc)
+                    continue
+                batches += done
+                progressed |= done
             if not progressed:
-                return
+                break
+        return batches
 
     # -- the rest of Memobase's surface (issue 16.5) -----------------------------------------
     def create_user(

@@ -20,6 +20,7 @@ crashed process's lease does expire and its turns get picked up again.
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
@@ -32,9 +33,22 @@ from ..errors import MemobaseError
 from ..models import BlobType
 from ..settings import FlushPolicy
 
-__all__ = ["FlushRunner", "FlushWorker", "LeaseKeeper"]
+__all__ = ["FlushRunner", "FlushWorker", "LeaseKeeper", "StopOutcome"]
 
 logger = logging.getLogger(__name__)
+
+
+class StopOutcome(enum.Enum):
+    """How a worker's ``stop`` ended, so ``close()`` can say (and do) the right thing."""
+
+    #: Stopped, after draining if asked.
+    FINISHED = "finished"
+    #: Still busy when the budget ran out (an LLM call in flight); what it had claimed stays
+    #: leased and is taken over after the lease expires.
+    TIMED_OUT = "timed out"
+    #: The worker process was not running (it had died and a restart was pending) or died
+    #: while draining: nothing was drained through it, the caller may drain inline.
+    DIED = "died"
 
 
 class FlushRunner(Protocol):
@@ -93,13 +107,13 @@ class FlushWorker:
             self._requests[(user_id, blob_type)] = None
         self._wakeup.set()
 
-    def stop(self, *, drain: bool, timeout: float) -> bool:
+    def stop(self, *, drain: bool, timeout: float) -> StopOutcome:
         """Stop the thread; with ``drain``, first flush everything still buffered.
 
-        Returns True if the thread finished within ``timeout``. If it did not (an LLM call is
-        still running), the thread is told to stop after its current step; whatever it had
-        claimed stays ``processing`` under a lease that expires, and the next start picks
-        those turns up again - nothing is lost.
+        ``FINISHED`` if the thread finished within ``timeout``. If it did not
+        (``TIMED_OUT``: an LLM call is still running), the thread is told to stop after its
+        current step; whatever it had claimed stays ``processing`` under a lease that
+        expires, and the next start picks those turns up again - nothing is lost.
         """
         deadline = time.monotonic() + max(0.0, timeout)
         self._drain_deadline = deadline if drain else None
@@ -109,8 +123,8 @@ class FlushWorker:
             self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():
             self._abandon.set()
-            return False
-        return True
+            return StopOutcome.TIMED_OUT
+        return StopOutcome.FINISHED
 
     # -- the loop -------------------------------------------------------------------------------
     def _run(self) -> None:

@@ -91,7 +91,7 @@ def main() -> int:
     # Imported after the pipe is set up so an import-time message cannot corrupt it.
     from ..models import BlobType, ChatModalResponse
     from .embedded import EmbeddedBackend
-    from .worker import FlushWorker
+    from .worker import FlushWorker, StopOutcome
 
     backend = EmbeddedBackend(start_worker=False, worker="thread", **config)
 
@@ -116,7 +116,8 @@ def main() -> int:
             case ("request", user_id, blob_type):
                 worker.request(uuid.UUID(user_id), BlobType(blob_type))
             case ("stop", drain, timeout):
-                finished = worker.stop(drain=bool(drain), timeout=float(timeout))
+                outcome = worker.stop(drain=bool(drain), timeout=float(timeout))
+                finished = outcome is StopOutcome.FINISHED
                 if finished:
                     backend.close(timeout=0.0)
                 channel.send("stopped", finished)

@@ -32,6 +32,7 @@ from typing import IO, Any
 from uuid import UUID
 
 from ..models import BlobType, ChatModalResponse
+from .worker import StopOutcome
 from .worker_channel import read_frame, write_frame
 
 __all__ = ["ProcessWorker", "process_worker_obstacle"]
@@ -48,6 +49,10 @@ STARTUP_TIMEOUT_SECONDS = 60.0
 MAX_FAILED_STARTS = 3
 #: Explicit flush requests kept to replay into a restarted child.
 _MAX_REPLAYED_REQUESTS = 10_000
+#: How long ``stop`` waits for the handle's own threads once the child is gone.
+_THREAD_JOIN_SECONDS = 5.0
+#: The exit code with which the child says "stopped, but the drain did not finish in time".
+_UNFINISHED_EXIT_CODE = 3
 
 ProcessedCallback = Callable[[UUID, Sequence[ChatModalResponse]], None]
 GiveUpCallback = Callable[[str], None]
@@ -116,13 +121,25 @@ class ProcessWorker:
         self._stopping = False
         self._stopped = threading.Event()
         self._restart_delay = 1.0
+        self._threads: list[threading.Thread] = []
+        self._spawning = False
+        self._watchdog: threading.Timer | None = None
         self.pid: int | None = None
         self.restarts = 0
+        #: The exit code of the child when ``stop`` found it dead (``StopOutcome.DIED``).
+        self.exit_code: int | None = None
 
     # -- the handle (same surface as FlushWorker) ----------------------------------------
     def start(self) -> None:
         self._spawn()
-        threading.Thread(target=self._send_loop, name=f"{self._name}-send", daemon=True).start()
+        self._run_thread(self._send_loop, f"{self._name}-send")
+
+    def _run_thread(self, target: Callable[..., None], name: str, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        with self._cond:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+        thread.start()
 
     @property
     def alive(self) -> bool:
@@ -132,39 +149,73 @@ class ProcessWorker:
     def wake(self) -> None:
         with self._cond:
             self._wake_pending = True
-            self._cond.notify()
+            self._cond.notify_all()
 
     def request(self, user_id: UUID, blob_type: BlobType) -> None:
         with self._cond:
             self._to_send[(user_id, blob_type)] = None
-            self._cond.notify()
+            self._cond.notify_all()
 
-    def stop(self, *, drain: bool, timeout: float) -> bool:
+    def stop(self, *, drain: bool, timeout: float) -> StopOutcome:
         """Ask the child to stop (draining first if asked) and wait up to ``timeout`` plus a
-        short grace for it to exit; a child that does not is terminated. Returns True if it
-        finished in time. Unfinished work stays leased and is picked up on the next start."""
+        short grace for it to exit; a child that does not is terminated.
+
+        ``FINISHED``: it drained and exited in time. ``TIMED_OUT``: it did not (unfinished
+        work stays leased and is picked up on the next start). ``DIED``: the child was not
+        running - it had died and its restart was pending - or died while draining, so
+        nothing was drained through it (``exit_code`` says how it ended) and the caller
+        should drain inline. Either way no thread, pipe or process of this handle is left
+        behind when it returns.
+        """
         budget = max(0.0, timeout)
         with self._cond:
             self._stopping = True
+            while self._spawning:  # a restart in progress: stop the child it starts
+                self._cond.wait()
             self._stop_message = ("stop", drain, budget)
-            self._cond.notify()
+            self._cond.notify_all()
         self._stopped.set()
+        self._cancel_watchdog()
         proc = self._proc
-        if proc is None:
-            return False
         try:
-            code = proc.wait(budget + STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
+            if proc is None or proc.poll() is not None:
+                self.exit_code = None if proc is None else proc.returncode
+                return StopOutcome.DIED
             try:
-                proc.wait(2.0)
+                code = proc.wait(budget + STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            return False
+                proc.terminate()
+                try:
+                    proc.wait(2.0)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                return StopOutcome.TIMED_OUT
+            if code == 0:
+                return StopOutcome.FINISHED
+            if code == _UNFINISHED_EXIT_CODE:
+                return StopOutcome.TIMED_OUT
+            self.exit_code = code
+            return StopOutcome.DIED
         finally:
             self._close_stdin()
-        return code == 0
+            self._join_threads()
+
+    def _cancel_watchdog(self) -> None:
+        with self._cond:
+            watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.cancel()
+
+    def _join_threads(self) -> None:
+        """Wait (bounded) for the sender and reader threads: the child is gone, so the reader
+        sees end-of-file and the sender has written its last frame or found the pipe shut."""
+        deadline = time.monotonic() + _THREAD_JOIN_SECONDS
+        with self._cond:
+            threads = list(self._threads)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- the child -------------------------------------------------------------------------
     def _spawn(self) -> None:
@@ -190,12 +241,14 @@ class ProcessWorker:
             self._write(("config", config))
             for user_id, blob_type in replay:
                 self._write(("request", str(user_id), blob_type.value))
-        reader = threading.Thread(
-            target=self._read, args=(proc, proc.stdout, ready), name=self._name, daemon=True
-        )
-        reader.start()
+        self._run_thread(self._read, self._name, proc, proc.stdout, ready)
+        # Kills a child that never says "ready"; cancelled by "ready" and by stop(), so a
+        # closed backend keeps no timer thread (nor, through it, the child's pipes) alive.
         watchdog = threading.Timer(STARTUP_TIMEOUT_SECONDS, self._kill_if_silent, (proc, ready))
         watchdog.daemon = True
+        self._cancel_watchdog()
+        with self._cond:
+            self._watchdog = watchdog
         watchdog.start()
 
     @staticmethod
@@ -254,6 +307,9 @@ class ProcessWorker:
                     logger.exception("memobase: handling a message from the worker failed")
         except (EOFError, OSError, pickle.UnpicklingError):
             pass
+        finally:
+            with contextlib.suppress(OSError):
+                stream.close()  # the pipe's fd goes with the child, not with a GC cycle
         code = proc.wait()
         if self._stopping:
             return
@@ -285,10 +341,15 @@ class ProcessWorker:
             if self._stopping:
                 return
             self.restarts += 1
+            self._spawning = True
         try:
             self._spawn()
         except OSError:
             logger.exception("memobase: could not restart the flush worker process")
+        finally:
+            with self._cond:
+                self._spawning = False
+                self._cond.notify_all()
 
     def _dispatch(self, message: tuple[Any, ...]) -> None:
         match message:
@@ -303,6 +364,7 @@ class ProcessWorker:
                 logging.getLogger(name).log(level, "[worker process %s] %s", self.pid, text)
             case ("ready", pid):
                 self._ready.set()
+                self._cancel_watchdog()
                 logger.debug("memobase: flush worker process %s is ready", pid)
             case ("stopped", finished):
                 logger.debug("memobase: flush worker process stopped (finished=%s)", finished)

@@ -252,8 +252,8 @@ def _without_cli_llm_note(status: MemoryStatus) -> MemoryStatus:
     return dataclasses.replace(status, users=users)
 
 
-def _processing_llm(target: Target, stand_in: bool) -> LLMSettings | None:
-    """The LLM ``flush`` processes with; a server brings its own."""
+def _processing_llm(target: Target, stand_in: bool, command: str) -> LLMSettings | None:
+    """The LLM ``command`` (``flush`` or ``worker``) processes with; a server brings its own."""
     if target.is_remote:
         if stand_in:
             raise CLIError(
@@ -270,9 +270,9 @@ def _processing_llm(target: Target, stand_in: bool) -> LLMSettings | None:
     llm = LLMSettings.from_env()
     if not llm.configured:
         raise CLIError(
-            "flush needs an LLM to process turns: set OPENAI_API_KEY (plus OPENAI_BASE_URL for "
-            "a local server such as Ollama), or pass --stand-in to use the offline, rule-based "
-            "stand-in LLM for a try-out.",
+            f"{command} needs an LLM to process turns: set OPENAI_API_KEY (plus OPENAI_BASE_URL "
+            "for a local server such as Ollama), or pass --stand-in to use the offline, "
+            "rule-based stand-in LLM for a try-out.",
             ExitCode.CONFIG,
         )
     return llm
@@ -294,7 +294,7 @@ def flush(
 ) -> None:
     """Process buffered turns now, into profile rows and events."""
     target = Target.resolve(database_url, project_url)
-    llm = _processing_llm(target, stand_in)
+    llm = _processing_llm(target, stand_in, "flush")
     err = _stderr()
     with _memobase(target, llm=llm) as mb:
         if user is not None:
@@ -358,7 +358,7 @@ def worker(
             "buffers. Use --database-url.",
             ExitCode.USAGE,
         )
-    llm = _processing_llm(target, stand_in)
+    llm = _processing_llm(target, stand_in, "worker")
     assert llm is not None
     from .worker import run_worker
 
@@ -426,10 +426,12 @@ def forget(
             if not confirmed:
                 raise CLIError("Aborted: nothing was deleted.", ExitCode.USER_ERROR)
         try:
-            u.delete()
+            found = u.delete()
         except NotFoundError:
-            _stderr().print(f"Nothing was stored for {user!r}; nothing to forget.")
-            return
+            found = False
+    if not found:
+        _stderr().print(f"Nothing was stored for {user!r}; nothing to forget.")
+        return
     _stderr().print(f"Forgot {user!r} ({u.id}).")
 
 
@@ -441,6 +443,12 @@ def _load_config(path: Path) -> tuple[str, Any]:
     except OSError as exc:
         raise CLIError(
             f"Cannot read the profile config {str(path)!r}: {exc.strerror or exc}.",
+            ExitCode.CONFIG,
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise CLIError(
+            f"Invalid profile config {str(path)!r}: it is not UTF-8 text (byte "
+            f"{exc.object[exc.start]:#04x} at offset {exc.start}). Save it as UTF-8.",
             ExitCode.CONFIG,
         ) from None
     from ..engine.config import ProfileConfig

@@ -51,6 +51,7 @@ class CLIError(Exception):
 
 _ERROR_CODES: tuple[tuple[type[errors.MemobaseError], ExitCode], ...] = (
     # Order matters: subclasses before their bases.
+    (errors.StoreNotFoundError, ExitCode.UNREACHABLE),  # like a missing SQLite file
     (errors.ConnectionError, ExitCode.UNREACHABLE),  # includes TimeoutError
     (errors.ServerError, ExitCode.UNREACHABLE),  # includes ServiceUnavailableError
     (errors.AuthenticationError, ExitCode.CONFIG),

@@ -2,8 +2,10 @@
 
 The CLI inspects and manages memory that an app wrote; it must never invent a store. So a
 SQLite URL whose file does not exist is an error (a typo would otherwise silently create an
-empty database and report "no memory"), and reading commands turn off the background
-processing the embedded engine would otherwise start.
+empty database and report "no memory"), a database without the store's tables is an error
+too (the store is opened with ``create_store=False``: no table is created, no SQLite header
+rewritten), and commands turn off the background processing the embedded engine would
+otherwise start.
 """
 
 from __future__ import annotations
@@ -80,9 +82,14 @@ class Target:
         if self.project_url is not None:
             return Memobase.remote(self.project_url, os.environ.get("MEMOBASE_API_KEY"))
         url = self.checked_database_url()
-        # No background worker: a CLI command processes only when asked (``flush``).
+        # No background worker: a CLI command processes only when asked (``flush``). And no
+        # schema: pointed at the wrong database, the CLI must leave it exactly as it was.
         return Memobase.embedded(
-            url, llm=llm or LLMSettings(), policy=_CLI_POLICY, start_worker=False
+            url,
+            llm=llm or LLMSettings(),
+            policy=_CLI_POLICY,
+            start_worker=False,
+            create_store=False,
         )
 
 

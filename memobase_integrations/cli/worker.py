@@ -65,7 +65,11 @@ def run_worker(
 
     policy = FlushPolicy(idle_flush_seconds=idle_flush_seconds, close_timeout_seconds=drain_timeout)
     # This process exists to process: the worker runs as a thread of it.
-    backend = EmbeddedBackend(database_url, llm=llm, policy=policy, worker="thread")
+    # The CLI never creates a store (create_store=False): a wrong URL is an error, not a
+    # new set of tables in someone else's database.
+    backend = EmbeddedBackend(
+        database_url, llm=llm, policy=policy, worker="thread", create_store=False
+    )
     backend.add_listener(report)
     try:
         console.print(
@@ -87,7 +91,7 @@ def run_worker(
         backend.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    left = EmbeddedBackend(database_url, llm=LLMSettings(), start_worker=False)
+    left = EmbeddedBackend(database_url, llm=LLMSettings(), start_worker=False, create_store=False)
     try:
         pending = left.status().pending_turns
     finally:

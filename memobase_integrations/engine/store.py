@@ -39,7 +39,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from ..backends.base import MemoryStatus, RecordReceipt, UserStatus
-from ..errors import ConfigurationError, MemobaseError, NotFoundError, ServerError
+from ..errors import (
+    ConfigurationError,
+    MemobaseError,
+    NotFoundError,
+    ServerError,
+    StoreNotFoundError,
+)
 from ..errors import ConnectionError as MbConnectionError
 from ..messages import render_blob
 from ..models import (
@@ -281,6 +287,11 @@ class Store:
 
     ``engine_options`` go to :func:`sqlalchemy.create_engine` (e.g. ``connect_args=
     {"options": "-csearch_path=myschema"}`` to put the tables in a PostgreSQL schema).
+
+    ``create=False`` opens an existing store only: no table is created or altered and a
+    SQLite file's journal mode is left as it is, and a database without the store's tables
+    raises :class:`~memobase_integrations.errors.StoreNotFoundError` (what inspecting tools
+    such as the CLI need: pointed at the wrong database, they must not write to it).
     """
 
     def __init__(
@@ -289,10 +300,12 @@ class Store:
         *,
         engine_options: Mapping[str, Any] | None = None,
         busy_timeout_seconds: float = 30.0,
+        create: bool = True,
     ) -> None:
         self.url = _normalise_url(database_url or DEFAULT_DATABASE_URL)
         self.safe_url = redact_url(self.url)
         self.dialect = self.url.get_backend_name()
+        self._create = create
         self._memory = self.dialect == "sqlite" and _is_memory_sqlite(self.url)
         # A single in-memory SQLite connection is shared by all threads: serialize its use.
         self._serial: threading.RLock | None = threading.RLock() if self._memory else None
@@ -355,6 +368,9 @@ class Store:
 
     def _install_sqlite_hooks(self, engine: Engine, busy_timeout: float) -> None:
         memory = self._memory
+        # Switching to WAL rewrites the file header: only for a store we may create. A store
+        # this package made is in WAL mode already (the mode is kept in the file).
+        wal = not memory and self._create
 
         @sa_event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -362,7 +378,7 @@ class Store:
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             try:
-                if not memory:
+                if wal:
                     cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 if not memory:
@@ -385,6 +401,9 @@ class Store:
     def _open_schema(self) -> None:
         """Create the tables, check the schema version, migrate an older store and make sure
         the search index exists - all in one transaction (the writing open)."""
+        if not self._create:
+            self._check_schema()
+            return
         try:
             with self._write() as conn:
                 if self.dialect == "postgresql":
@@ -471,6 +490,44 @@ class Store:
                 version = None
             self._search_mode = fts.detect_mode(conn, self.dialect, version)
         return self._search_mode
+
+    def _check_schema(self) -> None:
+        """``create=False``: read the catalog only; refuse a database that is not a store."""
+        try:
+            with self._read() as conn:
+                present = set(sa.inspect(conn).get_table_names())
+                version = (
+                    conn.execute(sa.select(t.schema_version.c.version)).scalar()
+                    if t.schema_version.name in present
+                    else None
+                )
+                missing = sorted(_missing_tables(present, version))
+        except sa.exc.SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise ConfigurationError(
+                f"Cannot open the database {self.safe_url}: {_short(exc)}. Check that the "
+                "server is running and reachable and the credentials are right."
+            ) from exc
+        if missing:
+            self.engine.dispose()
+            what = (
+                "has no memobase store"
+                if len(missing) == len(t.metadata.tables)
+                else f"has an incomplete memobase store (missing {', '.join(missing)})"
+            )
+            raise StoreNotFoundError(
+                f"The database {self.safe_url} {what}, and it was opened for reading only, so "
+                "nothing was created. Point at the database your app uses "
+                "(--database-url / MEMOBASE_DATABASE_URL); a store is created by the app's "
+                "first Memobase.embedded(...) on it."
+            )
+        if version is not None and version > t.SCHEMA_VERSION:
+            self.engine.dispose()
+            raise ConfigurationError(
+                f"The database {self.safe_url} has memobase schema version {version}, newer "
+                f"than this memobase-integrations supports ({t.SCHEMA_VERSION}). Upgrade "
+                "memobase-integrations."
+            )
 
     def checkpoint(self) -> None:
         """Copy the SQLite WAL back into the database file (PASSIVE: never waits for, nor
@@ -1824,6 +1881,20 @@ class _FifoLock:
         with self._cond:
             self._serving += 1
             self._cond.notify_all()
+
+
+def _missing_tables(present: set[str], version: int | None) -> set[str]:
+    """The store's tables a database lacks, leaving out those an older store may lack
+    (:data:`.schema.LATER_TABLES`): an open that does not migrate reads such a store as is."""
+    missing = set(t.metadata.tables) - present
+    if len(missing) == len(t.metadata.tables):
+        return missing  # no store at all
+    required = set()
+    for name in missing:
+        since = t.LATER_TABLES.get(name, 0)
+        if name not in t.LATER_TABLES or (since is not None and (version or 0) >= since):
+            required.add(name)
+    return required
 
 
 def _normalise_url(raw: str) -> sa.URL:
