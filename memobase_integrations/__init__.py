@@ -4,6 +4,9 @@ Framework-free: this package never imports LangChain or LlamaIndex. Start with
 :class:`Memobase` (``Memobase.from_env()``) and :meth:`Memobase.user`.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .backends.base import ContextOptions, MemoryStatus, ProfileOptions, RecordReceipt, UserStatus
 from .errors import (
     AuthenticationError,
@@ -16,6 +19,7 @@ from .errors import (
     NotFoundError,
     ServerError,
     ServiceUnavailableError,
+    StoreNotFoundError,
     TimeoutError,
     UnsupportedError,
     ValidationError,
@@ -33,6 +37,9 @@ from .models import (
     UserEvent,
 )
 from .settings import FlushPolicy, LLMSettings
+
+if TYPE_CHECKING:
+    from . import testing as testing
 
 __version__ = "0.1.0"
 
@@ -60,6 +67,7 @@ __all__ = [
     "RecordReceipt",
     "ServerError",
     "ServiceUnavailableError",
+    "StoreNotFoundError",
     "SummaryBlob",
     "TimeoutError",
     "UnsupportedError",
@@ -71,3 +79,12 @@ __all__ = [
     "to_user_uuid",
     "turn_to_blobs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``memobase_integrations.testing`` (the offline stand-in LLM) is imported on first use,
+    so ``import memobase_integrations`` stays light and the README's
+    ``memobase_integrations.testing.StandInLLM()`` works as written."""
+    if name == "testing":
+        return importlib.import_module(f"{__name__}.testing")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -98,8 +98,18 @@ def _checked(
 
 
 def _describe(hint: Any) -> str:
-    text = str(hint).replace("typing.", "").replace("collections.abc.", "")
-    return "a value of type " + text.replace("NoneType", "None")
+    """``int >= 1``, ``Sequence[str] | None``...: the type as a person writes it."""
+    bounds = ""
+    if typing.get_origin(hint) is Annotated:
+        hint, *meta = typing.get_args(hint)
+        for item in meta:
+            for rule in getattr(item, "metadata", [item]):
+                for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                    if getattr(rule, attr, None) is not None:
+                        bounds += f" {sign} {getattr(rule, attr)}"
+    text = getattr(hint, "__name__", None) if isinstance(hint, type) else None
+    text = text or str(hint).replace("typing.", "").replace("collections.abc.", "")
+    return "a value of type " + text.replace("NoneType", "None") + bounds
 
 
 def did_you_mean(word: str, known: typing.Iterable[str]) -> str:
@@ -164,10 +174,17 @@ def check_call_options(
     return checked
 
 
-def check_count(value: Any, name: str, where: str, *, optional: bool = False) -> Any:
+def check_count(
+    value: Any,
+    name: str,
+    where: str,
+    *,
+    optional: bool = False,
+    error: type[MemobaseError] = ValidationError,
+) -> Any:
     """An ``int >= 1`` (``None`` too when ``optional``)."""
     hint: Any = int | None if optional else int
-    return _checked(value, Annotated[hint, Field(ge=1)], name, where)
+    return _checked(value, Annotated[hint, Field(ge=1)], name, where, error=error)
 
 
 def check_bool(value: Any, name: str, where: str) -> bool:

@@ -176,14 +176,9 @@ class Memobase:
                 f"Memobase() needs a backend (EmbeddedBackend or RemoteBackend), got "
                 f"{type(backend).__name__}. Use Memobase.embedded(), .remote() or .from_env()."
             )
-        where = "Memobase()"
-        blob_tokens = check_count(max_blob_tokens, "max_blob_tokens", where)
-        if blob_tokens < 16:
-            raise ConfigurationError(f"{where}: max_blob_tokens must be >= 16, got {blob_tokens}.")
-        self.max_blob_tokens: int = blob_tokens
-        self.max_turn_chars: int | None = check_count(
-            max_turn_chars, "max_turn_chars", where, optional=True
-        )
+        limits = _check_limits(max_blob_tokens, max_turn_chars, "Memobase()")
+        self.max_blob_tokens: int = limits["max_blob_tokens"]
+        self.max_turn_chars: int | None = limits["max_turn_chars"]
         self.backend = backend
         self._cache = _ContextCache()
         # Re-reads contexts after processing; never on a caller's thread or an event loop.
@@ -242,7 +237,7 @@ class Memobase:
         from .backends.remote import RemoteBackend
 
         where = "Memobase.remote()"
-        limits = _pop_limits(options)
+        limits = _pop_limits(options, where)
         _check_url(project_url, "project_url", where)
         check_text(api_key, "api_key", where, optional=True, blank=True)
         options = check_call_options(RemoteBackend.__init__, options, where)
@@ -268,7 +263,7 @@ class Memobase:
         from .backends.embedded import EmbeddedBackend
 
         where = "Memobase.embedded()"
-        limits = _pop_limits(options)
+        limits = _pop_limits(options, where)
         _check_url(database_url, "database_url", where)
         options = check_call_options(
             EmbeddedBackend.__init__,
@@ -818,9 +813,27 @@ class UserMemory:
 
 
 # -- argument checks (see arguments.py) -------------------------------------------------------
-def _pop_limits(options: dict[str, Any]) -> dict[str, Any]:
-    """The facade's own options among a constructor's keyword options."""
-    return {k: options.pop(k) for k in ("max_blob_tokens", "max_turn_chars") if k in options}
+def _pop_limits(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """The facade's own options among a constructor's keyword options, checked before the
+    backend is built (so a refused limit creates no store)."""
+    names = ("max_blob_tokens", "max_turn_chars")
+    limits: dict[str, Any] = {k: options.pop(k) for k in names if k in options}
+    _check_limits(
+        limits.get("max_blob_tokens", DEFAULT_MAX_BLOB_TOKENS),
+        limits.get("max_turn_chars", DEFAULT_MAX_TURN_CHARS),
+        where,
+    )
+    return limits
+
+
+def _check_limits(max_blob_tokens: Any, max_turn_chars: Any, where: str) -> dict[str, Any]:
+    blob_tokens = check_count(max_blob_tokens, "max_blob_tokens", where, error=ConfigurationError)
+    if blob_tokens < 16:
+        raise ConfigurationError(f"{where}: max_blob_tokens must be >= 16, got {blob_tokens}.")
+    turn_chars = check_count(
+        max_turn_chars, "max_turn_chars", where, optional=True, error=ConfigurationError
+    )
+    return {"max_blob_tokens": blob_tokens, "max_turn_chars": turn_chars}
 
 
 def _facade(cls: type[Memobase], backend: Backend, limits: dict[str, Any]) -> Memobase:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import typer
@@ -44,3 +46,14 @@ def test_documented_environment_variables_are_read_somewhere() -> None:
     ) + (ROOT / "tests" / "conftest.py").read_text(encoding="utf-8")
     missing = sorted(n for n in names if f'"{n}"' not in sources)
     assert not missing, missing
+
+
+def test_the_stand_in_hint_of_the_core_api_works_as_written() -> None:
+    # In a fresh interpreter: in this one another test may have imported the subpackage.
+    block = _section("## The core API").split("```python", 1)[1].split("```", 1)[0]
+    assert "import memobase_integrations\n" in block
+    hint = re.search(r"llm=(memobase_integrations\.testing\.\S+\(\))", block)
+    assert hint is not None, block
+    code = f"import memobase_integrations\nsettings = {hint.group(1)}\nassert settings.configured"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
