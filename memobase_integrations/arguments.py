@@ -192,18 +192,24 @@ def check_bool(value: Any, name: str, where: str) -> bool:
     return result
 
 
+#: The longest wait a timeout stands for (about three years). Python's clocks overflow a
+#: little past 9e9 s, and "wait for ever" (``math.inf``) means this in practice.
+MAX_TIMEOUT_SECONDS = 1e8
+
+
 def check_timeout(value: Any, where: str) -> float | None:
-    """``None`` (the configured default) or a finite number of seconds ``>= 0``."""
+    """``None`` (the configured default) or a number of seconds ``>= 0``; anything above
+    :data:`MAX_TIMEOUT_SECONDS` (``math.inf`` included) counts as that."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise ValidationError(
             f"{where}: timeout got {_show(value)}; pass a number of seconds >= 0, or None for "
             "FlushPolicy.close_timeout_seconds."
         )
     if value < 0:
         raise ValidationError(f"{where}: timeout must be >= 0 seconds, got {value}.")
-    return float(value)
+    return min(float(value), MAX_TIMEOUT_SECONDS)
 
 
 def check_text(

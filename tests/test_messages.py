@@ -166,3 +166,47 @@ def test_fields_are_copied_per_blob() -> None:
     assert len(blobs) > 1
     blobs[0].fields["x"] = 1  # type: ignore[index]
     assert blobs[1].fields == {"turn_id": "t"} and fields == {"turn_id": "t"}
+
+
+# -- issue 12: types checked on construction, the text policy, the size limit ------------------
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"role": "user", "content": None}, "content must be text"),
+        ({"role": "user", "content": "x", "name": 5}, "name (alias) must be a str"),
+        ({"role": "user", "content": "x", "created_at": [1]}, "created_at must be"),
+        ({"role": 3, "content": "x"}, "cannot be stored"),
+        ({"role": "user", "content": "x", "metadata": []}, "metadata must be a dict"),
+    ],
+)
+def test_every_way_of_building_a_message_checks_it(kwargs: dict[str, Any], needle: str) -> None:
+    with pytest.raises(InvalidMessageError) as info:
+        Message(**kwargs)
+    assert needle in str(info.value)
+
+
+def test_the_constructor_normalises_like_of() -> None:
+    assert Message(role=" Human ", content="hi") == Message.of("user", "hi")  # type: ignore[arg-type]
+
+
+def test_unstorable_characters_become_replacement_characters_in_text_only() -> None:
+    message = Message.of("user", "a\x00b\ud800c", name="N\udfff", created_at="2025/01/14\x00 10:00")
+    assert message.content == "a\ufffdb\ufffdc"
+    assert message.name == "N\ufffd"
+    assert message.created_at == "2025/01/14\ufffd 10:00"
+    [blob] = turn_to_blobs([message])
+    assert blob.model_dump_json()  # serialisable: every string is valid UTF-8 now
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(st.characters(codec="utf-8", exclude_characters="\x00")))
+def test_storable_text_is_kept_exactly(text: str) -> None:
+    assert Message.of("user", text, name=text or None).content == text
+
+
+def test_a_turn_over_the_limit_is_refused_with_its_size() -> None:
+    turn = [Message.of("user", "x" * 90), Message.of("assistant", "y" * 5, name="Bot")]
+    with pytest.raises(InvalidMessageError, match="98 characters of text; the limit is 97"):
+        turn_to_blobs(turn, max_turn_chars=97)
+    assert len(turn_to_blobs(turn, max_turn_chars=98)) == 1
+    assert len(turn_to_blobs(turn, max_turn_chars=None)) == 1

@@ -13,7 +13,7 @@ import logging
 import uuid
 
 import pytest
-from emb_support import BackendFactory, MANUAL
+from emb_support import MANUAL, BackendFactory
 
 from memobase_integrations import Memobase
 from memobase_integrations.errors import InvalidMessageError, InvalidUserIdError
@@ -29,7 +29,10 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("typed", "kept"), CASES, ids=["nul", "surrogate", "emoji", "rtl", "marks"])
+IDS = ["nul", "surrogate", "emoji", "rtl", "marks"]
+
+
+@pytest.mark.parametrize(("typed", "kept"), CASES, ids=IDS)
 def test_text_is_recorded_processed_and_read_back(
     make_backend: BackendFactory, typed: str, kept: str, caplog: pytest.LogCaptureFixture
 ) -> None:
