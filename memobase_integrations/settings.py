@@ -1,20 +1,46 @@
 """Settings shared by the facade and the backends: the LLM endpoint and the flush policy.
 
 Secrets are ``pydantic.SecretStr`` so they never show in a ``repr``, a log line or an error.
+A wrong value raises :class:`~memobase_integrations.errors.ConfigurationError` naming the
+field (never the value of a secret), not pydantic's own error.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
+import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from .errors import ConfigurationError
 
 __all__ = ["FlushPolicy", "LLMSettings"]
 
 
-class LLMSettings(BaseModel):
+class _Settings(BaseModel):
+    """Turns pydantic's validation errors into the package's ``ConfigurationError``."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            raise _configuration_error(type(self).__name__, exc) from None
+
+
+def _configuration_error(model: str, exc: pydantic.ValidationError) -> ConfigurationError:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(root)"
+    more = len(exc.errors()) - 1
+    return ConfigurationError(
+        f"{model}: {field}: {first['msg']}. See help({model}) for the accepted values."
+        + (f" ({more} more problem{'s' if more > 1 else ''}.)" if more else "")
+    )
+
+
+class LLMSettings(_Settings):
     """Where the embedded engine's LLM (and optional embeddings) live.
 
     Any OpenAI-compatible endpoint works: OpenAI, Azure's compatible route, Ollama
@@ -59,7 +85,7 @@ class LLMSettings(BaseModel):
             values["embedding_model"] = env["MEMOBASE_EMBEDDING_MODEL"]
             values["enable_embeddings"] = True
         values.update(overrides)
-        return cls.model_validate(values)
+        return cls.model_validate(values)  # (validation runs _Settings.__init__)
 
     @property
     def configured(self) -> bool:
@@ -67,7 +93,7 @@ class LLMSettings(BaseModel):
         return bool(self.api_key or self.base_url or self.http_client or self.async_http_client)
 
 
-class FlushPolicy(BaseModel):
+class FlushPolicy(_Settings):
     """When buffered turns are processed (both backends).
 
     Memobase itself only processes a buffer over ``buffer_token_threshold`` and never on

@@ -949,10 +949,12 @@ class EmbeddedBackend:
         bounded by ``timeout`` (default ``close_timeout_seconds``), then stop the threads.
 
         Turns not processed in time stay durably buffered for the next start. If the worker
-        process had died (its restart pending), the buffer is processed inline in this
-        process within the same budget, and a warning says so. Returns with no thread,
-        pipe or child process of this backend left running (except a thread worker still
-        inside an LLM call when the budget ran out, which stops after that call).
+        process had died (its restart pending), the buffer is processed in this process
+        within the same budget, and a warning says so. The budget holds even when an LLM
+        call is slower: a drain still inside one is abandoned (its lease expires, the next
+        start takes the turns over). Returns with no thread, pipe or child process of this
+        backend left running, except such an abandoned drain thread, which ends with its
+        LLM call.
         """
         if self._closed:
             return
@@ -973,7 +975,7 @@ class EmbeddedBackend:
                 elif outcome is StopOutcome.DIED:
                     self._drain_after_dead_worker(drain, deadline)
             elif drain:
-                self._drain_inline(deadline)
+                self._drain_bounded(deadline, why="")
         finally:
             self._leases.stop()
             self.llm.close()
@@ -999,41 +1001,32 @@ class EmbeddedBackend:
             code,
             left,
         )
-        batches = self._drain_inline(deadline)
-        try:
-            pending = self.store.status(None, backend=self.kind).pending_turns
-        except MemobaseError:
-            pending = -1
-        logger.warning(
-            "memobase: close() processed %d batch(es) in this process; %s",
-            batches,
-            "nothing is left buffered."
-            if pending == 0
-            else "unprocessed turns stay buffered for the next start.",
-        )
+        self._drain_bounded(deadline, why="the worker process had exited")
 
-    def _drain_inline(self, deadline: float) -> int:
-        """Flush due users batch by batch until none is left or ``deadline``; returns how
-        many batches were committed."""
-        batches = 0
-        while time.monotonic() < deadline:
-            due = self.due_users(drain=True)
-            if not due:
-                break
-            progressed = False
-            for d in due:
-                if time.monotonic() >= deadline:
-                    return batches
-                try:
-                    done = self.flush_once(d.user_id, d.blob_type, force=False)
-                except MemobaseError as exc:
-                    logger.warning("memobase: flush on close failed for %s: %s", d.user_id, exc)
-                    continue
-                batches += done
-                progressed |= done
-            if not progressed:
-                break
-        return batches
+    def _drain_bounded(self, deadline: float, *, why: str) -> None:
+        """close()'s drain in this process, on a throwaway worker thread joined until
+        ``deadline``; ``why`` (if any) is logged with the outcome."""
+        outcome = FlushWorker(self, self.policy, name="memobase-close-drain").drain(
+            timeout=max(0.0, deadline - time.monotonic())
+        )
+        if outcome is StopOutcome.TIMED_OUT:
+            logger.warning(
+                "memobase: close() ran out of time while processing in this process%s; "
+                "unprocessed turns stay buffered and are processed on the next start.",
+                f" ({why})" if why else "",
+            )
+        elif why:
+            try:
+                pending = self.store.status(None, backend=self.kind).pending_turns
+            except MemobaseError:
+                pending = -1
+            logger.warning(
+                "memobase: close() processed the buffer in this process (%s); %s",
+                why,
+                "nothing is left buffered."
+                if pending == 0
+                else "turns that could not be processed stay buffered for the next start.",
+            )
 
     # -- the rest of Memobase's surface (issue 16.5) -----------------------------------------
     def create_user(

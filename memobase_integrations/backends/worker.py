@@ -126,6 +126,21 @@ class FlushWorker:
             return StopOutcome.TIMED_OUT
         return StopOutcome.FINISHED
 
+    def drain(self, *, timeout: float) -> StopOutcome:
+        """Start this (not yet started) worker only to flush everything buffered, then stop:
+        ``close()``'s drain when no worker runs. Bounded like :meth:`stop`: a thread still
+        inside an LLM call at ``timeout`` is abandoned (``TIMED_OUT``), its claim's lease
+        expires and the next start takes the turns over."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        self._drain_deadline = deadline
+        self._stopping.set()  # no polling loop: straight to the drain
+        self._thread.start()
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            self._abandon.set()
+            return StopOutcome.TIMED_OUT
+        return StopOutcome.FINISHED
+
     # -- the loop -------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stopping.is_set():

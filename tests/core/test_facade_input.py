@@ -252,3 +252,14 @@ def test_unstorable_text_is_replaced_and_counted_never_logged(
     assert message.content == "s3cr3t-\ufffd-\ufffd-text" and message.alias == "A\ufffd"
     assert "replaced 2 character(s)" in caplog.text and "replaced 1 character(s)" in caplog.text
     assert "s3cr3t" not in caplog.text
+
+
+def test_settings_refuse_bad_values_with_the_package_error() -> None:
+    from memobase_integrations.settings import LLMSettings
+
+    with pytest.raises(ConfigurationError, match="FlushPolicy: buffer_token_threshold"):
+        FlushPolicy(buffer_token_threshold="x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="LLMSettings: best_model") as info:
+        Memobase.from_env({"MEMOBASE_LLM_MODEL": 5, "OPENAI_API_KEY": "sk-secret-1"})  # type: ignore[dict-item]
+    assert "sk-secret-1" not in str(info.value)
+    assert LLMSettings(api_key="sk-x").api_key is not None  # valid values still work

@@ -350,6 +350,17 @@ def clean_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+#: The variables from_env reads (the outbox path stays unset: it names a file to create).
+ENV_NAMES = [
+    "MEMOBASE_PROJECT_URL",
+    "MEMOBASE_API_KEY",
+    "MEMOBASE_DATABASE_URL",
+    "MEMOBASE_LLM_MODEL",
+    "MEMOBASE_SUMMARY_LLM_MODEL",
+    "MEMOBASE_EMBEDDING_MODEL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+]
 LLMS = st.sampled_from([None, LLMSettings(), "llm"]).map(
     lambda v: StandInLLM().settings() if v == "llm" else v
 )
@@ -376,6 +387,9 @@ def test_constructors_raise_only_typed_errors(clean_dir: Path, name: str) -> Non
         if name == "remote":
             kwargs["outbox_path"] = clean_dir / "outbox.db"
             kwargs["transport"] = FakeMemobase().transport()
+        if name == "from_env" and data.draw(st.booleans()):
+            args.clear()  # env is the only positional parameter
+            kwargs["env"] = data.draw(st.dictionaries(st.sampled_from(ENV_NAMES), texts | junk))
         made = call_allowing_only_typed_errors(Memobase, name, args, kwargs)
         if isinstance(made, Memobase):
             made.close(timeout=0)

@@ -391,6 +391,28 @@ def test_close_after_the_worker_process_died_drains_inline_and_says_so(
         reopened.close(timeout=0)
 
 
+def test_close_without_a_worker_keeps_its_budget_while_the_llm_is_slow(
+    make_backend: BackendFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # close() drains in this process when no worker runs; an LLM call slower than the
+    # budget used to hold it for the whole call (and the calls after it).
+    llm = StandInLLM()
+    backend = make_backend(llm=llm.settings(), policy=POLICY, start_worker=False)
+    user = uuid.uuid4()
+    backend.record(user, turn_to_blobs(turn("I live in Lyon.")), "slow-1")
+    llm.delay_s = 8.0
+    caplog.set_level(logging.WARNING, logger="memobase_integrations")
+    started = time.monotonic()
+    backend.close(timeout=0.5)
+    elapsed = time.monotonic() - started
+    llm.delay_s = 0.0
+    assert elapsed < 5.0, elapsed  # a liveness bound (10x the budget), not a speed target
+    assert "ran out of time while processing in this process" in caplog.text
+    for thread in threading.enumerate():  # let the abandoned drain finish its LLM call
+        if thread.name == "memobase-close-drain":
+            thread.join(60)
+
+
 def _children() -> set[int]:
     """Pids of this process's live children (zombies included: an unreaped child leaks)."""
     pids: set[int] = set()
