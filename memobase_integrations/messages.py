@@ -7,7 +7,6 @@ always gives the same blobs, which is what makes replays idempotent.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,9 +33,10 @@ DEFAULT_MAX_BLOB_TOKENS = 4096
 
 #: The most text one recorded turn may carry (characters of content and names, all messages
 #: together): 256k characters, about 60k tokens of English, a long pasted document.
-#: ``record`` converts a turn on the caller's thread in time linear in its size (about
-#: 1-2 us per character); this bound keeps that well under a second even for CJK text,
-#: where a 10 MB message took 30-73 s. Raise it with ``Memobase(max_turn_chars=...)``.
+#: ``record`` converts a turn on the caller's thread in time linear in its size; this bound
+#: keeps that under a second (0.2-0.8 s measured at the limit on a loaded 2-core machine,
+#: English to CJK text), where a 10 MB message took 30-73 s. Raise it with
+#: ``Memobase(max_turn_chars=...)``.
 DEFAULT_MAX_TURN_CHARS = 256_000
 
 Role = Literal["user", "assistant"]
@@ -294,33 +294,44 @@ def _split_message(
             "name / created_at or raise max_blob_tokens."
         )
     return [
-        (wire.model_copy(update={"content": piece}), count_tokens(piece) + overhead)
-        for piece in _split_text(wire.content, budget)
+        (wire.model_copy(update={"content": piece}), size + overhead)
+        for piece, size in _split_text(wire.content, budget)
     ]
 
 
-def _split_text(text: str, budget: int) -> list[str]:
-    """``text`` cut into consecutive pieces of at most ``budget`` tokens each.
+def _split_text(text: str, budget: int) -> list[tuple[str, int]]:
+    """``text`` cut into consecutive pieces of at most ``budget`` tokens each, with their
+    token counts.
 
-    The token offsets propose each cut; because a slice of text can tokenize differently
-    from the slice of tokens, every piece is counted again and shortened until it fits.
+    Each cut is proposed by the first ``budget`` tokens of a window of the remaining text
+    (doubled until it holds more than ``budget`` tokens), read back as bytes and cut to whole
+    characters; because a slice of text can tokenize differently from the slice of tokens,
+    every piece is counted again and shortened until it fits. All the per-token work stays
+    inside tiktoken (no Python object per token), so the cost is a few native passes over
+    the text - the caller's thread pays this on ``record``.
     """
     enc = encoding()
-    tokens = enc.encode_ordinary(text)
-    _, offsets = enc.decode_with_offsets(tokens)
-    pieces: list[str] = []
+    pieces: list[tuple[str, int]] = []
     start = 0
     while start < len(text):
-        first = bisect.bisect_left(offsets, start)
-        cut = first + budget
-        end = offsets[cut] if cut < len(offsets) else len(text)
-        end = max(end, start + 1)
-        piece = text[start:end]
+        window = max(64, 2 * budget)
+        while True:
+            chunk = text[start : start + window]
+            tokens = enc.encode_ordinary(chunk)
+            if len(tokens) > budget or start + window >= len(text):
+                break
+            window *= 2
+        if len(tokens) <= budget:
+            piece = chunk  # the rest of the text fits
+        else:
+            # The bytes of the first ``budget`` tokens; a token may end inside a character,
+            # whose partial bytes are dropped (the piece never splits a character).
+            head = enc.decode_bytes(tokens[:budget]).decode("utf-8", errors="ignore")
+            piece = chunk[: max(1, len(head))]
         size = count_tokens(piece)
         while size > budget:
-            end = start + max(1, min(len(piece) - 1, len(piece) * budget // size))
-            piece = text[start:end]
+            piece = piece[: max(1, min(len(piece) - 1, len(piece) * budget // size))]
             size = count_tokens(piece)
-        pieces.append(piece)
-        start = end
+        pieces.append((piece, size))
+        start += len(piece)
     return pieces
