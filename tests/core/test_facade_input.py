@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,15 +128,6 @@ def test_close_refuses_a_timeout_that_is_not_a_number(mb: Memobase) -> None:
 
 
 # -- construction -----------------------------------------------------------------------------
-@pytest.fixture
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("MEMOBASE_", "OPENAI_")):
-            monkeypatch.delenv(name)
-    return tmp_path
-
-
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
@@ -152,12 +142,12 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ],
 )
 def test_embedded_refuses_bad_options_before_creating_anything(
-    in_tmp: Path, kwargs: dict[str, Any], needle: str
+    clean_dir: Path, kwargs: dict[str, Any], needle: str
 ) -> None:
     with pytest.raises(ConfigurationError) as info:
         Memobase.embedded(**kwargs)
     assert needle in str(info.value)
-    assert list(in_tmp.iterdir()) == []  # no ./memobase.db
+    assert list(clean_dir.iterdir()) == []  # no ./memobase.db
 
 
 @pytest.mark.parametrize(
@@ -169,18 +159,18 @@ def test_embedded_refuses_bad_options_before_creating_anything(
         ({"project_url": "http://127.0.0.1:9", "api_key": "k", "transprt": None}, "Did you mean"),
     ],
 )
-def test_remote_refuses_bad_options(in_tmp: Path, kwargs: dict[str, Any], needle: str) -> None:
+def test_remote_refuses_bad_options(clean_dir: Path, kwargs: dict[str, Any], needle: str) -> None:
     with pytest.raises(MemobaseError) as info:
         Memobase.remote(**kwargs)
     assert needle in str(info.value)
 
 
-def test_from_env_refuses_a_non_mapping_and_treats_an_empty_url_as_unset(in_tmp: Path) -> None:
+def test_from_env_refuses_a_non_mapping_and_treats_an_empty_url_as_unset(clean_dir: Path) -> None:
     with pytest.raises(ConfigurationError, match="env must be a mapping"):
         Memobase.from_env(["MEMOBASE_PROJECT_URL"])  # type: ignore[arg-type]
     mb = Memobase.from_env({"MEMOBASE_DATABASE_URL": ""}, start_worker=False)
     mb.close(timeout=0)
-    assert (in_tmp / "memobase.db").exists()  # the documented default, on purpose
+    assert (clean_dir / "memobase.db").exists()  # the documented default, on purpose
 
 
 # -- item 18: say when there was nothing --------------------------------------------------------

@@ -341,15 +341,6 @@ def test_memobase_entry_points_raise_only_typed_errors(
 
 
 # -- construction and lifecycle: a fresh instance per example ----------------------------------
-@pytest.fixture
-def clean_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for var in list(os.environ):
-        if var.startswith(("MEMOBASE_", "OPENAI_")):
-            monkeypatch.delenv(var)
-    return tmp_path
-
-
 #: The variables from_env reads (the outbox path stays unset: it names a file to create).
 ENV_NAMES = [
     "MEMOBASE_PROJECT_URL",
