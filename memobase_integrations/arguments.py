@@ -125,12 +125,19 @@ def _unknown(name: Any, known: typing.Iterable[str], where: str) -> str:
     return f"{where}: unknown option {shown!r}.{hint} Known options: {', '.join(names)}."
 
 
+@functools.cache
+def _field_hints(cls: type) -> dict[str, Any]:
+    """The annotations of a dataclass's fields (resolved once: ``context()`` is hot)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
 def check_options(cls: type[T], values: Mapping[str, Any], where: str, **fixed: Any) -> T:
     """An options dataclass (``ContextOptions``, ``ProfileOptions``) built from keyword
     arguments, every given value checked against the field's annotation. ``fixed`` are
     fields the caller already converted (e.g. ``chats``)."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = _field_hints(cls)  # type: ignore[arg-type]  # (a type is hashable)
+    names = set(hints)
     checked: dict[str, Any] = {}
     for name, value in values.items():
         if name not in names or name in fixed:
