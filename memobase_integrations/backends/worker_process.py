@@ -318,6 +318,10 @@ class ProcessWorker:
             self._close_stdin()
             with self._cond:
                 self._stopping = True
+                # Release the sender: its last frame goes nowhere (no stdin), then it ends.
+                self._stop_message = ("stop", False, 0.0)
+                self._cond.notify_all()
+            self._cancel_watchdog()
             self._on_give_up(
                 f"the worker process failed to start {self._failed_starts} times in a row "
                 f"(last exit code {code})"
