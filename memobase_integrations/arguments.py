@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import json
 import math
 import typing
 import uuid
@@ -30,9 +31,11 @@ from .errors import ConfigurationError, MemobaseError, ValidationError
 from .text_policy import storable_text
 
 __all__ = [
+    "check_arg",
     "check_bool",
     "check_call_options",
     "check_count",
+    "check_json",
     "check_options",
     "check_text",
     "check_timeout",
@@ -49,6 +52,11 @@ _RANGES: dict[str, Any] = {
     "topk": Field(ge=1),
     "max_subtopic_size": Field(ge=1),
     "time_range_in_days": Field(ge=1),
+    "limit": Field(ge=0),
+    "offset": Field(ge=0),
+    "page": Field(ge=0),
+    "page_size": Field(ge=1),
+    "last_days": Field(ge=1),
     "profile_event_ratio": Field(ge=0.0, le=1.0, allow_inf_nan=False),
     "event_similarity_threshold": Field(allow_inf_nan=False),
     "similarity_threshold": Field(allow_inf_nan=False),
@@ -87,7 +95,7 @@ def _checked(
     except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError):
         return value  # a type pydantic cannot describe: the callee checks it
     try:
-        return adapter.validate_python(value)
+        return _storable(adapter.validate_python(value), f"{name} of {where}")
     except pydantic.ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         inner = "".join(f"[{p!r}]" for p in first["loc"])
@@ -95,6 +103,18 @@ def _checked(
             f"{where}: {name}{inner} got {_show(value)}: {first['msg']}. Pass "
             f"{_describe(hint)} (see help({where.removesuffix('()')}))."
         ) from None
+
+
+def _storable(value: Any, what: str) -> Any:
+    """Strings (also inside lists, tuples and dicts) with the text policy applied: a
+    topic, a tag or a JSON value with U+0000 would fail in PostgreSQL or in a URL."""
+    if isinstance(value, str):
+        return storable_text(value, what)
+    if isinstance(value, list | tuple):
+        return type(value)(_storable(v, what) for v in value)
+    if isinstance(value, dict):
+        return {_storable(k, what): _storable(v, what) for k, v in value.items()}
+    return value
 
 
 def _describe(hint: Any) -> str:
@@ -179,6 +199,32 @@ def check_call_options(
             value if hint is None else _checked(value, hint, name, where, error=ConfigurationError)
         )
     return checked
+
+
+def check_arg(value: Any, hint: Any, name: str, where: str) -> Any:
+    """``value`` checked against ``hint`` (pydantic, strict; the ranges of well-known names
+    such as ``limit`` or ``page_size`` apply), its strings made storable."""
+    return _checked(value, hint, name, where)
+
+
+def check_json(value: Any, name: str, where: str, *, optional: bool = False) -> Any:
+    """A JSON object (a dict of JSON values) - what both stores and the wire can carry -
+    with the text policy applied to its strings."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError(
+            f"{where}: {name} must be a dict (a JSON object){' or None' if optional else ''}, "
+            f"got {type(value).__name__}."
+        )
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"{where}: {name} must hold only JSON values (str, int, float, bool, None, lists "
+            f"and dicts with str keys): {exc}."
+        ) from None
+    return _storable(value, f"{name} of {where}")
 
 
 def check_count(

@@ -18,11 +18,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import pydantic
+
 from . import errors
 from .arguments import (
+    check_arg,
     check_bool,
     check_call_options,
     check_count,
+    check_json,
     check_options,
     check_search_options,
     check_text,
@@ -335,13 +339,16 @@ class Memobase:
         first recorded turn, so this is only needed to attach data up front.
         """
         mapped = None if user_id is None else to_user_uuid(user_id)
-        return self.backend.create_user(mapped, data)
+        return self.backend.create_user(
+            mapped, check_json(data, "data", "add_user()", optional=True)
+        )
 
     async def aadd_user(
         self, data: dict[str, Any] | None = None, *, user_id: str | uuid.UUID | None = None
     ) -> uuid.UUID:
         mapped = None if user_id is None else to_user_uuid(user_id)
-        return await self.backend.acreate_user(mapped, data)
+        checked = check_json(data, "data", "aadd_user()", optional=True)
+        return await self.backend.acreate_user(mapped, checked)
 
     def get_all_users(
         self,
@@ -353,7 +360,8 @@ class Memobase:
     ) -> ProjectUsers:
         """A page of the project's users with their profile and event counts; ``count`` is
         how many match ``search`` (a substring of the id or of the user's data)."""
-        return self.backend.project_users(search, order_by, order_desc, limit, offset)
+        args = _users_page(search, order_by, order_desc, limit, offset, "get_all_users()")
+        return self.backend.project_users(*args)
 
     async def aget_all_users(
         self,
@@ -363,7 +371,8 @@ class Memobase:
         limit: int = 10,
         offset: int = 0,
     ) -> ProjectUsers:
-        return await self.backend.aproject_users(search, order_by, order_desc, limit, offset)
+        args = _users_page(search, order_by, order_desc, limit, offset, "aget_all_users()")
+        return await self.backend.aproject_users(*args)
 
     def usage(self) -> ProjectBilling:
         """Tokens left (``None``: unlimited) and this month's token cost."""
@@ -374,10 +383,11 @@ class Memobase:
 
     def daily_usage(self, last_days: int = 7) -> list[DailyUsage]:
         """Inserts and LLM tokens per day, today first."""
-        return self.backend.daily_usage(last_days)
+        return self.backend.daily_usage(check_arg(last_days, int, "last_days", "daily_usage()"))
 
     async def adaily_usage(self, last_days: int = 7) -> list[DailyUsage]:
-        return await self.backend.adaily_usage(last_days)
+        days = check_arg(last_days, int, "last_days", "adaily_usage()")
+        return await self.backend.adaily_usage(days)
 
     def close(self, timeout: float | None = None) -> None:
         """Deliver and flush pending turns (bounded by ``timeout``), then stop workers."""
@@ -711,11 +721,13 @@ class UserMemory:
     def update_event(self, event_id: uuid.UUID, data: EventData | dict[str, Any]) -> None:
         """Merge ``data``'s non-null keys (``event_tip``, ``event_tags``, ``profile_delta``)
         into the event. Its embedding and gists stay as they were, as on the server."""
-        self._backend.update_event(self.id, event_id, data)
+        args = _event_update(event_id, data, "UserMemory.update_event()")
+        self._backend.update_event(self.id, *args)
         self.memobase._cache.invalidate(self.id)
 
     async def aupdate_event(self, event_id: uuid.UUID, data: EventData | dict[str, Any]) -> None:
-        await self._backend.aupdate_event(self.id, event_id, data)
+        args = _event_update(event_id, data, "UserMemory.aupdate_event()")
+        await self._backend.aupdate_event(self.id, *args)
         self.memobase._cache.invalidate(self.id)
 
     def search_events_by_tags(
@@ -726,7 +738,8 @@ class UserMemory:
     ) -> list[UserEvent]:
         """The newest events that carry every tag in ``tags`` (any value) and exactly the
         ``tag_values`` (e.g. ``{"emotion": "happy"}``). Needs no embeddings."""
-        return self._backend.search_events_by_tags(self.id, tags, tag_values, topk)
+        args = _tag_search(tags, tag_values, topk, "UserMemory.search_events_by_tags()")
+        return self._backend.search_events_by_tags(self.id, *args)
 
     async def asearch_events_by_tags(
         self,
@@ -734,7 +747,8 @@ class UserMemory:
         tag_values: dict[str, str] | None = None,
         topk: int = 10,
     ) -> list[UserEvent]:
-        return await self._backend.asearch_events_by_tags(self.id, tags, tag_values, topk)
+        args = _tag_search(tags, tag_values, topk, "UserMemory.asearch_events_by_tags()")
+        return await self._backend.asearch_events_by_tags(self.id, *args)
 
     # -- the user's own data, blobs and buffer --------------------------------------------------
     def info(self) -> UserData:
@@ -746,29 +760,34 @@ class UserMemory:
 
     def update_data(self, data: dict[str, Any]) -> None:
         """Replace the user's data (the JSON object given to :meth:`Memobase.add_user`)."""
-        self._backend.update_user(self.id, data)
+        self._backend.update_user(self.id, check_json(data, "data", "UserMemory.update_data()"))
 
     async def aupdate_data(self, data: dict[str, Any]) -> None:
-        await self._backend.aupdate_user(self.id, data)
+        checked = check_json(data, "data", "UserMemory.aupdate_data()")
+        await self._backend.aupdate_user(self.id, checked)
 
     def list_blobs(
         self, blob_type: BlobType = BlobType.chat, *, page: int = 0, page_size: int = 10
     ) -> list[uuid.UUID]:
         """Ids of the user's stored blobs, oldest first. Processed chat blobs are deleted,
         so for chat these are the turns still waiting to be processed."""
-        return self._backend.list_blobs(self.id, blob_type, page=page, page_size=page_size)
+        kind, first, size = _blob_page(blob_type, page, page_size, "UserMemory.list_blobs()")
+        return self._backend.list_blobs(self.id, kind, page=first, page_size=size)
 
     async def alist_blobs(
         self, blob_type: BlobType = BlobType.chat, *, page: int = 0, page_size: int = 10
     ) -> list[uuid.UUID]:
-        return await self._backend.alist_blobs(self.id, blob_type, page=page, page_size=page_size)
+        kind, first, size = _blob_page(blob_type, page, page_size, "UserMemory.alist_blobs()")
+        return await self._backend.alist_blobs(self.id, kind, page=first, page_size=size)
 
     def delete_blob(self, blob_id: uuid.UUID) -> None:
         """Delete one stored blob (and its buffered turn); a missing blob is not an error."""
-        self._backend.delete_blob(self.id, blob_id)
+        self._backend.delete_blob(self.id, check_uuid(blob_id, "blob_id", "delete_blob()"))
 
     async def adelete_blob(self, blob_id: uuid.UUID) -> None:
-        await self._backend.adelete_blob(self.id, blob_id)
+        await self._backend.adelete_blob(
+            self.id, check_uuid(blob_id, "blob_id", "UserMemory.adelete_blob()")
+        )
 
     def buffer(
         self, blob_type: BlobType = BlobType.chat, status: BufferStatus = "idle"
@@ -776,12 +795,14 @@ class UserMemory:
         """Ids of the user's buffered blobs in a state: ``idle`` (waiting), ``processing``,
         ``failed`` (waiting for a retry) or ``done``. Embedded: blob ids; a server answers
         ids of its buffer rows."""
-        return self._backend.buffer_capacity(self.id, blob_type, status)
+        kind, state = _buffer_args(blob_type, status, "UserMemory.buffer()")
+        return self._backend.buffer_capacity(self.id, kind, state)
 
     async def abuffer(
         self, blob_type: BlobType = BlobType.chat, status: BufferStatus = "idle"
     ) -> list[uuid.UUID]:
-        return await self._backend.abuffer_capacity(self.id, blob_type, status)
+        kind, state = _buffer_args(blob_type, status, "UserMemory.abuffer()")
+        return await self._backend.abuffer_capacity(self.id, kind, state)
 
     # -- whole user ---------------------------------------------------------------------------
     def delete(self) -> bool:
@@ -892,14 +913,7 @@ def _checked_blob(blob: Any, where: str) -> Blob:
 
 
 def _flush_args(blob_type: Any, wait: Any, where: str) -> tuple[BlobType, bool]:
-    try:
-        kind = BlobType(blob_type)
-    except ValueError:
-        raise ValidationError(
-            f"{where}: blob_type got {blob_type!r:.40}; pass a BlobType (BlobType.chat, the "
-            "default, or BlobType.summary)."
-        ) from None
-    return kind, check_bool(wait, "wait", where)
+    return _blob_kind(blob_type, where), check_bool(wait, "wait", where)
 
 
 def _chats(chats: Any, where: str) -> list[Message] | None:
@@ -943,3 +957,64 @@ def _profile_update(
         check_text(topic, "topic", where, optional=True),
         check_text(sub_topic, "sub_topic", where, optional=True),
     )
+
+
+def _blob_kind(blob_type: Any, where: str) -> BlobType:
+    try:
+        return BlobType(blob_type)
+    except ValueError:
+        raise ValidationError(
+            f"{where}: blob_type got {blob_type!r:.40}; pass a BlobType (BlobType.chat, "
+            f"BlobType.summary, ...: {', '.join(t.value for t in BlobType)})."
+        ) from None
+
+
+def _users_page(
+    search: Any, order_by: Any, order_desc: Any, limit: Any, offset: Any, where: str
+) -> tuple[str, UserOrder, bool, int, int]:
+    where = f"Memobase.{where}"
+    return (
+        check_arg(search, str, "search", where),
+        check_arg(order_by, UserOrder, "order_by", where),
+        check_bool(order_desc, "order_desc", where),
+        check_arg(limit, int, "limit", where),
+        check_arg(offset, int, "offset", where),
+    )
+
+
+def _event_update(
+    event_id: Any, data: Any, where: str
+) -> tuple[uuid.UUID, EventData | dict[str, Any]]:
+    checked_id = check_uuid(event_id, "event_id", where)
+    if isinstance(data, EventData):
+        return checked_id, data
+    try:
+        return checked_id, EventData.model_validate(check_json(data, "data", where))
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise ValidationError(
+            f"{where}: data.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}. Pass "
+            "EventData fields: event_tip (str), event_tags ([{tag, value}]), profile_delta."
+        ) from None
+
+
+def _tag_search(
+    tags: Any, tag_values: Any, topk: Any, where: str
+) -> tuple[Sequence[str] | None, dict[str, str] | None, int]:
+    return (
+        check_arg(tags, Sequence[str] | None, "tags", where),
+        check_arg(tag_values, dict[str, str] | None, "tag_values", where),
+        check_count(topk, "topk", where),
+    )
+
+
+def _blob_page(blob_type: Any, page: Any, page_size: Any, where: str) -> tuple[BlobType, int, int]:
+    return (
+        _blob_kind(blob_type, where),
+        check_arg(page, int, "page", where),
+        check_arg(page_size, int, "page_size", where),
+    )
+
+
+def _buffer_args(blob_type: Any, status: Any, where: str) -> tuple[BlobType, BufferStatus]:
+    return _blob_kind(blob_type, where), check_arg(status, BufferStatus, "status", where)

@@ -104,6 +104,17 @@ def test_a_lone_surrogate_in_a_user_id_is_refused(mb: Memobase) -> None:
         (lambda u: u.flush("chatty"), ValidationError, "pass a BlobType"),
         (lambda u: u.flush(wait="yes"), ValidationError, "wait"),
         (lambda u: u.insert({"messages": []}), InvalidMessageError, "blob must be one of"),
+        (lambda u: u.list_blobs(page_size=None), ValidationError, "page_size got None"),
+        (lambda u: u.list_blobs(page=-1), ValidationError, "page got -1"),
+        (lambda u: u.search_events_by_tags(topk=None), ValidationError, "topk"),
+        (lambda u: u.search_events_by_tags(tags="mood"), ValidationError, "tags"),
+        (lambda u: u.buffer(status="stuck"), ValidationError, "status got 'stuck'"),
+        (lambda u: u.update_data({"when": object()}), ValidationError, "only JSON values"),
+        (lambda u: u.update_event("x", {}), ValidationError, "must be a UUID"),
+        (lambda u: u.delete_blob("\ud800"), ValidationError, "must be a UUID"),
+        (lambda u: u.memobase.get_all_users(limit=-1), ValidationError, "limit got -1"),
+        (lambda u: u.memobase.daily_usage(0), ValidationError, "last_days got 0"),
+        (lambda u: u.memobase.add_user([1]), ValidationError, "must be a dict"),
     ],
 )
 def test_reads_and_writes_refuse_bad_arguments(

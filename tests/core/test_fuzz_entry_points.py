@@ -187,6 +187,20 @@ def from_hint(hint: Any) -> st.SearchStrategy[Any]:
     return junk
 
 
+def parameter_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """The parameters' annotations, each resolved on its own: a name imported only for type
+    checking (``if TYPE_CHECKING:``) makes that one parameter ``Any``, not the test fail."""
+    module = sys.modules[func.__module__]
+    scope = {**vars(module), "ProfileConfig": ProfileConfig}
+    hints: dict[str, Any] = {}
+    for name, annotation in func.__annotations__.items():
+        try:
+            hints[name] = eval(annotation, scope) if isinstance(annotation, str) else annotation
+        except Exception:  # NameError for a TYPE_CHECKING-only name
+            hints[name] = Any
+    return hints
+
+
 def _is_message_like(hint: Any) -> bool:
     return Message in typing.get_args(hint) or hint is Message
 
@@ -216,7 +230,7 @@ def option_values(owner: type, name: str) -> st.SearchStrategy[Any]:
 def arguments(
     draw: st.DrawFn, owner: type, func: Callable[..., Any], name: str
 ) -> tuple[list[Any], dict[str, Any]]:
-    hints = typing.get_type_hints(func, localns={"ProfileConfig": ProfileConfig})
+    hints = parameter_hints(func)
     params = list(inspect.signature(func).parameters.values())[1:]  # self / cls
     # Python itself refuses a call naming a parameter twice, before the method runs.
     named = {p.name for p in params}
