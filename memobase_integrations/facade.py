@@ -651,7 +651,7 @@ class UserMemory:
 
     # -- profile writes -----------------------------------------------------------------------
     def add_profile(self, content: str, topic: str, sub_topic: str) -> uuid.UUID:
-        """Add a profile row; ``content``, ``topic`` and ``sub_topic`` must be non-blank."""
+        """Add a profile row; ``topic`` and ``sub_topic`` must be non-blank."""
         args = _profile_row(content, topic, sub_topic, "UserMemory.add_profile()")
         profile_id = self._backend.add_profile(self.id, *args)
         self.memobase._cache.invalidate(self.id)
@@ -942,7 +942,7 @@ def _search_args(
 
 def _profile_row(content: Any, topic: Any, sub_topic: Any, where: str) -> tuple[str, str, str]:
     return (
-        check_text(content, "content", where),
+        check_text(content, "content", where, blank=True),  # the server accepts an empty memo
         check_text(topic, "topic", where),
         check_text(sub_topic, "sub_topic", where),
     )
@@ -953,7 +953,7 @@ def _profile_update(
 ) -> tuple[uuid.UUID, str, str | None, str | None]:
     return (
         check_uuid(profile_id, "profile_id", where),
-        check_text(content, "content", where),
+        check_text(content, "content", where, blank=True),
         check_text(topic, "topic", where, optional=True),
         check_text(sub_topic, "sub_topic", where, optional=True),
     )
@@ -993,7 +993,8 @@ def _event_update(
     except pydantic.ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         raise ValidationError(
-            f"{where}: data.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}. Pass "
+            f"{where}: Invalid event data: data.{'.'.join(str(p) for p in first['loc'])}: "
+            f"{first['msg']}. Pass "
             "EventData fields: event_tip (str), event_tags ([{tag, value}]), profile_delta."
         ) from None
 

@@ -22,6 +22,7 @@ from memobase_integrations.backends import outbox as outbox_module
 from memobase_integrations.backends.outbox import UserGuards
 from memobase_integrations.backends.outbox_store import OutboxStore, lease_owner_id
 from memobase_integrations.backends.remote import RemoteBackend
+from memobase_integrations.models import ChatBlob, OpenAICompatibleMessage
 
 from .fake_server import NUL_ERRMSG, on_nth_insert
 from .test_outbox import Env, env, policy, processed_keys, stored_keys, turn, wait_until
@@ -32,8 +33,17 @@ __all__ = ["env"]  # the fixture, re-exported for pytest
 def _record_raw(backend: RemoteBackend, user: Any, text: str, turn_id: str) -> None:
     """A turn written straight into the outbox, bypassing ``record()``'s input rules, as an
     outbox file of an earlier version (or a server refusing something else) presents it."""
+    # Built from the wire models directly: Message applies the text policy on construction.
+    raw = [
+        ChatBlob(
+            messages=[
+                OpenAICompatibleMessage(role="user", content=text),
+                OpenAICompatibleMessage(role="assistant", content="Noted."),
+            ]
+        )
+    ]
     store = backend._open_store()
-    store.add(backend._scope, user, turn_id, backend._turn_bodies(turn(text), turn_id))
+    store.add(backend._scope, user, turn_id, backend._turn_bodies(raw, turn_id))
     backend._start_worker()
 
 
