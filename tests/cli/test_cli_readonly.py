@@ -98,6 +98,25 @@ def test_an_incomplete_store_is_named_and_left_alone(
     assert _digest(store.path) == before
 
 
+def test_an_older_store_opens_read_only_as_it_is(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A store from before the search index (schema version 1) and before mb_usage: an open
+    # that does not migrate reads it as it is, without taking it for a broken store.
+    conn = sqlite3.connect(store.path)
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    for name in sorted(n for n in names if n.startswith(("mb_search", "mb_usage"))):
+        conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+    conn.execute("UPDATE mb_schema_version SET version = 1")
+    conn.commit()
+    conn.close()
+    before = _digest(store.path)
+    for args in (["status"], ["profile", "alice"], ["events", "alice"], ["context", "alice"]):
+        code, stderr = _run(args, store.url, capsys)
+        assert code == 0, (args, stderr)
+    assert _digest(store.path) == before
+
+
 def test_a_real_store_still_opens_read_only(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
