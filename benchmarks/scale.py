@@ -366,7 +366,7 @@ def _measure(
 
 
 def _default_context_options() -> Any:
-    from memobase_integrations.backends.base import ContextOptions
+    from memobase_integrations.values import ContextOptions
 
     return ContextOptions()
 

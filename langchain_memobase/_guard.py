@@ -19,13 +19,13 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from memobase_integrations import errors as mb_errors
+from memobase_integrations import ConfigurationError, MemobaseError, MemobaseTimeoutError
 
 __all__ = ["Guard"]
 
 T = TypeVar("T")
 
-logger = logging.getLogger("langchain_memobase")
+logger = logging.getLogger(__name__)
 
 _pool_lock = threading.Lock()
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -41,18 +41,18 @@ def _executor() -> concurrent.futures.ThreadPoolExecutor:
         return _pool
 
 
-def _timeout_error(what: str, timeout: float) -> mb_errors.TimeoutError:
-    return mb_errors.TimeoutError(
+def _timeout_error(what: str, timeout: float) -> MemobaseTimeoutError:
+    return MemobaseTimeoutError(
         f"{what} did not finish within {timeout:g}s. Check that the Memobase backend is "
         "reachable and healthy, raise `timeout=`, or drop `strict=True` to answer "
         "without memory when this happens."
     )
 
 
-def _as_memobase_error(what: str, exc: Exception) -> mb_errors.MemobaseError:
-    if isinstance(exc, mb_errors.MemobaseError):
+def _as_memobase_error(what: str, exc: Exception) -> MemobaseError:
+    if isinstance(exc, MemobaseError):
         return exc
-    return mb_errors.MemobaseError(
+    return MemobaseError(
         f"{what} failed unexpectedly ({type(exc).__name__}: {exc}). This is likely a bug; "
         "drop `strict=True` to answer without memory meanwhile, and report it."
     )
@@ -63,7 +63,7 @@ class Guard:
 
     def __init__(self, *, fail_open: bool, timeout: float | None) -> None:
         if timeout is not None and timeout <= 0:
-            raise mb_errors.ConfigurationError(
+            raise ConfigurationError(
                 f"timeout must be a positive number of seconds or None, got {timeout!r}."
             )
         self.fail_open = fail_open

@@ -29,8 +29,12 @@ from langchain_core.messages import BaseMessage, message_to_dict, messages_from_
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
-from memobase_integrations.errors import ConfigurationError, MemobaseError
-from memobase_integrations.facade import Memobase, UserMemory
+from memobase_integrations import (
+    ConfigurationError,
+    Memobase,
+    MemobaseError,
+    UserMemory,
+)
 
 from ._guard import Guard
 from .messages import to_memobase_messages

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from memobase_integrations.errors import ConfigurationError
+from memobase_integrations import (
+    ConfigurationError,
+)
 
 __all__ = ["MissingUserIdError"]
 

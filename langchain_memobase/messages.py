@@ -24,7 +24,9 @@ from langchain_core.messages import (
     HumanMessage,
 )
 
-from memobase_integrations.messages import Message
+from memobase_integrations import (
+    Message,
+)
 
 __all__ = [
     "SUMMARY_SOURCE",

@@ -45,10 +45,13 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
 
-from memobase_integrations.context_text import is_empty_context
-from memobase_integrations.errors import ConfigurationError
-from memobase_integrations.facade import Memobase, UserMemory
-from memobase_integrations.messages import Message
+from memobase_integrations import (
+    ConfigurationError,
+    Memobase,
+    Message,
+    UserMemory,
+    is_empty_context,
+)
 
 from ._guard import Guard
 from .errors import MissingUserIdError
@@ -56,7 +59,7 @@ from .messages import last_user_message, message_text, to_memobase_messages
 
 __all__ = ["MemobaseMiddleware", "UserIdResolver", "default_user_id"]
 
-logger = logging.getLogger("langchain_memobase")
+logger = logging.getLogger(__name__)
 
 #: Maps the agent's runtime to the app's user id (``None`` when it cannot tell).
 UserIdResolver = Callable[[Runtime[Any]], "str | uuid.UUID | None"]

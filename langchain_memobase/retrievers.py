@@ -19,9 +19,13 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
-from memobase_integrations.errors import ConfigurationError
-from memobase_integrations.facade import Memobase, UserMemory
-from memobase_integrations.models import Profile, UserEvent
+from memobase_integrations import (
+    ConfigurationError,
+    Memobase,
+    Profile,
+    UserEvent,
+    UserMemory,
+)
 
 __all__ = ["MemobaseEventRetriever", "MemobaseProfileRetriever", "event_text"]
 

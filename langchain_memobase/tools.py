@@ -19,9 +19,13 @@ from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackMan
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, Field
 
-from memobase_integrations.errors import MemobaseError
-from memobase_integrations.facade import Memobase, UserMemory
-from memobase_integrations.models import Profile, UserEvent
+from memobase_integrations import (
+    Memobase,
+    MemobaseError,
+    Profile,
+    UserEvent,
+    UserMemory,
+)
 
 from .retrievers import event_text
 

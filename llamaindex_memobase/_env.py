@@ -13,7 +13,9 @@ import hashlib
 import os
 import threading
 
-from memobase_integrations.facade import Memobase
+from memobase_integrations import (
+    Memobase,
+)
 
 __all__ = ["env_memobase"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-logger = logging.getLogger("llamaindex_memobase")
+logger = logging.getLogger(__name__)
 
 __all__ = ["ErrorHandler", "handle_failure", "logger"]
 

@@ -16,12 +16,13 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.memory import BaseMemoryBlock
 from llama_index.core.utils import get_tokenizer
 
-from memobase_integrations.context_text import (
+from memobase_integrations import (
+    Memobase,
+    UserMemory,
     is_empty_context,
     neutralize_placeholders,
     truncate_context,
 )
-from memobase_integrations.facade import Memobase, UserMemory
 
 from ._env import env_memobase
 from ._failures import ErrorHandler, handle_failure

@@ -33,10 +33,14 @@ from llama_index.core.storage.chat_store.sql import SQLAlchemyChatStore
 from llama_index.core.tools import FunctionTool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from memobase_integrations.backends.base import RecordReceipt
-from memobase_integrations.facade import Memobase, UserMemory
-from memobase_integrations.messages import Message
-from memobase_integrations.models import ChatModalResponse, Profile
+from memobase_integrations import (
+    ChatModalResponse,
+    Memobase,
+    Message,
+    Profile,
+    RecordReceipt,
+    UserMemory,
+)
 
 from ._env import env_memobase
 from ._failures import ErrorHandler, handle_failure

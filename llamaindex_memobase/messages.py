@@ -24,7 +24,9 @@ from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 
-from memobase_integrations.messages import Message
+from memobase_integrations import (
+    Message,
+)
 
 __all__ = [
     "is_final_answer",

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from llama_index.core.tools import FunctionTool
 
-from memobase_integrations.context_text import is_empty_context
-from memobase_integrations.errors import MemobaseError, UnsupportedError
-from memobase_integrations.facade import UserMemory
-from memobase_integrations.messages import Message
-from memobase_integrations.models import UserEvent
+from memobase_integrations import (
+    MemobaseError,
+    Message,
+    UnsupportedError,
+    UserEvent,
+    UserMemory,
+    is_empty_context,
+)
 
 from ._failures import logger
 

@@ -7,22 +7,26 @@ Framework-free: this package never imports LangChain or LlamaIndex. Start with
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import ContextOptions, MemoryStatus, ProfileOptions, RecordReceipt, UserStatus
+from .__about__ import __version__
+from .context_text import is_empty_context, neutralize_placeholders, truncate_context
 from .errors import (
+    DEPRECATED_ALIASES,
     AuthenticationError,
     ConfigurationError,
-    ConnectionError,
     InvalidMessageError,
     InvalidUserIdError,
     LLMError,
+    MemobaseConnectionError,
     MemobaseError,
+    MemobaseTimeoutError,
     NotFoundError,
     ServerError,
     ServiceUnavailableError,
+    StoreError,
     StoreNotFoundError,
-    TimeoutError,
     UnsupportedError,
     ValidationError,
+    deprecated_alias,
 )
 from .facade import Memobase, UserMemory
 from .ids import string_to_uuid, to_user_uuid
@@ -37,11 +41,11 @@ from .models import (
     UserEvent,
 )
 from .settings import FlushPolicy, LLMSettings
+from .values import ContextOptions, MemoryStatus, ProfileOptions, RecordReceipt, UserStatus
 
 if TYPE_CHECKING:
     from . import testing as testing
 
-__version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
@@ -49,7 +53,6 @@ __all__ = [
     "ChatBlob",
     "ChatModalResponse",
     "ConfigurationError",
-    "ConnectionError",
     "ContextOptions",
     "FlushPolicy",
     "InvalidMessageError",
@@ -57,7 +60,9 @@ __all__ = [
     "LLMError",
     "LLMSettings",
     "Memobase",
+    "MemobaseConnectionError",
     "MemobaseError",
+    "MemobaseTimeoutError",
     "MemoryStatus",
     "Message",
     "NotFoundError",
@@ -67,16 +72,20 @@ __all__ = [
     "RecordReceipt",
     "ServerError",
     "ServiceUnavailableError",
+    "StoreError",
     "StoreNotFoundError",
     "SummaryBlob",
-    "TimeoutError",
     "UnsupportedError",
     "UserEvent",
     "UserMemory",
     "UserStatus",
     "ValidationError",
+    "__version__",
+    "is_empty_context",
+    "neutralize_placeholders",
     "string_to_uuid",
     "to_user_uuid",
+    "truncate_context",
     "turn_to_blobs",
 ]
 
@@ -87,4 +96,6 @@ def __getattr__(name: str) -> Any:
     ``memobase_integrations.testing.StandInLLM()`` works as written."""
     if name == "testing":
         return importlib.import_module(f"{__name__}.testing")
+    if name in DEPRECATED_ALIASES:  # ConnectionError, TimeoutError (0.1.0 names)
+        return deprecated_alias(__name__, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

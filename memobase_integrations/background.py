@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 __all__ = ["SerialRunner"]
 
-log = logging.getLogger("memobase_integrations")
+log = logging.getLogger(__name__)
 
 
 class SerialRunner:

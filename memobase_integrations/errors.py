@@ -6,24 +6,33 @@ contains an API key: the HTTP layer never copies request headers into an error.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",
-    "ConnectionError",
     "InvalidMessageError",
     "InvalidUserIdError",
     "LLMError",
+    "MemobaseConnectionError",
     "MemobaseError",
+    "MemobaseTimeoutError",
     "NotFoundError",
     "ServerError",
     "ServiceUnavailableError",
+    "StoreError",
     "StoreNotFoundError",
-    "TimeoutError",
     "UnsupportedError",
     "ValidationError",
 ]
+
+#: Names this module had in 0.1.0 that shadowed builtins; kept one release as deprecated
+#: aliases (``errors.MemobaseConnectionError`` -> ``MemobaseConnectionError``, ...).
+DEPRECATED_ALIASES = {
+    "ConnectionError": "MemobaseConnectionError",
+    "TimeoutError": "MemobaseTimeoutError",
+}
 
 
 class MemobaseError(Exception):
@@ -88,13 +97,44 @@ class UnsupportedError(MemobaseError):
     """errno 501 or an operation this backend does not offer (e.g. search without embeddings)."""
 
 
-class ConnectionError(MemobaseError):
-    """The server could not be reached (refused, DNS, reset before an answer)."""
+class MemobaseConnectionError(MemobaseError):
+    """The server (or the embedded store's database) could not be reached: refused, DNS,
+    reset before an answer, a database that is down or locked.
+
+    Named so it does not shadow the builtin ``ConnectionError`` (the old name still works,
+    with a ``DeprecationWarning``, for one release).
+    """
 
 
-class TimeoutError(ConnectionError):
-    """The server did not answer in time."""
+class MemobaseTimeoutError(MemobaseConnectionError):
+    """The server did not answer in time. (Formerly ``errors.MemobaseTimeoutError``.)"""
+
+
+class StoreError(MemobaseError):
+    """The embedded engine's local database failed while handling a valid request (a failed
+    statement, a constraint, a driver error). Not a server's fault, so not a ``ServerError``;
+    an unreachable or locked database is a :class:`MemobaseConnectionError` instead."""
 
 
 class LLMError(MemobaseError):
     """The embedded engine's LLM call failed (timeout, HTTP error, unusable answer)."""
+
+
+def deprecated_alias(module: str, name: str) -> type[MemobaseError]:
+    """The class a deprecated name stands for, with a ``DeprecationWarning`` that names the
+    new one (used by this module's and the package root's ``__getattr__``)."""
+    new = DEPRECATED_ALIASES[name]
+    warnings.warn(
+        f"{module}.{name} is deprecated and will be removed in the next release; "
+        f"use {module}.{new} (it does not shadow the builtin {name}).",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    cls: type[MemobaseError] = globals()[new]
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name in DEPRECATED_ALIASES:
+        return deprecated_alias(__name__, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

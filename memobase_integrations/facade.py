@@ -33,15 +33,7 @@ from .arguments import (
     check_timeout,
     check_uuid,
 )
-from .backends.base import (
-    Backend,
-    BufferStatus,
-    ContextOptions,
-    MemoryStatus,
-    ProfileOptions,
-    RecordReceipt,
-    UserOrder,
-)
+from .backends.base import Backend
 from .background import SerialRunner
 from .errors import ConfigurationError, InvalidMessageError, ValidationError
 from .ids import check_turn_id, to_user_uuid
@@ -61,6 +53,14 @@ from .models import (
     UserEvent,
 )
 from .settings import FlushPolicy, LLMSettings
+from .values import (
+    BufferStatus,
+    ContextOptions,
+    MemoryStatus,
+    ProfileOptions,
+    RecordReceipt,
+    UserOrder,
+)
 
 if TYPE_CHECKING:
     from .backends.remote_models import DailyUsage, ProjectBilling, ProjectUsers
@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Memobase", "UserMemory"]
 
-log = logging.getLogger("memobase_integrations")
+log = logging.getLogger(__name__)
 
 MessageLike = Message | dict[str, Any]
 
@@ -155,7 +155,7 @@ class _ContextCache:
 
 
 #: Context read failures that the last known context may stand in for (not refusals).
-_FALLBACK_ERRORS = (errors.ConnectionError, errors.ServerError)
+_FALLBACK_ERRORS = (errors.MemobaseConnectionError, errors.ServerError, errors.StoreError)
 
 
 class Memobase:

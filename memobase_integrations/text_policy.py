@@ -25,7 +25,7 @@ import re
 
 __all__ = ["REPLACEMENT", "first_unstorable", "storable_text"]
 
-logger = logging.getLogger("memobase_integrations")
+logger = logging.getLogger(__name__)
 
 #: What an unstorable character becomes in text.
 REPLACEMENT = "\ufffd"

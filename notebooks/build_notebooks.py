@@ -722,7 +722,7 @@ down = Memobase.remote(
 )
 try:
     down.user(ALICE).profile()
-except errors.ConnectionError as exc:
+except errors.MemobaseConnectionError as exc:
     print(type(exc).__name__, "->", exc)
 down.close(timeout=0)
 """

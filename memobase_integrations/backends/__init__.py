@@ -1,6 +1,7 @@
 """Backends: where memories live. One protocol (:class:`Backend`), two implementations."""
 
-from .base import Backend, ContextOptions, MemoryStatus, ProfileOptions, RecordReceipt, UserStatus
+from ..values import ContextOptions, MemoryStatus, ProfileOptions, RecordReceipt, UserStatus
+from .base import Backend
 
 __all__ = [
     "Backend",

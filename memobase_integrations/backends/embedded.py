@@ -77,11 +77,11 @@ from ..engine.fts import Kind
 from ..engine.llm import NO_LLM_MESSAGE, LLMClient
 from ..engine.parsing import parse_pick_ids
 from ..engine.pipeline import Pipeline
+from ..engine.plan import Claim
 from ..engine.prompts import Step, pick_profiles_prompt
 from ..engine.search import Scored, bm25, fuse, query_terms, relative
 from ..engine.store import (
     BUSY,
-    Claim,
     DueUser,
     LeaseLostError,
     Store,
@@ -113,16 +113,16 @@ from ..models import (
 )
 from ..settings import FlushPolicy, LLMSettings
 from ..tokens import count_tokens
-from .base import (
+from ..values import (
     BufferStatus,
     ContextOptions,
     MemoryStatus,
-    ProcessedListener,
     ProfileOptions,
     RecordReceipt,
     UserOrder,
     UserStatus,
 )
+from .base import ProcessedListener
 from .remote_models import DailyUsage, ProjectBilling, ProjectUser, ProjectUsers
 from .worker import FlushWorker, LeaseKeeper, StopOutcome
 from .worker_process import ProcessWorker, process_worker_obstacle

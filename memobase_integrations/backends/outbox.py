@@ -107,7 +107,7 @@ __all__ = [
     "lease_owner_id",
 ]
 
-log = logging.getLogger("memobase_integrations.outbox")
+log = logging.getLogger(__name__)
 
 # How often the worker folds the WAL back into the outbox file (record() never does).
 _CHECKPOINT_SECONDS = 5.0
@@ -123,7 +123,7 @@ class UserGuards:
     Delivery, flush and delete of one user never run at the same time: the server processes
     a buffer twice under parallel flushes, and a delivery racing a delete would resurrect
     the user. A caller that cannot get the user within its wait gets
-    :class:`~memobase_integrations.errors.TimeoutError`, never a silent entry without the
+    :class:`~memobase_integrations.errors.MemobaseTimeoutError`, never a silent entry without the
     lease; work under the lease renews it and stops (:class:`LeaseLost`) if another
     process took it over meanwhile.
     """
@@ -154,8 +154,8 @@ class UserGuards:
             with contextlib.suppress(sqlite3.Error, errors.MemobaseError):
                 self.store.release(self.scope, user_id, self.owner)
 
-    def _busy(self, user_id: UUID, wait_seconds: float, what: str) -> errors.TimeoutError:
-        return errors.TimeoutError(
+    def _busy(self, user_id: UUID, wait_seconds: float, what: str) -> errors.MemobaseTimeoutError:
+        return errors.MemobaseTimeoutError(
             f"User {user_id} is busy: {what} did not become free within {wait_seconds:g}s "
             "(a delivery, flush or delete of this user is running, here or in another "
             "process sharing the outbox file). Nothing was done. What to do: call again "
@@ -183,7 +183,7 @@ class UserGuards:
     @contextlib.contextmanager
     def hold(self, user_id: UUID, wait_seconds: float = 60.0) -> Iterator[None]:
         """Hold the user, waiting at most ``wait_seconds`` for the local lock and the
-        lease; raises :class:`errors.TimeoutError` when either cannot be had."""
+        lease; raises :class:`errors.MemobaseTimeoutError` when either cannot be had."""
         deadline = time.monotonic() + wait_seconds
         lock = self._user_lock(user_id)
         if not lock.acquire(timeout=max(0.0, wait_seconds)):
@@ -421,7 +421,7 @@ class DeliveryWorker:
                     fut.set_result(results)
             except BaseException as exc:
                 if isinstance(exc, LeaseLost):
-                    exc = errors.TimeoutError(
+                    exc = errors.MemobaseTimeoutError(
                         f"User {user_id} was taken over by another process sharing the outbox "
                         "file while this call ran; nothing was lost. What to do: call again."
                     )
@@ -512,7 +512,7 @@ class DeliveryWorker:
                         self._flush(user_id)
                 else:
                     self._work_user(user_id, force=True, flush=False)
-        except (errors.TimeoutError, LeaseLost):
+        except (errors.MemobaseTimeoutError, LeaseLost):
             # Another process has this user right now: it delivers it.
             log.info("Memobase outbox: user %s is busy elsewhere; left to its holder", user_id)
             return False

@@ -26,7 +26,7 @@ from uuid import UUID, uuid4
 
 from .. import errors
 from ..settings import FlushPolicy
-from .base import MemoryStatus, UserStatus
+from ..values import MemoryStatus, UserStatus
 
 __all__ = [
     "DEFAULT_OUTBOX_PATH",

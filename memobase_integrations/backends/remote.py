@@ -54,24 +54,25 @@ from ..models import (
     UserEvent,
 )
 from ..settings import FlushPolicy
-from . import remote_requests as rq
-from .base import (
+from ..values import (
+    BufferStatus,
     ContextOptions,
     MemoryStatus,
-    ProcessedListener,
     ProfileOptions,
     RecordReceipt,
+    UserOrder,
     UserStatus,
 )
+from . import remote_requests as rq
+from .base import ProcessedListener
 from .http import HttpCore, Request, encode_query, normalise_project_url
 from .outbox import DeliveryWorker, UserGuards
 from .outbox_store import OutboxFailure, OutboxStore, default_outbox_path, lease_owner_id
 from .remote_models import DailyUsage, ProjectBilling, ProjectUsers
-from .remote_requests import BufferStatus, UserOrder
 
 __all__ = ["RemoteBackend"]
 
-log = logging.getLogger("memobase_integrations.remote")
+log = logging.getLogger(__name__)
 
 
 def _key_project(api_key: str) -> str | None:

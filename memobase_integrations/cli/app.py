@@ -21,13 +21,14 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from .. import __version__
-from ..backends.base import MemoryStatus
+from ..__about__ import __version__
 from ..errors import NotFoundError, ValidationError
 from ..facade import Memobase, UserMemory
 from ..settings import LLMSettings
+from ..values import MemoryStatus
 from . import render
 from .exitcodes import CLIError, ExitCode, debug_enabled, describe_failure
+from .plugins import load_command
 from .serve import serve as _serve_command
 from .target import Target
 
@@ -531,8 +532,7 @@ def demo(
     ] = "both",
 ) -> None:
     """Run a short multi-session conversation with memory and show every step."""
-    from .demo import run_demo
-
+    run_demo = load_command("demo")
     run_demo(db_path=db, keep=keep, offline=offline, framework=framework)
 
 

@@ -52,8 +52,9 @@ class CLIError(Exception):
 _ERROR_CODES: tuple[tuple[type[errors.MemobaseError], ExitCode], ...] = (
     # Order matters: subclasses before their bases.
     (errors.StoreNotFoundError, ExitCode.UNREACHABLE),  # like a missing SQLite file
-    (errors.ConnectionError, ExitCode.UNREACHABLE),  # includes TimeoutError
+    (errors.MemobaseConnectionError, ExitCode.UNREACHABLE),  # includes TimeoutError
     (errors.ServerError, ExitCode.UNREACHABLE),  # includes ServiceUnavailableError
+    (errors.StoreError, ExitCode.UNREACHABLE),  # the local database failed (was ServerError)
     (errors.AuthenticationError, ExitCode.CONFIG),
     (errors.ConfigurationError, ExitCode.CONFIG),
     (errors.LLMError, ExitCode.PROCESSING),

@@ -19,8 +19,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..backends.base import MemoryStatus
 from ..models import ChatModalResponse, Profile, UserEvent
+from ..values import MemoryStatus
 
 __all__ = [
     "chat_results_table",

@@ -24,10 +24,10 @@ import string
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from ..backends.base import ContextOptions, ProfileOptions
 from ..errors import ValidationError
 from ..models import EventGist, Profile
 from ..tokens import count_tokens
+from ..values import ContextOptions, ProfileOptions
 
 __all__ = [
     "DEFAULT_TEMPLATES",

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ConfigurationError, LLMError
 from ..settings import LLMSettings
+from .prompts import STEP_HEADER  # defined once, next to the Step names it carries
 
 if TYPE_CHECKING:
     import openai
 
-__all__ = ["STEP_HEADER", "LLMClient", "StepUsage"]
+__all__ = ["LLMClient", "StepUsage"]
 
 logger = logging.getLogger(__name__)
 
-STEP_HEADER: Final = "X-Memobase-Step"
 EMBEDDING_STEP: Final = "embedding"
 #: Steps that use ``summary_model`` (Memobase's ``summary_llm_model``) when one is set.
 _SUMMARY_STEPS: Final = frozenset({"entry_summary", "summary_profile", "pick_related_profiles"})

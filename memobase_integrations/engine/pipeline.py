@@ -50,6 +50,7 @@ from .parsing import (
     parse_organize,
     parse_resummary,
 )
+from .plan import ClaimedBlob, FlushPlan, NewProfile, ProfileUpdate, StoredProfile
 from .prompts import (
     MergeItem,
     Step,
@@ -62,7 +63,6 @@ from .prompts import (
     resummary_prompt,
 )
 from .search import event_text as event_embedding_text  # embedded as it is searched
-from .store import ClaimedBlob, FlushPlan, NewProfile, ProfileUpdate, StoredProfile
 from .validation import (
     entry_summary_problem,
     event_tags_problem,

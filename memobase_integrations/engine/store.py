@@ -26,7 +26,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -38,15 +38,14 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from ..backends.base import MemoryStatus, RecordReceipt, UserStatus
 from ..errors import (
     ConfigurationError,
+    MemobaseConnectionError,
     MemobaseError,
     NotFoundError,
-    ServerError,
+    StoreError,
     StoreNotFoundError,
 )
-from ..errors import ConnectionError as MbConnectionError
 from ..messages import render_blob
 from ..models import (
     PROCESSED_BLOB_TYPES,
@@ -58,29 +57,23 @@ from ..models import (
     EventData,
     EventGist,
     EventGistData,
-    Profile,
-    ProfileAttributes,
     SummaryBlob,
     UserEvent,
 )
 from ..tokens import count_tokens
+from ..values import MemoryStatus, RecordReceipt, UserStatus
 from . import fts
 from . import schema as t
+from .plan import Claim, ClaimedBlob, FlushPlan, StoredProfile
 from .search import event_text
 
 __all__ = [
     "BUSY",
     "DEFAULT_DATABASE_URL",
-    "Claim",
-    "ClaimedBlob",
     "DueUser",
-    "FlushPlan",
     "LeaseLostError",
-    "NewProfile",
-    "ProfileUpdate",
     "Store",
     "StoredEmbedded",
-    "StoredProfile",
     "StoredUser",
     "redact_url",
     "turn_blob_id",
@@ -134,98 +127,6 @@ def redact_url(url: sa.URL | str) -> str:
     except Exception:
         return "<unparseable database URL>"
     return parsed.render_as_string(hide_password=True)
-
-
-# --------------------------------------------------------------------------------------------
-# Value types exchanged with the pipeline and the backend
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StoredProfile:
-    id: uuid.UUID
-    topic: str
-    sub_topic: str
-    content: str
-    update_hits: int
-    created_at: datetime
-    updated_at: datetime
-
-    def to_model(self) -> Profile:
-        return Profile(
-            id=self.id,
-            content=self.content,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            attributes=ProfileAttributes(
-                topic=self.topic, sub_topic=self.sub_topic, update_hits=self.update_hits
-            ),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class NewProfile:
-    topic: str
-    sub_topic: str
-    content: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileUpdate:
-    id: uuid.UUID
-    content: str
-    update_hits: int
-
-
-@dataclass(slots=True)
-class FlushPlan:
-    """Everything one flush writes, computed by the pipeline without touching the database.
-
-    ``event`` is ``None`` when the entry summary found nothing worth keeping: the buffer is
-    then marked done with an empty :class:`ChatModalResponse`, as Memobase does.
-    """
-
-    event: EventData | None = None
-    event_embedding: list[float] | None = None
-    gists: list[tuple[str, list[float] | None]] = field(default_factory=list)
-    add: list[NewProfile] = field(default_factory=list)
-    update: list[ProfileUpdate] = field(default_factory=list)
-    delete: list[uuid.UUID] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedBlob:
-    blob_id: uuid.UUID
-    turn_id: str | None
-    blob: ChatBlob | SummaryBlob
-    created_at: datetime
-    token_size: int
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """A batch of one user's buffer rows leased to one flush."""
-
-    user_id: uuid.UUID
-    blob_type: BlobType
-    owner: str
-    seqs: tuple[int, ...]
-    blobs: tuple[ClaimedBlob, ...]
-    attempts: int
-    started_at: datetime
-
-    @property
-    def token_size(self) -> int:
-        return sum(b.token_size for b in self.blobs)
-
-    @property
-    def turn_ids(self) -> list[str]:
-        """Distinct turn ids in processing order (blobs from ``insert`` have none)."""
-        seen: dict[str, None] = {}
-        for b in self.blobs:
-            if b.turn_id is not None:
-                seen.setdefault(b.turn_id)
-        return list(seen)
 
 
 class _Busy:
@@ -584,12 +485,12 @@ class Store:
         except MemobaseError:
             raise
         except sa.exc.OperationalError as exc:
-            raise MbConnectionError(
+            raise MemobaseConnectionError(
                 f"The database {self.safe_url} failed while {action}: {_short(exc)}. "
                 "Check that it is reachable and not locked by a long transaction; retry."
             ) from exc
         except sa.exc.SQLAlchemyError as exc:
-            raise ServerError(
+            raise StoreError(
                 f"The database {self.safe_url} failed while {action}: {_short(exc)}."
             ) from exc
 

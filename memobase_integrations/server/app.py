@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from .. import __version__
+from ..__about__ import __version__
 from ..errors import ConfigurationError, MemobaseError, ServerError
 from ..facade import Memobase
 from ..settings import FlushPolicy, LLMSettings
@@ -39,7 +39,7 @@ from .routes import api_router
 
 __all__ = ["app_from_env", "build_memobase", "create_app"]
 
-log = logging.getLogger("memobase_integrations.server")
+log = logging.getLogger(__name__)
 
 _DESCRIPTION = (
     "Memobase's HTTP API (memobase_server 0.0.42) served by memobase-integrations on its "

@@ -27,7 +27,7 @@ from .envelope import fail
 
 __all__ = ["HEALTHCHECK_PATH", "BearerAuth"]
 
-log = logging.getLogger("memobase_integrations.server")
+log = logging.getLogger(__name__)
 
 HEALTHCHECK_PATH: Final = "/api/v1/healthcheck"
 _SCHEME: Final = b"Bearer "

@@ -28,7 +28,7 @@ __all__ = [
     "unknown_error",
 ]
 
-log = logging.getLogger("memobase_integrations.server")
+log = logging.getLogger(__name__)
 
 UNKNOWN_ERROR_PREFIX: Final = "Sorry, we have encountered an unknown error: \n"
 _REPORT: Final = "\nPlease report this issue with the server's log."

@@ -19,7 +19,7 @@ from .envelope import unknown_error
 
 __all__ = ["ProcessTime", "UnknownErrors"]
 
-log = logging.getLogger("memobase_integrations.server")
+log = logging.getLogger(__name__)
 
 
 class ProcessTime:

@@ -30,7 +30,7 @@ from .config import ServerConfig
 
 __all__ = ["bind", "describe", "serve", "uvicorn_config"]
 
-log = logging.getLogger("memobase_integrations.server")
+log = logging.getLogger(__name__)
 
 FACTORY = "memobase_integrations.server.app:app_from_env"
 

@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from memobase_integrations.cli.demo import offline_reply, remembered_facts
+import pytest
+
+from memobase_demo.common import offline_reply, remembered_facts
+from memobase_integrations.cli import plugins
+from memobase_integrations.cli.exitcodes import CLIError, ExitCode
 from memobase_integrations.testing import LABEL, StandInLLM
 
 from .conftest import RunCLI, clean_env
@@ -95,15 +99,36 @@ def test_unknown_framework_is_a_usage_error(cli: RunCLI, tmp_path: Path) -> None
 
 
 def test_importing_the_cli_imports_no_framework() -> None:
-    """The core never imports LangChain or LlamaIndex; the demo loads them only when run."""
+    """The core never imports LangChain or LlamaIndex, nor the adapters or the demo package;
+    the demo itself loads the frameworks only when it runs."""
     code = (
-        "import sys, memobase_integrations.cli, memobase_integrations.cli.demo\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "import sys, memobase_integrations, memobase_integrations.cli\n"
+        "import memobase_integrations.cli.app\n"
+        "core = sorted({m.split('.')[0] for m in sys.modules} & {'langchain', "
+        "'langchain_core', 'langgraph', 'llama_index', 'langchain_memobase', "
+        "'llamaindex_memobase', 'memobase_demo'})\n"
+        "import memobase_demo.run\n"
+        "demo = [m for m in sys.modules if m.split('.')[0] in "
         "('langchain', 'langchain_core', 'langgraph', 'llama_index')]\n"
-        "print(bad)\n"
+        "print(core, demo)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "[] []"
+
+
+def test_the_cli_finds_the_demo_through_its_entry_point() -> None:
+    from memobase_demo.run import run_demo
+
+    assert plugins.load_command("demo") is run_demo
+
+
+def test_a_missing_command_entry_point_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(plugins, "entry_points", lambda **_: ())
+    with pytest.raises(CLIError, match="'demo' command is not installed") as info:
+        plugins.load_command("demo")
+    assert info.value.code == ExitCode.CONFIG
 
 
 def test_demo_with_a_configured_endpoint_extracts_through_it(cli: RunCLI, tmp_path: Path) -> None:

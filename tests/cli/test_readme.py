@@ -41,7 +41,12 @@ def test_documented_environment_variables_are_read_somewhere() -> None:
     names = set(re.findall(r"`((?:MEMOBASE|OPENAI)_[A-Z_]+)", table))
     sources = "\n".join(
         p.read_text(encoding="utf-8")
-        for package in ("memobase_integrations", "langchain_memobase", "llamaindex_memobase")
+        for package in (
+            "memobase_integrations",
+            "langchain_memobase",
+            "llamaindex_memobase",
+            "memobase_demo",
+        )
         for p in (ROOT / package).rglob("*.py")
     ) + (ROOT / "tests" / "conftest.py").read_text(encoding="utf-8")
     missing = sorted(n for n in names if f'"{n}"' not in sources)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from memobase_integrations import FlushPolicy, Memobase
-from memobase_integrations.backends.base import ContextOptions
 from memobase_integrations.testing import StandInLLM
+from memobase_integrations.values import ContextOptions
 
 
 @pytest.fixture

@@ -37,13 +37,13 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from memobase_integrations import Memobase, UserMemory
-from memobase_integrations.backends.base import ContextOptions, ProfileOptions
 from memobase_integrations.engine.config import ProfileConfig
 from memobase_integrations.errors import MemobaseError
 from memobase_integrations.messages import Message
 from memobase_integrations.models import ChatBlob, DocBlob, OpenAICompatibleMessage, SummaryBlob
 from memobase_integrations.settings import FlushPolicy, LLMSettings
 from memobase_integrations.testing import StandInLLM
+from memobase_integrations.values import ContextOptions, ProfileOptions
 
 #: The keyword options of the search calls (the backends' parameters after ``topk``).
 SEARCH_OPTIONS: dict[str, Any] = {"similarity_threshold": float, "time_range_in_days": int}

@@ -23,8 +23,9 @@ import pytest
 
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.engine import store as store_module
+from memobase_integrations.engine.plan import Claim, FlushPlan
 from memobase_integrations.engine.search import event_text
-from memobase_integrations.engine.store import Claim, FlushPlan, utcnow
+from memobase_integrations.engine.store import utcnow
 from memobase_integrations.models import BlobType, ChatBlob, EventData
 
 RELEVANCE_FILE = Path(__file__).parent / "data" / "search_relevance.json"

@@ -24,12 +24,12 @@ import httpx
 import pytest
 from emb_support import MANUAL, BackendFactory, Tap, tapped_settings, turn
 
-from memobase_integrations.backends.base import ContextOptions, ProfileOptions
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.engine.store import FAILED
 from memobase_integrations.errors import LLMError
 from memobase_integrations.messages import Message, turn_to_blobs
 from memobase_integrations.testing import FaultKind, StandInLLM
+from memobase_integrations.values import ContextOptions, ProfileOptions
 
 STEPS = [
     "entry_summary",

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from emb_support import MANUAL, BackendFactory, DbTarget, manual, tapped_settings, turn
 
-from memobase_integrations.backends.base import Backend, ContextOptions, ProfileOptions
+from memobase_integrations.backends.base import Backend
 from memobase_integrations.errors import NotFoundError, UnsupportedError, ValidationError
 from memobase_integrations.messages import Message, turn_to_blobs
 from memobase_integrations.models import BlobType, ChatModalResponse, DocBlob, ImageBlob
+from memobase_integrations.values import ContextOptions, ProfileOptions
 
 CHILD = Path(__file__).with_name("emb_child.py")
 GUS = turn("My name is Gus and I work as a software engineer.", "Hi Gus!")

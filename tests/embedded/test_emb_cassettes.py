@@ -25,11 +25,11 @@ import yaml
 from emb_support import MANUAL, turn
 from pydantic import SecretStr
 
-from memobase_integrations.backends.base import ContextOptions, ProfileOptions
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.messages import turn_to_blobs
 from memobase_integrations.settings import LLMSettings
 from memobase_integrations.testing import StandInLLM
+from memobase_integrations.values import ContextOptions, ProfileOptions
 
 CASSETTES = Path(__file__).with_name("cassettes")
 #: Request headers that never reach a cassette.

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from emb_support import MANUAL, DbTarget, pg_schema, tapped_settings, turn
 
-from memobase_integrations.backends.base import ContextOptions
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.messages import Message, turn_to_blobs
+from memobase_integrations.values import ContextOptions
 
 CONVERSATION = [
     [

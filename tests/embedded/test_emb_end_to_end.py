@@ -7,11 +7,11 @@ import uuid
 
 from emb_support import MANUAL, BackendFactory, manual, tapped_settings, turn
 
-from memobase_integrations.backends.base import ContextOptions, ProfileOptions
 from memobase_integrations.engine.context import DEFAULT_TEMPLATES
 from memobase_integrations.facade import Memobase
 from memobase_integrations.messages import turn_to_blobs
 from memobase_integrations.models import BlobType, ChatBlob, OpenAICompatibleMessage, SummaryBlob
+from memobase_integrations.values import ContextOptions, ProfileOptions
 
 FIRST = [
     turn(

@@ -7,8 +7,8 @@ import uuid
 
 from emb_support import MANUAL, BackendFactory, tapped_settings, turn
 
-from memobase_integrations.backends.base import ContextOptions, ProfileOptions
 from memobase_integrations.messages import Message, turn_to_blobs
+from memobase_integrations.values import ContextOptions, ProfileOptions
 
 NAMES = ["Alice", "Bruno", "Chiara", "Dmitri", "Emeka", "Fatima", "Goran", "Hana"]
 CITIES = ["Lisbon", "Oslo", "Nairobi", "Quito", "Hanoi", "Perth", "Tbilisi", "Lima"]

@@ -13,7 +13,7 @@ from emb_support import Tap, fault, tapped_settings
 from memobase_integrations.engine.config import ProfileConfig
 from memobase_integrations.engine.llm import LLMClient
 from memobase_integrations.engine.pipeline import Pipeline, UnusableAnswerError, gists_of
-from memobase_integrations.engine.store import ClaimedBlob, StoredProfile
+from memobase_integrations.engine.plan import ClaimedBlob, StoredProfile
 from memobase_integrations.models import BlobType, ChatBlob, OpenAICompatibleMessage
 from memobase_integrations.tokens import count_tokens
 

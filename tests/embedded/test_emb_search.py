@@ -17,7 +17,6 @@ from emb_support import MANUAL, BackendFactory, DbTarget, turn
 from search_support import clock_at, days_ago, seed_event
 
 from memobase_integrations import Memobase
-from memobase_integrations.backends.base import ContextOptions
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.engine import fts
 from memobase_integrations.engine import schema as t
@@ -26,6 +25,7 @@ from memobase_integrations.errors import ConfigurationError
 from memobase_integrations.messages import Message, turn_to_blobs
 from memobase_integrations.models import EventData
 from memobase_integrations.testing import StandInLLM
+from memobase_integrations.values import ContextOptions
 
 #: Said in this order, one flush each: the Dolomites are the oldest memory, so finding them
 #: first is the search's doing, not recency's. "hiking near Berlin" shares one word.

@@ -13,17 +13,15 @@ import sqlalchemy as sa
 from emb_support import DbTarget
 
 from memobase_integrations.engine import schema as t
-from memobase_integrations.engine.store import (
-    BUSY,
-    Claim,
-    FlushPlan,
-    LeaseLostError,
-    NewProfile,
-    ProfileUpdate,
-    Store,
-    utcnow,
+from memobase_integrations.engine.plan import Claim, FlushPlan, NewProfile, ProfileUpdate
+from memobase_integrations.engine.store import BUSY, LeaseLostError, Store, utcnow
+from memobase_integrations.errors import (
+    ConfigurationError,
+    MemobaseConnectionError,
+    NotFoundError,
+    ServerError,
+    StoreError,
 )
-from memobase_integrations.errors import ConfigurationError, NotFoundError
 from memobase_integrations.messages import render_blob, turn_to_blobs
 from memobase_integrations.models import (
     BlobType,
@@ -105,6 +103,40 @@ def test_unique_constraint_rejects_a_second_blob_for_the_same_turn_part(db: DbTa
                 updated_at=now,
             )
         )
+
+
+def test_a_local_database_failure_is_a_store_error_not_a_server_error(db: DbTarget) -> None:
+    """The store's own database refusing a statement (here the same unique constraint,
+    through ``guard``) is a ``StoreError`` naming the database and the action; a lost or
+    locked database stays a ``MemobaseConnectionError``. No server is involved, so neither is
+    a ``ServerError``."""
+    store = open_store(db)
+    user = uuid.uuid4()
+    store.record_turn(user, "t", [chat("x")])
+    now = sa.func.now()
+    row = dict(
+        id=uuid.uuid4(),
+        user_id=user,
+        turn_id="t",
+        part=0,
+        blob_type="chat",
+        blob_data={},
+        created_at=now,
+        updated_at=now,
+    )
+    with (
+        pytest.raises(StoreError, match="failed while adding a test row") as info,
+        store.guard("adding a test row"),
+        store.engine.begin() as conn,
+    ):
+        conn.execute(sa.insert(t.blobs).values(**row))
+    assert not isinstance(info.value, ServerError)
+    assert isinstance(info.value.__cause__, sa.exc.IntegrityError)
+    with (
+        pytest.raises(MemobaseConnectionError, match="Check that it is reachable"),
+        store.guard("reading"),
+    ):
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
 
 
 def test_claim_is_exclusive_per_user_and_takes_oldest_first_within_the_cap(db: DbTarget) -> None:

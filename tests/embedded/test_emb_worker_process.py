@@ -28,13 +28,13 @@ import pytest
 from emb_support import MARKER_LINE, BackendFactory, DbTarget, marker_turn, turn
 from pydantic import SecretStr
 
-from memobase_integrations.backends.base import ProfileOptions
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.backends.worker_process import ProcessWorker, process_worker_obstacle
 from memobase_integrations.errors import ConfigurationError
 from memobase_integrations.messages import turn_to_blobs
 from memobase_integrations.settings import FlushPolicy, LLMSettings
 from memobase_integrations.testing import StandInLLM
+from memobase_integrations.values import ProfileOptions
 
 CHILD = Path(__file__).with_name("emb_child.py")
 

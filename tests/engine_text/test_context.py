@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from memobase_integrations.backends.base import ContextOptions, ProfileOptions
 from memobase_integrations.engine.context import (
     DEFAULT_TEMPLATES,
     event_section,
@@ -25,6 +24,7 @@ from memobase_integrations.engine.context import (
 from memobase_integrations.errors import ValidationError
 from memobase_integrations.models import EventGist, Profile
 from memobase_integrations.tokens import count_tokens
+from memobase_integrations.values import ContextOptions, ProfileOptions
 
 DATA = json.loads(
     (Path(__file__).parent / "data" / "recorded_02_context.json").read_text(encoding="utf-8")

@@ -23,13 +23,7 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.outputs import ChatResult
 from pydantic import Field
 
-from memobase_integrations.backends.base import (
-    ContextOptions,
-    MemoryStatus,
-    ProcessedListener,
-    ProfileOptions,
-    RecordReceipt,
-)
+from memobase_integrations.backends.base import ProcessedListener
 from memobase_integrations.errors import NotFoundError
 from memobase_integrations.models import (
     Blob,
@@ -46,6 +40,7 @@ from memobase_integrations.models import (
     ProfileAttributes,
     UserEvent,
 )
+from memobase_integrations.values import ContextOptions, MemoryStatus, ProfileOptions, RecordReceipt
 
 
 @dataclass

@@ -575,7 +575,7 @@ async def test_strict_async_raises_a_timeout(
         make_model("never"),
         middleware=[MemobaseMiddleware(memobase, user_id="alice", strict=True, timeout=0.05)],
     )
-    with pytest.raises(mb_errors.TimeoutError, match="strict=True"):
+    with pytest.raises(mb_errors.MemobaseTimeoutError, match="strict=True"):
         await agent.ainvoke({"messages": [HumanMessage("hi")]})
 
 
@@ -587,7 +587,7 @@ def test_strict_sync_raises_a_timeout(
         make_model("never"),
         middleware=[MemobaseMiddleware(memobase, user_id="alice", strict=True, timeout=0.05)],
     )
-    with pytest.raises(mb_errors.TimeoutError):
+    with pytest.raises(mb_errors.MemobaseTimeoutError):
         agent.invoke({"messages": [HumanMessage("hi")]})
 
 

@@ -38,18 +38,14 @@ from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from pydantic import Field
 
-from memobase_integrations.backends.base import (
-    ContextOptions,
-    MemoryStatus,
-    ProcessedListener,
-    RecordReceipt,
-)
+from memobase_integrations.backends.base import ProcessedListener
 from memobase_integrations.errors import NotFoundError, UnsupportedError
 from memobase_integrations.models import (
     ChatBlob,
     EventData,
     UserEvent,
 )
+from memobase_integrations.values import ContextOptions, MemoryStatus, RecordReceipt
 
 EMPTY_PACK = (
     "---\n# Memory\nUnless the user has relevant queries, do not actively mention those "

@@ -46,7 +46,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "basic_info     name     Alice Chen",
         "## User Current Profile:",
         "AuthenticationError ->",
-        "ConnectionError ->",
+        "MemobaseConnectionError ->",
         "context_default",
     ),
 }

@@ -22,7 +22,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from memobase_integrations import errors
-from memobase_integrations.backends.base import ContextOptions, ProfileOptions
 from memobase_integrations.messages import Message
 from memobase_integrations.models import (
     BlobData,
@@ -33,6 +32,7 @@ from memobase_integrations.models import (
     UserData,
     UserEvent,
 )
+from memobase_integrations.values import ContextOptions, ProfileOptions
 
 _BLOB_TYPES = {t.value for t in BlobType}
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from memobase_integrations import errors
-from memobase_integrations.backends.base import ContextOptions
 from memobase_integrations.backends.remote import RemoteBackend
+from memobase_integrations.values import ContextOptions
 
 CONTEXT = {"data": {"context": "# Memory"}, "errno": 0, "errmsg": ""}
 
@@ -61,9 +61,9 @@ def test_a_refused_connection_opens_it_and_a_probe_closes_it(tmp_path: Path) -> 
 
     backend, calls, clock = backend_with(tmp_path, answer)
     user = uuid4()
-    with pytest.raises(errors.ConnectionError, match="could not connect"):
+    with pytest.raises(errors.MemobaseConnectionError, match="could not connect"):
         backend.context(user, ContextOptions())
-    with pytest.raises(errors.ConnectionError, match="was not sent"):
+    with pytest.raises(errors.MemobaseConnectionError, match="was not sent"):
         backend.context(user, ContextOptions())
     assert len(calls) == 1
     down = False
@@ -86,7 +86,7 @@ def test_a_single_dropped_connection_does_not_open_it(tmp_path: Path) -> None:
 
     backend, calls, _ = backend_with(tmp_path, answer)
     user = uuid4()
-    with pytest.raises(errors.ConnectionError, match="lost the connection"):
+    with pytest.raises(errors.MemobaseConnectionError, match="lost the connection"):
         backend.context(user, ContextOptions())
     assert backend.context(user, ContextOptions()) == "# Memory"
     assert len(calls) == 2
@@ -107,7 +107,7 @@ def test_any_answer_from_the_server_closes_it(tmp_path: Path) -> None:
     user = uuid4()
     with pytest.raises(errors.ServerError):
         backend.context(user, ContextOptions())
-    with pytest.raises(errors.ConnectionError, match="was not sent"):
+    with pytest.raises(errors.MemobaseConnectionError, match="was not sent"):
         backend.context(user, ContextOptions())
     state = "up"
     assert backend.get_profile_config() == ""  # not gated, and it answered: closes it

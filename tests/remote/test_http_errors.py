@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 from memobase_integrations import errors
-from memobase_integrations.backends.base import ContextOptions, ProfileOptions
 from memobase_integrations.backends.http import (
     Call,
     HttpCore,
@@ -30,6 +29,7 @@ from memobase_integrations.backends.http import (
 )
 from memobase_integrations.backends.remote import RemoteBackend
 from memobase_integrations.models import BlobType, ChatBlob, OpenAICompatibleMessage
+from memobase_integrations.values import ContextOptions, ProfileOptions
 
 from .replay import find, ok
 
@@ -103,7 +103,7 @@ def test_read_retries_connection_errors_then_succeeds(tmp_path: Path) -> None:
 def test_read_gives_up_after_max_retries_with_connection_error(tmp_path: Path) -> None:
     script = Script(default=refused())
     backend = backend_for(script, tmp_path, max_retries=2)
-    with pytest.raises(errors.ConnectionError) as info:
+    with pytest.raises(errors.MemobaseConnectionError) as info:
         backend.get_user(USER)
     assert script.calls == 3
     assert "GET /users/{user_id} could not connect to http://memobase.test/api/v1" in str(
@@ -116,7 +116,7 @@ def test_read_gives_up_after_max_retries_with_connection_error(tmp_path: Path) -
 def test_read_timeout_becomes_timeout_error_after_retries(tmp_path: Path) -> None:
     script = Script(default=httpx.ReadTimeout("timed out"))
     backend = backend_for(script, tmp_path, max_retries=1)
-    with pytest.raises(errors.TimeoutError, match="timed out while waiting for the answer"):
+    with pytest.raises(errors.MemobaseTimeoutError, match="timed out while waiting for the answer"):
         backend.context(USER, ContextOptions())
     assert script.calls == 2
 
@@ -221,7 +221,7 @@ WRITES: dict[str, Callable[[RemoteBackend], Any]] = {
 def test_writes_are_retried_only_when_nothing_was_sent(call: str, tmp_path: Path) -> None:
     script = Script(default=refused())
     backend = backend_for(script, tmp_path, max_retries=2)
-    with pytest.raises(errors.ConnectionError):
+    with pytest.raises(errors.MemobaseConnectionError):
         WRITES[call](backend)
     assert script.calls == 3  # connect refused: the request never left, retrying is safe
 
@@ -263,7 +263,7 @@ async def test_async_retries_count_like_sync(tmp_path: Path) -> None:
     assert reads.calls == 3
     writes = Script(default=httpx.ReadTimeout("slow"))
     backend = backend_for(writes, tmp_path / "w")
-    with pytest.raises(errors.TimeoutError):
+    with pytest.raises(errors.MemobaseTimeoutError):
         await backend.ainsert(USER, BLOB)
     assert writes.calls == 1
 
@@ -280,7 +280,7 @@ def test_send_outcome_tells_refusals_from_lost_answers(tmp_path: Path) -> None:
         backend_for(rejected, tmp_path / "2").insert(USER, BLOB)
     assert send_outcome(info2.value) is SendOutcome.ANSWERED
     never = Script(default=refused())
-    with pytest.raises(errors.ConnectionError) as info3:
+    with pytest.raises(errors.MemobaseConnectionError) as info3:
         backend_for(never, tmp_path / "3", max_retries=0).insert(USER, BLOB)
     assert send_outcome(info3.value) is SendOutcome.NOT_SENT
 

@@ -33,12 +33,12 @@ from pydantic import Field
 from langchain_memobase import MemobaseMiddleware
 from llamaindex_memobase import MemobaseMemory
 from memobase_integrations import errors
-from memobase_integrations.backends.base import ContextOptions, ProfileOptions
 from memobase_integrations.backends.remote import RemoteBackend
 from memobase_integrations.facade import Memobase
 from memobase_integrations.messages import Message, turn_to_blobs
 from memobase_integrations.models import BlobType, ChatBlob, ChatModalResponse, SummaryBlob
 from memobase_integrations.settings import FlushPolicy
+from memobase_integrations.values import ContextOptions, ProfileOptions
 
 from .fake_server import FakeMemobase, LoopbackServer, loopback
 from .test_loopback import wait_until
@@ -109,18 +109,18 @@ def test_a_hanging_read_ends_at_its_deadline_and_the_next_ones_fail_fast(
     backend._http.breaker._clock = clock
     user = uuid4()
     started = time.monotonic()
-    with pytest.raises(errors.TimeoutError):
+    with pytest.raises(errors.MemobaseTimeoutError):
         backend.context(user, ContextOptions())
     assert time.monotonic() - started < 5.0  # 10x the deadline; unbounded it hangs forever
     seen = (server.connections, len(fake.requests))
 
     # open: request-path reads answer at once, without even connecting
     for _ in range(3):
-        with pytest.raises(errors.ConnectionError, match="was not sent"):
+        with pytest.raises(errors.MemobaseConnectionError, match="was not sent"):
             backend.context(user, ContextOptions())
-        with pytest.raises(errors.ConnectionError, match="was not sent"):
+        with pytest.raises(errors.MemobaseConnectionError, match="was not sent"):
             asyncio.run(backend.acontext(user, ContextOptions()))
-    with pytest.raises(errors.ConnectionError, match="was not sent"):
+    with pytest.raises(errors.MemobaseConnectionError, match="was not sent"):
         backend.profile(user, ProfileOptions())
     mb = Memobase(backend)
     assert _langchain_turn(mb) == "answered without memory"
@@ -129,10 +129,10 @@ def test_a_hanging_read_ends_at_its_deadline_and_the_next_ones_fail_fast(
 
     # cool-down over: one probe goes out (and hangs again, to its deadline)
     clock.now += 31
-    with pytest.raises(errors.TimeoutError):
+    with pytest.raises(errors.MemobaseTimeoutError):
         backend.context(user, ContextOptions())
     assert len(fake.requests) == seen[1] + 1
-    with pytest.raises(errors.ConnectionError, match="was not sent"):
+    with pytest.raises(errors.MemobaseConnectionError, match="was not sent"):
         backend.context(user, ContextOptions())
     # the server recovers: the next probe succeeds and closes the breaker
     fake.fault = None
@@ -152,7 +152,7 @@ def test_a_stale_context_stands_in_while_the_server_is_down(
     alice.add_profile("Alice", "basic_info", "name")  # the cached context is stale now
     server.kill()
     assert alice.context() == before  # the last known context, not an error
-    with pytest.raises(errors.ConnectionError):
+    with pytest.raises(errors.MemobaseConnectionError):
         mb.user("bob").context()  # nothing known: the fail-open path (adapters answer without)
     mb.close()
 

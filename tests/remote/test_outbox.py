@@ -211,7 +211,7 @@ def test_explicit_flush_delivers_pending_turns_first(env: Env) -> None:
     user = uuid4()
     backend.record(user, turn("My cat is called Miso."), "t1")
     wait_until(lambda: backend.status(user).users[0].failed == 1, "a failed attempt")
-    with pytest.raises(errors.ConnectionError, match="could not connect"):
+    with pytest.raises(errors.MemobaseConnectionError, match="could not connect"):
         backend.flush(user)
     assert backend.status(user).pending_turns == 1  # still kept
     down = False

@@ -129,7 +129,7 @@ def test_the_nul_refusal_is_permanent_and_other_errno_500s_are_not() -> None:
     assert not refusal_is_permanent(refusal("(psycopg2.OperationalError) server closed"))
     assert not refusal_is_permanent(errors.AuthenticationError("x", errno=401, status_code=401))
     assert not refusal_is_permanent(errors.ServerError("x", status_code=503))
-    assert not refusal_is_permanent(errors.ConnectionError("lost"))
+    assert not refusal_is_permanent(errors.MemobaseConnectionError("lost"))
 
 
 def test_a_turn_the_server_refuses_for_good_is_parked_and_blocks_nothing(env: Env) -> None:
@@ -207,14 +207,14 @@ def test_a_lease_that_cannot_be_had_is_a_typed_error_not_a_silent_entry(tmp_path
     user = uuid4()
     entered = []
     with mine.hold(user):
-        with pytest.raises(errors.TimeoutError, match="is busy"), other.hold(user, 0.2):
+        with pytest.raises(errors.MemobaseTimeoutError, match="is busy"), other.hold(user, 0.2):
             entered.append("sync")
 
         async def enter() -> None:
             async with other.ahold(user, 0.2):
                 entered.append("async")
 
-        with pytest.raises(errors.TimeoutError, match="is busy"):
+        with pytest.raises(errors.MemobaseTimeoutError, match="is busy"):
             asyncio.run(enter())
         with pytest.raises(outbox_module.LeaseLost):
             other.renew(user)
@@ -241,7 +241,7 @@ def test_the_local_lock_wait_is_bounded_too() -> None:
         thread = threading.Thread(target=other_thread)
         thread.start()
         thread.join(30)
-    assert len(outcome) == 1 and isinstance(outcome[0], errors.TimeoutError)
+    assert len(outcome) == 1 and isinstance(outcome[0], errors.MemobaseTimeoutError)
 
 
 # -- 16. no key material in the outbox file ---------------------------------------------------

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memobase_integrations.backends.base import ContextOptions, ProfileOptions
 from memobase_integrations.backends.http import JsonParam, encode_query
 from memobase_integrations.backends.remote import RemoteBackend
 from memobase_integrations.messages import Message
+from memobase_integrations.values import ContextOptions, ProfileOptions
 
 from .replay import ok
 

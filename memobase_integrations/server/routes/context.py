@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from ...backends.base import ContextOptions
 from ...models import ErrorCode
+from ...values import ContextOptions
 from ..envelope import ServerAnswer, ok
 from ..params import Mb, UserIdPath, parse_chats, parse_topic_limits
 

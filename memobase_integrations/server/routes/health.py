@@ -16,7 +16,7 @@ from ..params import Mb
 
 __all__ = ["router"]
 
-log = logging.getLogger("memobase_integrations.server")
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
 

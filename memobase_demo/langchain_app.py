@@ -21,9 +21,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.checkpoint.memory import InMemorySaver
 
 from langchain_memobase import MemobaseMiddleware
+from memobase_integrations import Memobase
 
-from ..facade import Memobase
-from .demo import DemoSetup, Exchange, offline_reply
+from .common import DemoSetup, Exchange, offline_reply
 
 __all__ = ["DemoFakeChatModel", "LangChainRunner"]
 

@@ -24,9 +24,9 @@ from llama_index_instrumentation.base import BaseEvent
 from pydantic import PrivateAttr
 
 from llamaindex_memobase import MemobaseMemory
+from memobase_integrations import Memobase
 
-from ..facade import Memobase
-from .demo import DemoSetup, Exchange, offline_reply
+from .common import DemoSetup, Exchange, offline_reply
 
 __all__ = ["LlamaIndexRunner", "demo_fake_llm"]
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 from uuid import UUID
 
-from ..backends.base import Backend, RecordReceipt
-from ..models import ChatBlob
+from memobase_integrations import ChatBlob, RecordReceipt
+from memobase_integrations.backends.base import Backend
 
 __all__ = ["RecordTap"]
 

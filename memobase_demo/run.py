@@ -9,19 +9,20 @@ received with the memory in it.
 Without ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` it says so and runs fully offline: memory
 extraction on the stand-in LLM (:mod:`memobase_integrations.testing`, through the real
 ``openai`` client code path) and chat on the frameworks' fake models. The framework code lives
-in ``demo_langchain`` / ``demo_llamaindex`` and is imported only when the demo runs, so the
-core never imports a framework.
+in ``langchain_app`` / ``llamaindex_app`` and is imported only when the demo runs. This
+package sits above the adapters: the core never imports it (the CLI finds ``run_demo``
+through the ``memobase_integrations.commands`` entry point), so the core never imports a
+framework.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
 from rich import box
@@ -31,17 +32,17 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from ..facade import Memobase
-from ..models import ChatBlob
-from ..settings import FlushPolicy, LLMSettings
-from . import render
-from .demo_tap import RecordTap
-from .exitcodes import CLIError, ExitCode
+from memobase_integrations import ChatBlob, FlushPolicy, LLMSettings, Memobase
+from memobase_integrations.cli import render
+from memobase_integrations.cli.exitcodes import CLIError, ExitCode
+
+from .common import ChatRunner, DemoSetup, Exchange, remembered_facts
+from .tap import RecordTap
 
 if TYPE_CHECKING:
-    from ..testing import StandInLLM
+    pass
 
-__all__ = ["SESSIONS", "ChatRunner", "DemoSetup", "Exchange", "offline_reply", "run_demo"]
+__all__ = ["SESSIONS", "run_demo"]
 
 Framework = Literal["langchain", "llamaindex"]
 
@@ -84,69 +85,10 @@ SESSIONS: tuple[Session, ...] = (
 )
 
 
-@dataclass(slots=True)
-class Exchange:
-    """One model answer and the system message(s) of the model call that produced it."""
-
-    reply: str
-    system_prompts: list[str] = field(default_factory=list)
-
-
-class ChatRunner(Protocol):
-    """A framework chat app wired to Memobase (see ``demo_langchain`` / ``demo_llamaindex``)."""
-
-    label: str
-
-    def new_session(self) -> None: ...
-    def ask(self, text: str) -> Exchange: ...
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DemoSetup:
-    """Which models run where, decided once from the environment."""
-
-    llm: LLMSettings
-    online: bool
-    chat_model: str | None
-    stand_in: StandInLLM | None = None
-
-
-# -- the offline fake models' answers ----------------------------------------------------------
-_PROFILE_LINE = re.compile(r"^\s*-\s*(?P<topic>[^:\n]+)::(?P<sub>[^:\n]+):\s*(?P<memo>.+)$")
-_MENTION = re.compile(r"\s*\[mention [^\]]*\]")
-
-
-def remembered_facts(system_prompts: Sequence[str]) -> list[str]:
-    """``sub_topic: memo`` for each profile line of a Memobase context in the prompts."""
-    facts: list[str] = []
-    for prompt in system_prompts:
-        section = prompt.split("## User Current Profile:", 1)
-        if len(section) < 2:
-            continue
-        profile_part = section[1].split("## Past Events:", 1)[0]
-        for line in profile_part.splitlines():
-            match = _PROFILE_LINE.match(line)
-            if match:
-                memo = _MENTION.sub("", match["memo"]).strip().replace(";", ", ")
-                facts.append(f"{match['sub'].strip()}: {memo}")
-    return facts
-
-
-def offline_reply(system_prompts: Sequence[str], user_text: str) -> str:
-    """What the fake chat models say: rule-based, but it visibly uses the injected memory."""
-    facts = remembered_facts(system_prompts)
-    if not facts:
-        return "Nice to meet you! Tell me more whenever you like."
-    if user_text.rstrip().endswith("?"):
-        return "From what I remember about you (" + "; ".join(facts[:5]) + "), here is an idea."
-    return "Noted! I already knew: " + "; ".join(facts[:3]) + "."
-
-
 # -- setup ---------------------------------------------------------------------------------------
 def choose_setup(offline: bool) -> DemoSetup:
     """Real models when an endpoint is configured (and not ``--offline``); else the stand-ins."""
-    from ..testing import StandInLLM
+    from memobase_integrations.testing import StandInLLM
 
     env_llm = LLMSettings.from_env()
     if offline or not env_llm.configured:
@@ -157,7 +99,7 @@ def choose_setup(offline: bool) -> DemoSetup:
 
 
 def _banner(console: Console, setup: DemoSetup, db_path: Path) -> None:
-    from ..testing import LABEL
+    from memobase_integrations.testing import LABEL
 
     if setup.online:
         where = setup.llm.base_url or "OpenAI (api.openai.com)"
@@ -232,10 +174,10 @@ def _build_runner(
     framework: Framework, mb: Memobase, setup: DemoSetup, notes: list[str]
 ) -> ChatRunner:
     if framework == "langchain":
-        from .demo_langchain import LangChainRunner
+        from .langchain_app import LangChainRunner
 
         return LangChainRunner(mb, USER_ID, setup, notes, SYSTEM_PROMPT)
-    from .demo_llamaindex import LlamaIndexRunner
+    from .llamaindex_app import LlamaIndexRunner
 
     return LlamaIndexRunner(mb, USER_ID, setup, notes, SYSTEM_PROMPT)
 
@@ -279,7 +221,7 @@ def run_demo(
     _banner(console, setup, db_path)
     url = _prepare_db(db_path, keep)
 
-    from ..backends.embedded import EmbeddedBackend
+    from memobase_integrations.backends.embedded import EmbeddedBackend
 
     recorded = _Recorded()
     with console.status("opening the embedded store …"):
