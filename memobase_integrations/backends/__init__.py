@@ -1,13 +1,9 @@
-"""Backends: where memories live. One protocol (:class:`Backend`), two implementations."""
+"""Backends: where memories live. One protocol (:class:`Backend`), two implementations.
 
-from ..values import ContextOptions, MemoryStatus, ProfileOptions, RecordReceipt, UserStatus
+The value types the protocol uses (``ContextOptions``, ``MemoryStatus``...) live in
+:mod:`memobase_integrations.values` and are exported from the package root.
+"""
+
 from .base import Backend
 
-__all__ = [
-    "Backend",
-    "ContextOptions",
-    "MemoryStatus",
-    "ProfileOptions",
-    "RecordReceipt",
-    "UserStatus",
-]
+__all__ = ["Backend"]
