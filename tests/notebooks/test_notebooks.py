@@ -53,13 +53,23 @@ EXPECTED: dict[str, tuple[str, ...]] = {
 
 
 def _text_outputs(nb: nbformat.NotebookNode) -> str:
+    # A kernel under load may flush one print() as several stream outputs (the words of
+    # `print(a, "->", b)` in separate chunks); a reader sees them as one text, so consecutive
+    # stream chunks of a cell are joined as they are, without a separator.
     parts: list[str] = []
     for cell in nb.cells:
+        streamed = ""
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream":
-                parts.append(output.get("text", ""))
-            elif "data" in output:
+                streamed += output.get("text", "")
+                continue
+            if streamed:
+                parts.append(streamed)
+                streamed = ""
+            if "data" in output:
                 parts.append(str(output["data"].get("text/plain", "")))
+        if streamed:
+            parts.append(streamed)
     return "\n".join(parts)
 
 
