@@ -59,7 +59,6 @@ import functools
 import logging
 import math
 import os
-import random
 import socket
 import threading
 import time
@@ -111,6 +110,7 @@ from ..models import (
     UserData,
     UserEvent,
 )
+from ..queue import Disposition, decide, retry_delay, with_default_error
 from ..settings import FlushPolicy, LLMSettings
 from ..tokens import count_tokens
 from ..values import (
@@ -120,7 +120,6 @@ from ..values import (
     ProfileOptions,
     RecordReceipt,
     UserOrder,
-    UserStatus,
 )
 from .base import ProcessedListener
 from .remote_models import DailyUsage, ProjectBilling, ProjectUser, ProjectUsers
@@ -612,15 +611,9 @@ class EmbeddedBackend:
     def _record_failure(self, claim: Claim, exc: BaseException) -> None:
         text = exc.message if isinstance(exc, MemobaseError) else f"{type(exc).__name__}: {exc}"
         attempt = claim.attempts + 1
-        retry_at = None
-        limit = self.policy.max_attempts
-        if limit is None or attempt < limit:
-            delay = min(
-                self.policy.retry_max_seconds,
-                self.policy.retry_base_seconds * (2 ** (attempt - 1)),
-            )
-            delay *= 1 + random.uniform(0, 0.1)  # spread retries of many processes
-            retry_at = utcnow() + timedelta(seconds=delay)
+        retry_at = None  # parked
+        if decide(self.policy, attempt) is Disposition.RETRY:
+            retry_at = utcnow() + timedelta(seconds=retry_delay(self.policy, attempt))
         try:
             self.store.fail_flush(claim, text, retry_at)
         except MemobaseError:
@@ -911,27 +904,7 @@ class EmbeddedBackend:
         ``last_error``, so "why is nothing processed?" has an answer.
         """
         status = self.store.status(user_id, backend=self.kind)
-        if self.llm.configured:
-            return status
-        users = tuple(
-            UserStatus(
-                user_id=u.user_id,
-                pending_turns=u.pending_turns,
-                buffered_tokens=u.buffered_tokens,
-                processing=u.processing,
-                failed=u.failed,
-                last_flush_at=u.last_flush_at,
-                last_error=u.last_error or (NO_LLM_MESSAGE if u.pending_turns else None),
-            )
-            for u in status.users
-        )
-        return MemoryStatus(
-            backend=status.backend,
-            pending_turns=status.pending_turns,
-            buffered_tokens=status.buffered_tokens,
-            failed=status.failed,
-            users=users,
-        )
+        return status if self.llm.configured else with_default_error(status, NO_LLM_MESSAGE)
 
     async def astatus(self, user_id: uuid.UUID | None = None) -> MemoryStatus:
         return await asyncio.to_thread(self.status, user_id)

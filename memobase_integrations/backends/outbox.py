@@ -65,15 +65,10 @@ is gone) and expires otherwise.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import queue
-import random
-import sqlite3
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 from uuid import UUID
@@ -81,6 +76,15 @@ from uuid import UUID
 from .. import errors
 from ..messages import render_blob
 from ..models import BlobData, ChatBlob, ChatModalResponse, SummaryBlob
+from ..queue import (
+    BackgroundLoop,
+    Disposition,
+    LeaseLost,
+    StopOutcome,
+    UserGuards,
+    decide,
+    retry_delay,
+)
 from ..settings import FlushPolicy
 from ..tokens import count_tokens
 from .http import SendOutcome, refusal_is_permanent, send_outcome
@@ -107,129 +111,10 @@ __all__ = [
     "lease_owner_id",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("memobase_integrations.outbox")
 
 # How often the worker folds the WAL back into the outbox file (record() never does).
 _CHECKPOINT_SECONDS = 5.0
-# After close()'s deadline, how long the interrupted worker may take to record and stop.
-_ABORT_GRACE_SECONDS = 5.0
-
-# -- per-user mutual exclusion ---------------------------------------------------------------
-
-
-class UserGuards:
-    """One lock per user inside the process plus a lease row across processes.
-
-    Delivery, flush and delete of one user never run at the same time: the server processes
-    a buffer twice under parallel flushes, and a delivery racing a delete would resurrect
-    the user. A caller that cannot get the user within its wait gets
-    :class:`~memobase_integrations.errors.MemobaseTimeoutError`, never a silent entry without the
-    lease; work under the lease renews it and stops (:class:`LeaseLost`) if another
-    process took it over meanwhile.
-    """
-
-    def __init__(self, scope: str, owner: str, lease_seconds: float) -> None:
-        self.scope = scope
-        self.owner = owner
-        self.lease_seconds = lease_seconds
-        self.store: OutboxStore | None = None
-        self._locks: dict[UUID, threading.Lock] = {}
-        self._lock = threading.Lock()
-
-    def _user_lock(self, user_id: UUID) -> threading.Lock:
-        with self._lock:
-            return self._locks.setdefault(user_id, threading.Lock())
-
-    def try_lease(self, user_id: UUID) -> bool:
-        store = self.store
-        return store is None or store.claim(self.scope, user_id, self.owner, self.lease_seconds)
-
-    def renew(self, user_id: UUID) -> None:
-        """Extend the lease before a long call; :class:`LeaseLost` if it is no longer ours."""
-        if not self.try_lease(user_id):
-            raise LeaseLost(user_id)
-
-    def _release_lease(self, user_id: UUID) -> None:
-        if self.store is not None:
-            with contextlib.suppress(sqlite3.Error, errors.MemobaseError):
-                self.store.release(self.scope, user_id, self.owner)
-
-    def _busy(self, user_id: UUID, wait_seconds: float, what: str) -> errors.MemobaseTimeoutError:
-        return errors.MemobaseTimeoutError(
-            f"User {user_id} is busy: {what} did not become free within {wait_seconds:g}s "
-            "(a delivery, flush or delete of this user is running, here or in another "
-            "process sharing the outbox file). Nothing was done. What to do: call again "
-            "in a moment."
-        )
-
-    @contextlib.contextmanager
-    def try_hold(self, user_id: UUID) -> Iterator[bool]:
-        """Hold the user if it is free right now (the worker skips busy users)."""
-        lock = self._user_lock(user_id)
-        if not lock.acquire(blocking=False):
-            yield False
-            return
-        try:
-            if not self.try_lease(user_id):
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                self._release_lease(user_id)
-        finally:
-            lock.release()
-
-    @contextlib.contextmanager
-    def hold(self, user_id: UUID, wait_seconds: float = 60.0) -> Iterator[None]:
-        """Hold the user, waiting at most ``wait_seconds`` for the local lock and the
-        lease; raises :class:`errors.MemobaseTimeoutError` when either cannot be had."""
-        deadline = time.monotonic() + wait_seconds
-        lock = self._user_lock(user_id)
-        if not lock.acquire(timeout=max(0.0, wait_seconds)):
-            raise self._busy(user_id, wait_seconds, "its lock in this process")
-        try:
-            while not self.try_lease(user_id):
-                if time.monotonic() >= deadline:
-                    raise self._busy(user_id, wait_seconds, "its lease in the outbox file")
-                time.sleep(0.02)
-            try:
-                yield
-            finally:
-                self._release_lease(user_id)
-        finally:
-            lock.release()
-
-    @contextlib.asynccontextmanager
-    async def ahold(self, user_id: UUID, wait_seconds: float = 60.0) -> AsyncIterator[None]:
-        """:meth:`hold` without blocking the event loop (polls; cancellation-safe)."""
-        deadline = time.monotonic() + wait_seconds
-        lock = self._user_lock(user_id)
-        while not lock.acquire(blocking=False):
-            if time.monotonic() >= deadline:
-                raise self._busy(user_id, wait_seconds, "its lock in this process")
-            await asyncio.sleep(0.005)
-        try:
-            while self.store is not None and not await asyncio.to_thread(self.try_lease, user_id):
-                if time.monotonic() >= deadline:
-                    raise self._busy(user_id, wait_seconds, "its lease in the outbox file")
-                await asyncio.sleep(0.02)
-            try:
-                yield
-            finally:
-                if self.store is not None:
-                    await asyncio.to_thread(self._release_lease, user_id)
-        finally:
-            lock.release()
-
-
-class LeaseLost(Exception):
-    """Another process took over the user's lease while we worked on it: stop at once."""
-
-    def __init__(self, user_id: UUID) -> None:
-        super().__init__(f"the outbox lease of user {user_id} was taken over")
-        self.user_id = user_id
-
 
 # -- the worker ------------------------------------------------------------------------------
 
@@ -268,8 +153,12 @@ def body_tokens(body: dict[str, Any]) -> int:
 _Job = tuple[UUID, bool | None, "Future[Any]"]  # (user, flush wait (None: deliver only), future)
 
 
-class DeliveryWorker:
-    """The background thread that empties the outbox. See the module docstring."""
+class DeliveryWorker(BackgroundLoop):
+    """The background thread that empties the outbox. See the module docstring.
+
+    Start, wake and the bounded close are :class:`~memobase_integrations.queue.BackgroundLoop`;
+    explicit calls (``flush``, ``request_delivery``) come in as jobs the thread runs first.
+    """
 
     def __init__(
         self,
@@ -279,49 +168,31 @@ class DeliveryWorker:
         policy: FlushPolicy,
         guards: UserGuards,
     ) -> None:
+        super().__init__("memobase-outbox", policy.worker_poll_seconds)
         self.store = store
         self.scope = scope
         self.client = client
         self.policy = policy
         self.guards = guards
-        self._wake = threading.Event()
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self._drain_deadline: float | None = None
-        self._stopped = threading.Event()
         self._last_error: dict[UUID, errors.MemobaseError] = {}
         self._drain_skip: set[UUID] = set()
         self._keeps_processed = False  # the server keeps processed chat blobs
-
-    # -- control ----------------------------------------------------------------------------
-    def start(self) -> None:
-        with self._start_lock:
-            if self._thread is not None or self._stopped.is_set():
-                return
-            self._thread = threading.Thread(target=self._run, name="memobase-outbox", daemon=True)
-            self._thread.start()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def wake(self) -> None:
-        self._wake.set()
+        self._next_checkpoint = 0.0
 
     def _submit(self, user_id: UUID, wait: bool | None) -> Future[Any]:
         fut: Future[Any] = Future()
-        if self._stopped.is_set() or self._drain_deadline is not None:
+        if self.closing:
             fut.set_exception(
                 errors.MemobaseError("The Memobase client is closing; no delivery was attempted.")
             )
             return fut
         self._jobs.put((user_id, wait, fut))
-        if threading.current_thread() is self._thread:
+        if self.on_loop_thread():
             self._run_jobs()  # called from the worker itself: run it inline
             return fut
         self.start()
-        self._wake.set()
+        self.wake()
         return fut
 
     def request_delivery(self, user_id: UUID) -> Future[None]:
@@ -343,20 +214,9 @@ class DeliveryWorker:
         At the deadline ``abort`` interrupts a request still waiting for the server, so the
         thread ends now rather than when that request times out.
         """
-        with self._start_lock:
-            thread = self._thread
-            if thread is None:
-                self._stopped.set()
-                return
-            self._drain_deadline = time.monotonic() + timeout
-        self._wake.set()
-        thread.join(timeout)
-        if thread.is_alive() and abort is not None:
-            abort()
-            thread.join(_ABORT_GRACE_SECONDS)
-        self._stopped.set()
+        outcome = self.close(timeout, drain=True, abort=abort)
         self._fail_jobs()
-        if thread.is_alive():
+        if outcome is StopOutcome.TIMED_OUT:
             log.warning(
                 "The Memobase outbox did not stop within %.1fs; undelivered turns stay in %s "
                 "and are sent at the next start.",
@@ -377,27 +237,21 @@ class DeliveryWorker:
 
     # -- loop -------------------------------------------------------------------------------
     def _past_deadline(self) -> bool:
-        return self._drain_deadline is not None and time.monotonic() >= self._drain_deadline
+        return self.past_deadline()
 
-    def _run(self) -> None:
-        next_checkpoint = 0.0
-        while True:
-            self._wake.clear()
-            try:
-                self._run_jobs()
-                if self._drain_deadline is not None:
-                    self._drain()
-                    self.store.checkpoint()
-                    return
-                busy = self._background_pass()
-                if time.monotonic() >= next_checkpoint:
-                    self.store.checkpoint()
-                    next_checkpoint = time.monotonic() + _CHECKPOINT_SECONDS
-            except Exception:  # never let the thread die: a bug here must not lose turns
-                log.exception("The Memobase outbox worker hit an unexpected error; continuing.")
-                busy = False
-            if not busy:
-                self._wake.wait(self.policy.worker_poll_seconds)
+    def _cycle(self) -> bool:
+        self._run_jobs()
+        if self.stopping:
+            return False
+        return self._background_pass()
+
+    def _after_cycle(self) -> None:
+        if time.monotonic() >= self._next_checkpoint:
+            self.store.checkpoint()
+            self._next_checkpoint = time.monotonic() + _CHECKPOINT_SECONDS
+
+    def _finish(self) -> None:
+        self.store.checkpoint()
 
     def _run_jobs(self) -> None:
         while True:
@@ -421,7 +275,7 @@ class DeliveryWorker:
                     fut.set_result(results)
             except BaseException as exc:
                 if isinstance(exc, LeaseLost):
-                    exc = errors.MemobaseTimeoutError(
+                    exc = errors.TimeoutError(
                         f"User {user_id} was taken over by another process sharing the outbox "
                         "file while this call ran; nothing was lost. What to do: call again."
                     )
@@ -469,7 +323,7 @@ class DeliveryWorker:
                     except LeaseLost:
                         log.info("Memobase outbox: user %s was taken over elsewhere", user_id)
                     worked = True
-            if not self._jobs.empty() or self._drain_deadline is not None:
+            if not self._jobs.empty() or self.stopping:
                 break
         return worked and self.store.has_any_work(self.scope) and self._any_due()
 
@@ -477,7 +331,9 @@ class DeliveryWorker:
         return bool(self.store.users_with_work(self.scope, time.time(), self.policy))
 
     def _drain(self) -> None:
-        """Close: one forced attempt per user with undelivered rows, then flush everyone."""
+        """Close: the jobs already queued, one forced attempt per user with undelivered
+        rows, then flush everyone."""
+        self._run_jobs()
         try:
             while not self._past_deadline():
                 todo = [
@@ -512,7 +368,7 @@ class DeliveryWorker:
                         self._flush(user_id)
                 else:
                     self._work_user(user_id, force=True, flush=False)
-        except (errors.MemobaseTimeoutError, LeaseLost):
+        except (errors.TimeoutError, LeaseLost):
             # Another process has this user right now: it delivers it.
             log.info("Memobase outbox: user %s is busy elsewhere; left to its holder", user_id)
             return False
@@ -549,8 +405,7 @@ class DeliveryWorker:
         return idle is not None and now - (state.last_delivery_at or 0.0) >= idle
 
     def _backoff(self, attempts: int) -> float:
-        base = self.policy.retry_base_seconds * (2.0 ** min(max(0, attempts - 1), 30))
-        return min(self.policy.retry_max_seconds, base) * random.uniform(0.5, 1.0)
+        return retry_delay(self.policy, attempts)
 
     def _deliver_row(self, row: TurnRow, *, force: bool) -> bool:
         user_id = row.user_id
@@ -609,10 +464,12 @@ class DeliveryWorker:
         uncertain = index if searching or outcome is SendOutcome.UNKNOWN else None
         permanent = not searching and refusal_is_permanent(exc)
         attempts = row.attempts + 1
-        limit = self.policy.max_attempts
         # A turn whose answer was lost is not parked for its attempts: the server may hold
         # it, and it must be resolved (found or sent) before the user is flushed again.
-        parked = permanent or (limit is not None and attempts >= limit and uncertain is None)
+        disposition = decide(
+            self.policy, attempts, permanent=permanent, uncertain=uncertain is not None
+        )
+        parked = disposition is Disposition.PARK
         self._last_error[row.user_id] = exc
         self.store.row_failed(
             row.seq,

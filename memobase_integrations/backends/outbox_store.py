@@ -1,311 +1,56 @@
-"""The outbox file: SQLite rows of recorded turns and per-user delivery state.
+"""The outbox's queue: rows of recorded turns and per-user delivery state.
 
-Pure storage for :mod:`.outbox` (the worker and the guarantee it gives live there). One
-connection per thread, WAL journal, ``synchronous=NORMAL``: a commit survives the process
-being killed. Every method is one short transaction, so ``record`` costs one small write.
+Pure storage for :mod:`.outbox` (the worker and the guarantee it gives live there), on the
+file of :mod:`.outbox_file` (schema version, connections, fingerprint). Row states:
+``pending`` (some blob not delivered yet), ``failed`` (parked, see :mod:`..queue.parking`),
+``delivered`` (all blobs on the server, waiting for a flush), ``done`` (processed; content
+erased, the turn id kept a while for de-duplication).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import hmac
 import json
-import os
-import secrets
-import socket
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, overload
-from uuid import UUID, uuid4
+from typing import Any
+from uuid import UUID
 
-from .. import errors
+from ..queue.lease import lease_owner_id, owner_alive
+from ..queue.status import memory_status
 from ..settings import FlushPolicy
-from ..values import MemoryStatus, UserStatus
+from .base import MemoryStatus, UserStatus
+from .outbox_file import (
+    DEFAULT_OUTBOX_PATH,
+    SCHEMA_VERSION,
+    OutboxFailure,
+    OutboxFile,
+    OutboxVersionError,
+    TurnRow,
+    UndeliveredTurn,
+    UserState,
+    _datetime,
+    default_outbox_path,
+)
 
 __all__ = [
     "DEFAULT_OUTBOX_PATH",
+    "SCHEMA_VERSION",
     "OutboxFailure",
     "OutboxStore",
+    "OutboxVersionError",
     "TurnRow",
     "UndeliveredTurn",
     "default_outbox_path",
     "lease_owner_id",
 ]
 
-#: Where the outbox lives unless ``outbox_path`` or ``MEMOBASE_OUTBOX_PATH`` says otherwise:
-#: next to the app (the current directory), so it survives restarts like the app's own data.
-DEFAULT_OUTBOX_PATH = "./memobase-outbox.db"
-
 # Delivered-and-processed rows are kept (without their content) this long, so a turn id that
 # is recorded again shortly after is recognised as a duplicate instead of being sent again.
 _KEEP_DONE_SECONDS = 7 * 24 * 3600
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox_turns (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    scope TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    turn_id TEXT NOT NULL,
-    blobs TEXT NOT NULL,
-    n_blobs INTEGER NOT NULL,
-    delivered INTEGER NOT NULL DEFAULT 0,
-    flushed INTEGER NOT NULL DEFAULT 0,
-    blob_ids TEXT NOT NULL DEFAULT '[]',
-    buffered_tokens INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL DEFAULT 0,
-    uncertain INTEGER,
-    last_error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    UNIQUE (scope, user_id, turn_id)
-);
-CREATE INDEX IF NOT EXISTS outbox_turns_work ON outbox_turns (scope, state, user_id, seq);
-CREATE TABLE IF NOT EXISTS outbox_unconfirmed (
-    scope TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    blob_id TEXT NOT NULL,
-    PRIMARY KEY (scope, user_id, blob_id)
-);
-CREATE TABLE IF NOT EXISTS outbox_meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox_users (
-    scope TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    last_delivery_at REAL,
-    last_flush_at REAL,
-    flush_error TEXT,
-    flush_attempts INTEGER NOT NULL DEFAULT 0,
-    next_flush_at REAL NOT NULL DEFAULT 0,
-    rebuffer_ids TEXT NOT NULL DEFAULT '[]',
-    lease_owner TEXT,
-    lease_until REAL NOT NULL DEFAULT 0,
-    PRIMARY KEY (scope, user_id)
-);
-"""
 
-# Row states: pending (some blob not delivered yet), failed (parked, see the module doc),
-# delivered (all blobs on the server, waiting for a flush), done (processed; content erased).
-
-
-def default_outbox_path() -> Path:
-    """``MEMOBASE_OUTBOX_PATH`` if set, else ``./memobase-outbox.db``."""
-    return Path(os.environ.get("MEMOBASE_OUTBOX_PATH") or DEFAULT_OUTBOX_PATH)
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxFailure:
-    """A turn whose last delivery attempt failed (``parked``: not retried automatically)."""
-
-    user_id: UUID
-    turn_id: str
-    attempts: int
-    error: str
-    parked: bool
-    next_attempt_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class UndeliveredTurn:
-    """A recorded turn not (fully) on the server yet, as ``export_user`` reports it."""
-
-    turn_id: str
-    recorded_at: float
-    blobs: list[dict[str, Any]]
-    delivered_blobs: int
-    state: str
-    last_error: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "turn_id": self.turn_id,
-            "recorded_at": _datetime(self.recorded_at).isoformat(),
-            "blobs": self.blobs,
-            "delivered_blobs": self.delivered_blobs,
-            "state": self.state,
-            "last_error": self.last_error,
-        }
-
-
-@dataclass(slots=True)
-class TurnRow:
-    """One recorded turn as the worker sees it (blob bodies and delivery progress)."""
-
-    seq: int
-    user_id: UUID
-    turn_id: str
-    blobs: list[dict[str, Any]]
-    delivered: int
-    flushed: int
-    blob_ids: list[str]
-    attempts: int
-    uncertain: int | None
-    state: str
-
-
-@dataclass(frozen=True, slots=True)
-class _UserState:
-    last_delivery_at: float | None
-    last_flush_at: float | None
-    flush_error: str | None
-    flush_attempts: int
-    next_flush_at: float
-    rebuffer_ids: frozenset[str]
-
-    @property
-    def needs_rebuffer(self) -> bool:
-        return bool(self.rebuffer_ids)
-
-
-class OutboxStore:
-    """The SQLite file. One connection per thread; every method is one short transaction.
-
-    ``scope`` separates servers/projects sharing a file (derived from the project URL and
-    the project id, never the key).
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._write_lock = _write_lock_for(self.path)
-        self._generation = 0
-        self._connections: list[sqlite3.Connection] = []
-        conn = self._conn()
-        conn.executescript(_SCHEMA)
-
-    def __repr__(self) -> str:
-        return f"OutboxStore(path={str(self.path)!r})"
-
-    # -- connections ------------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        cached: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
-        if cached is not None and cached[0] == self._generation:
-            return cached[1]
-        try:
-            conn = sqlite3.connect(
-                str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            # A commit that crosses the WAL size limit would checkpoint (and fsync) inline,
-            # on whatever thread committed: possibly the app's, inside record(). The worker
-            # checkpoints instead (see checkpoint()).
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-        except sqlite3.Error as exc:
-            raise errors.ConfigurationError(
-                f"The outbox file {str(self.path)!r} cannot be opened ({exc}). Set outbox_path "
-                "(or MEMOBASE_OUTBOX_PATH) to a writable location."
-            ) from exc
-        with self._lock:
-            self._connections.append(conn)
-            self._local.conn = (self._generation, conn)
-        return conn
-
-    def _one(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._conn().execute(sql, args).fetchone()
-        return row
-
-    def _all(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return self._conn().execute(sql, args).fetchall()
-
-    def _write(self, sql: str, args: Sequence[Any] = ()) -> int:
-        """One writing statement (autocommit); returns the rows it changed."""
-        with self._write_lock:
-            return self._conn().execute(sql, args).rowcount
-
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    def close(self) -> None:
-        """Close every connection; a later call reopens one (recording stays possible)."""
-        with self._lock:
-            self._generation += 1
-            conns, self._connections = self._connections, []
-        for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
-
-    def checkpoint(self) -> None:
-        """Move the WAL into the database file (the worker calls this, off the hot path)."""
-        with contextlib.suppress(sqlite3.Error), self._write_lock:
-            self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    # -- scopes -----------------------------------------------------------------------------
-    def fingerprint(self, secret: str) -> str:
-        """A short, non-reversible tag of ``secret`` for telling projects apart in the file.
-
-        HMAC-SHA256 keyed with a random salt kept in this file (``outbox_meta``), cut to 16
-        hex digits: equal secrets get equal tags within one file, and the file holds
-        nothing from which the secret (or a guess of it, without the file) can be checked
-        against another file's tag.
-        """
-        salt = self._salt()
-        digest = hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
-        return digest[:16]
-
-    def _salt(self) -> str:
-        row = self._one("SELECT value FROM outbox_meta WHERE key='salt'")
-        if row is None:
-            # INSERT OR IGNORE: two processes creating the file race; the first salt wins.
-            self._write(
-                "INSERT OR IGNORE INTO outbox_meta (key, value) VALUES ('salt', ?)",
-                (secrets.token_hex(16),),
-            )
-            row = self._one("SELECT value FROM outbox_meta WHERE key='salt'")
-        assert row is not None
-        return str(row["value"])
-
-    def rename_scope(self, old: str, new: str) -> int:
-        """Move rows written under ``old`` (an earlier version's scope) to ``new``.
-
-        Earlier versions wrote part of some API keys into the scope; the rewrite runs with
-        ``secure_delete`` so the old text is overwritten in the file, not just unlinked, and
-        the WAL is folded back and truncated so no copy of it stays there either.
-        """
-        if old == new:
-            return 0
-        present = self._one("SELECT 1 FROM outbox_users WHERE scope=? LIMIT 1", (old,))
-        present = present or self._one("SELECT 1 FROM outbox_turns WHERE scope=? LIMIT 1", (old,))
-        if present is None:
-            return 0
-        conn = self._conn()
-        conn.execute("PRAGMA secure_delete=ON")
-        try:
-            with self._tx() as tx:
-                moved = tx.execute(
-                    "UPDATE OR IGNORE outbox_turns SET scope=? WHERE scope=?", (new, old)
-                ).rowcount
-                tx.execute("DELETE FROM outbox_turns WHERE scope=?", (old,))
-                tx.execute("UPDATE OR IGNORE outbox_users SET scope=? WHERE scope=?", (new, old))
-                tx.execute("DELETE FROM outbox_users WHERE scope=?", (old,))
-            with contextlib.suppress(sqlite3.Error), self._write_lock:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.execute("PRAGMA secure_delete=OFF")
-        return int(moved)
+class OutboxStore(OutboxFile):
+    """The queue operations on the outbox file; every method is one short transaction."""
 
     # -- recording --------------------------------------------------------------------------
     def add(self, scope: str, user_id: UUID, turn_id: str, blobs: list[dict[str, Any]]) -> bool:
@@ -416,13 +161,13 @@ class OutboxStore:
         )
         return int(row["t"]) if row else 0
 
-    def user_state(self, scope: str, user_id: UUID) -> _UserState:
+    def user_state(self, scope: str, user_id: UUID) -> UserState:
         row = self._one(
             "SELECT * FROM outbox_users WHERE scope=? AND user_id=?", (scope, str(user_id))
         )
         if row is None:
-            return _UserState(None, None, None, 0, 0.0, frozenset())
-        return _UserState(
+            return UserState(None, None, None, 0, 0.0, frozenset())
+        return UserState(
             row["last_delivery_at"],
             row["last_flush_at"],
             row["flush_error"],
@@ -673,7 +418,7 @@ class OutboxStore:
                 (scope, str(user_id)),
             ).fetchone()
             holder = row["lease_owner"]
-            if holder and holder != owner and row["lease_until"] >= now and _owner_alive(holder):
+            if holder and holder != owner and row["lease_until"] >= now and owner_alive(holder):
                 return False
             conn.execute(
                 "UPDATE outbox_users SET lease_owner=?, lease_until=? WHERE scope=? AND user_id=?",
@@ -809,36 +554,25 @@ class OutboxStore:
             user_args.append(str(user_id))
         states = {r["user_id"]: r for r in conn.execute(user_sql, user_args)}
         users: list[UserStatus] = []
-        for uid in sorted(set(per_user) | set(states) | ({str(user_id)} if user_id else set())):
+        for uid in set(per_user) | set(states):
             t = per_user.get(uid)
             u = states.get(uid)
-            pending = int(t["pending"] or 0) if t else 0
             failed = int(t["failed"] or 0) if t else 0
-            tokens = int(t["tokens"] or 0) if t else 0
             flush_error = u["flush_error"] if u else None
             last_error = _latest_error(conn, scope, uid) if failed else None
             if flush_error:
                 last_error = f"flush: {flush_error}" if last_error is None else last_error
-            if user_id is None and not (pending or tokens or last_error):
-                continue
-            last_flush = u["last_flush_at"] if u else None
             users.append(
                 UserStatus(
                     user_id=UUID(uid),
-                    pending_turns=pending,
-                    buffered_tokens=tokens,
+                    pending_turns=int(t["pending"] or 0) if t else 0,
+                    buffered_tokens=int(t["tokens"] or 0) if t else 0,
                     failed=failed,
-                    last_flush_at=_datetime(last_flush),
+                    last_flush_at=_datetime(u["last_flush_at"] if u else None),
                     last_error=last_error,
                 )
             )
-        return MemoryStatus(
-            backend="remote",
-            pending_turns=sum(u.pending_turns for u in users),
-            buffered_tokens=sum(u.buffered_tokens for u in users),
-            failed=sum(u.failed for u in users),
-            users=tuple(users),
-        )
+        return memory_status("remote", users, asked=user_id)
 
 
 def _latest_error(conn: sqlite3.Connection, scope: str, user_id: str) -> str | None:
@@ -848,48 +582,6 @@ def _latest_error(conn: sqlite3.Connection, scope: str, user_id: str) -> str | N
         (scope, user_id),
     ).fetchone()
     return str(row["last_error"]) if row else None
-
-
-@overload
-def _datetime(ts: float) -> datetime: ...
-@overload
-def _datetime(ts: None) -> None: ...
-def _datetime(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-_HOST = socket.gethostname()
-
-# Writers of one file inside this process queue on a Python lock: it hands over at once,
-# where SQLite's busy handler would poll in millisecond sleeps (a record() waiting behind
-# the worker's commit would pay that). Other processes still meet SQLite's own locking.
-_WRITE_LOCKS: dict[str, threading.Lock] = {}
-_WRITE_LOCKS_GUARD = threading.Lock()
-
-
-def _write_lock_for(path: Path) -> threading.Lock:
-    key = str(path.resolve()) if str(path) != ":memory:" else f":memory:{id(path)}"
-    with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(key, threading.Lock())
-
-
-def lease_owner_id() -> str:
-    """``host:pid:random``: unique per backend, and tells whether its process still runs."""
-    return f"{_HOST}:{os.getpid()}:{uuid4().hex[:12]}"
-
-
-def _owner_alive(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != _HOST or not pid_text.isdigit():
-        return True  # another machine (a shared network file): trust the expiry
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _touch_user(conn: sqlite3.Connection, scope: str, user_id: str) -> None:

@@ -20,7 +20,6 @@ crashed process's lease does expire and its turns get picked up again.
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
@@ -31,24 +30,12 @@ from uuid import UUID
 from ..engine.store import DueUser
 from ..errors import MemobaseError
 from ..models import BlobType
+from ..queue.loop import BackgroundLoop, StopOutcome
 from ..settings import FlushPolicy
 
-__all__ = ["FlushRunner", "FlushWorker", "LeaseKeeper", "StopOutcome"]
+__all__ = ["FlushRunner", "FlushWorker", "LeaseKeeper", "StopOutcome"]  # StopOutcome: re-export
 
 logger = logging.getLogger(__name__)
-
-
-class StopOutcome(enum.Enum):
-    """How a worker's ``stop`` ended, so ``close()`` can say (and do) the right thing."""
-
-    #: Stopped, after draining if asked.
-    FINISHED = "finished"
-    #: Still busy when the budget ran out (an LLM call in flight); what it had claimed stays
-    #: leased and is taken over after the lease expires.
-    TIMED_OUT = "timed out"
-    #: The worker process was not running (it had died and a restart was pending) or died
-    #: while draining: nothing was drained through it, the caller may drain inline.
-    DIED = "died"
 
 
 class FlushRunner(Protocol):
@@ -70,42 +57,32 @@ class FlushRunner(Protocol):
         ...
 
 
-class FlushWorker:
+class FlushWorker(BackgroundLoop):
     """One daemon thread that flushes due users, one batch per user per cycle.
 
     A cycle takes the explicit requests first, then asks the store which users are due. After
     a cycle that processed something it immediately runs the next one (a user with more than
     one batch, or new due users); otherwise it sleeps ``worker_poll_seconds`` or until woken.
+    Start, wake and the bounded stop are :class:`~memobase_integrations.queue.BackgroundLoop`.
     """
 
     def __init__(self, runner: FlushRunner, policy: FlushPolicy, name: str = "memobase-flush"):
+        super().__init__(name, policy.worker_poll_seconds)
         self._runner = runner
         self._policy = policy
-        self._wakeup = threading.Event()
-        self._stopping = threading.Event()
-        self._abandon = threading.Event()
         self._lock = threading.Lock()
         self._requests: dict[tuple[UUID, BlobType], None] = {}
-        self._drain_deadline: float | None = None
         self._warned_no_llm = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def wake(self) -> None:
-        """Look for due users now (called after a record pushed a user over the threshold)."""
-        self._wakeup.set()
+        return self.running
 
     def request(self, user_id: UUID, blob_type: BlobType) -> None:
         """Flush this user soon, regardless of the threshold (``flush(wait=False)``)."""
         with self._lock:
             self._requests[(user_id, blob_type)] = None
-        self._wakeup.set()
+        self.wake()
 
     def stop(self, *, drain: bool, timeout: float) -> StopOutcome:
         """Stop the thread; with ``drain``, first flush everything still buffered.
@@ -115,61 +92,33 @@ class FlushWorker:
         current step; whatever it had claimed stays ``processing`` under a lease that
         expires, and the next start picks those turns up again - nothing is lost.
         """
-        deadline = time.monotonic() + max(0.0, timeout)
-        self._drain_deadline = deadline if drain else None
-        self._stopping.set()
-        self._wakeup.set()
-        if self._thread.is_alive():
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
-            self._abandon.set()
-            return StopOutcome.TIMED_OUT
-        return StopOutcome.FINISHED
+        return self.close(timeout, drain=drain)
 
     def drain(self, *, timeout: float) -> StopOutcome:
         """Start this (not yet started) worker only to flush everything buffered, then stop:
         ``close()``'s drain when no worker runs. Bounded like :meth:`stop`: a thread still
         inside an LLM call at ``timeout`` is abandoned (``TIMED_OUT``), its claim's lease
         expires and the next start takes the turns over."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        self._drain_deadline = deadline
-        self._stopping.set()  # no polling loop: straight to the drain
-        self._thread.start()
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
-            self._abandon.set()
-            return StopOutcome.TIMED_OUT
-        return StopOutcome.FINISHED
+        return self.close(timeout, drain=True, run_if_idle=True)
 
     # -- the loop -------------------------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wakeup.clear()
-            try:
-                busy = self._cycle(drain=False)
-            except Exception:  # never let the worker die: log and try again later
-                logger.exception("memobase: the flush worker's cycle failed; retrying later")
-                busy = False
-            try:
-                self._runner.maintain()
-            except Exception:
-                logger.debug("memobase: worker housekeeping failed", exc_info=True)
-            if not busy:
-                self._wakeup.wait(self._policy.worker_poll_seconds)
-        if self._drain_deadline is not None:
-            self._drain()
+    def _cycle(self) -> bool:
+        return self._pass(drain=False)
+
+    def _after_cycle(self) -> None:
+        self._runner.maintain()
 
     def _drain(self) -> None:
         deadline = self._drain_deadline or 0.0
-        while time.monotonic() < deadline and not self._abandon.is_set():
+        while time.monotonic() < deadline and not self.abandoned:
             try:
-                if not self._cycle(drain=True, deadline=deadline):
+                if not self._pass(drain=True, deadline=deadline):
                     return
             except Exception:
                 logger.exception("memobase: flushing on close failed")
                 return
 
-    def _cycle(self, *, drain: bool, deadline: float | None = None) -> bool:
+    def _pass(self, *, drain: bool, deadline: float | None = None) -> bool:
         """One pass; True if any batch was committed (so another pass may find more)."""
         if not self._runner.processing_possible():
             if not self._warned_no_llm:
@@ -190,9 +139,9 @@ class FlushWorker:
                 work.append((due.user_id, due.blob_type, False))
         progressed = False
         for user_id, blob_type, force in work:
-            if self._abandon.is_set() or (deadline is not None and time.monotonic() > deadline):
+            if self.abandoned or (deadline is not None and time.monotonic() > deadline):
                 break
-            if self._stopping.is_set() and not drain:
+            if self.stopping and not drain:
                 break
             try:
                 progressed |= self._runner.flush_once(user_id, blob_type, force=force)

@@ -60,6 +60,7 @@ from ..models import (
     SummaryBlob,
     UserEvent,
 )
+from ..queue.status import memory_status
 from ..tokens import count_tokens
 from ..values import MemoryStatus, RecordReceipt, UserStatus
 from . import fts
@@ -1197,15 +1198,9 @@ class Store:
                 last_flush_at=last_flush.get(u),
                 last_error=errors.get(u),
             )
-            for u, v in sorted(per_user.items(), key=lambda kv: str(kv[0]))
+            for u, v in per_user.items()
         ]
-        return MemoryStatus(
-            backend=backend,
-            pending_turns=sum(s.pending_turns for s in statuses),
-            buffered_tokens=sum(s.buffered_tokens for s in statuses),
-            failed=sum(s.failed for s in statuses),
-            users=tuple(statuses),
-        )
+        return memory_status(backend, statuses, asked=user_id)
 
     # -- profiles -------------------------------------------------------------------------------
     def list_profiles(self, user_id: uuid.UUID) -> list[StoredProfile]:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from emb_support import MANUAL, BackendFactory, fault, manual, tapped_settings, turn
 
+from memobase_integrations.backends.base import ProfileOptions
+from memobase_integrations.engine import schema
 from memobase_integrations.engine.store import FAILED
 from memobase_integrations.errors import ConfigurationError, LLMError
 from memobase_integrations.messages import turn_to_blobs
 from memobase_integrations.settings import LLMSettings
-from memobase_integrations.values import ProfileOptions
 
 FIRST = turn("My name is Gus and I work as a software engineer.", "Hi Gus!", "2025/01/14")
 CHANGE = turn("I got a new job as a chef at Luigi's.", "Congrats!", "2025/02/01")
@@ -151,3 +154,28 @@ def test_without_an_llm_recording_works_and_processing_waits(
     status = backend.status(user).users[0]
     assert status.pending_turns == 1 and status.failed == 0  # still buffered, not failed
     assert status.last_error and "OPENAI_API_KEY" in status.last_error
+
+
+def test_a_failed_flush_waits_at_most_retry_max_seconds(make_backend: BackendFactory) -> None:
+    """The retry delay is the shared backoff (``queue.backoff``): its jitter never pushes
+    the wait past ``retry_max_seconds`` (the old formula added up to 10% after capping)."""
+    settings, _, standin = tapped_settings()
+    backend = make_backend(
+        llm=settings, policy=manual(retry_base_seconds=100.0, retry_max_seconds=100.0)
+    )
+    user = uuid.uuid4()
+    backend.record(user, turn_to_blobs(FIRST), "first")
+    standin.fail_next("entry_summary", "http500")
+    with pytest.raises(LLMError):
+        backend.flush(user)
+    after = datetime.now(UTC)
+    b = schema.buffer.c
+    with backend.store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(b.next_attempt_at, b.updated_at).where(b.user_id == user)
+        ).all()
+    assert rows
+    for retry_at, failed_at in rows:
+        assert failed_at <= after
+        delay = (retry_at - failed_at).total_seconds()
+        assert 50.0 - 1.0 <= delay <= 100.0  # half the capped value at least, never past it
