@@ -87,7 +87,7 @@ from ..queue import (
 )
 from ..settings import FlushPolicy
 from ..tokens import count_tokens
-from .http import SendOutcome, refusal_is_permanent, send_outcome
+from .http_errors import SendOutcome, refusal_is_permanent, send_outcome
 from .outbox_store import (
     DEFAULT_OUTBOX_PATH,
     OutboxFailure,
