@@ -3,7 +3,8 @@
 Every endpoint an app needs (``memobase-spec.md`` §1.2) is here, sync over
 :class:`httpx.Client` and natively async over :class:`httpx.AsyncClient`. The wire details
 (envelope, errors, retries, query encoding) live in :mod:`.http`, one request builder per
-route in :mod:`.remote_requests`, durable recording in :mod:`.outbox`.
+route in :mod:`.remote_requests`, durable recording in :mod:`.outbox` (this backend's side
+of it in :mod:`.remote_outbox`).
 
 Differences from the official SDK, on purpose:
 
@@ -16,8 +17,13 @@ Differences from the official SDK, on purpose:
 * parameters equal to the server's documented default are not sent, like the SDK, so requests
   stay short and match what the server expects.
 
-Sync and async methods build the same :class:`~.http.Request` description, so they send
-byte-identical requests and parse answers the same way.
+**One implementation, two shells.** Sync and async methods build the same
+:class:`~.wire.Request`, so they send byte-identical requests and parse answers the same
+way. A policy that takes several requests (create the user on first use, create it again
+when it was deleted behind our back, page through blobs, export) is written once as a
+*flow*: a generator that yields the requests it needs and receives their results (or has
+their typed error thrown in). :meth:`RemoteBackend._run` drives a flow with the sync client,
+:meth:`RemoteBackend._arun` with the async one; the public twins are one-line shells.
 """
 
 from __future__ import annotations
@@ -32,14 +38,13 @@ import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import httpx
 from pydantic import SecretStr
 
 from .. import errors
-from ..background import SerialRunner
 from ..models import (
     Blob,
     BlobData,
@@ -54,99 +59,34 @@ from ..models import (
     UserEvent,
 )
 from ..settings import FlushPolicy
-from ..values import (
-    BufferStatus,
+from . import remote_requests as rq
+from .base import (
     ContextOptions,
     MemoryStatus,
+    ProcessedListener,
     ProfileOptions,
     RecordReceipt,
-    UserOrder,
     UserStatus,
 )
-from . import remote_requests as rq
-from .base import ProcessedListener
-from .http import HttpCore, Request, encode_query, normalise_project_url
+from .http import HttpCore, normalise_project_url
 from .outbox import DeliveryWorker, UserGuards
 from .outbox_store import OutboxFailure, OutboxStore, default_outbox_path, lease_owner_id
+from .remote_flows import Exported, Flow, UserFlows, arun_flow, run_flow
 from .remote_models import DailyUsage, ProjectBilling, ProjectUsers
+from .remote_outbox import Delivery, Listeners, legacy_scope, outbox_scope, turn_bodies
+from .remote_requests import BufferStatus, UserOrder
 
 __all__ = ["RemoteBackend"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("memobase_integrations.remote")
 
-
-def _key_project(api_key: str) -> str | None:
-    """The part of a ``sk-<project>-<secret>`` key that names the project (``None`` for other
-    keys). Not safe to store: for some keys it is part of the secret."""
-    if api_key.startswith("sk-") and "-" in api_key[3:]:
-        return api_key[3:].rsplit("-", 1)[0]
-    return None
-
-
-def _legacy_scope(base_url: str, api_key: str) -> str:
-    """The scope versions before 0.2 wrote, with that key part in clear (see ``_scope``)."""
-    project = _key_project(api_key)
-    return base_url if project is None else f"{base_url}#{project}"
-
-
-def _scope(store: OutboxStore, base_url: str, api_key: str) -> str:
-    """Which server and project outbox rows belong to: URL plus a fingerprint of the key's
-    project part.
-
-    Memobase Cloud serves every project at one URL and tells them apart by the key
-    (``sk-<project>-<secret>``). The project part survives a key rotation, so rows recorded
-    before it are still delivered; but for some keys it is secret too, so only a salted,
-    non-reversible fingerprint of it is stored (:meth:`OutboxStore.fingerprint`).
-    """
-    project = _key_project(api_key)
-    return base_url if project is None else f"{base_url}#key-{store.fingerprint(project)}"
+T = TypeVar("T")
 
 
 def _close_at_exit(ref: weakref.ReferenceType[RemoteBackend]) -> None:
     backend = ref()
     if backend is not None:
         backend.close()
-
-
-class _Delivery:
-    """The network half of the outbox worker, done with the backend's sync client."""
-
-    def __init__(self, backend: RemoteBackend) -> None:
-        self._backend = backend
-
-    def insert_body(self, user_id: UUID, body: dict[str, Any]) -> UUID:
-        return self._backend._insert_body(user_id, body, wait_process=False).id
-
-    def blob_ids(self, user_id: UUID) -> list[UUID]:
-        found: list[UUID] = []
-        for page in range(100):
-            ids = self._backend.list_blobs(user_id, BlobType.chat, page=page, page_size=100)
-            found.extend(ids)
-            if len(ids) < 100:
-                break
-        return found
-
-    def buffer_ids(self, user_id: UUID, status: str) -> list[UUID]:
-        return self._backend._http.send(
-            self._backend._capacity_request(user_id, BlobType.chat, status)
-        )
-
-    def blob_fields(self, user_id: UUID, blob_id: UUID) -> dict[str, Any] | None:
-        try:
-            return self._backend.get_blob(user_id, blob_id).fields or {}
-        except errors.NotFoundError as exc:
-            if rq.is_missing(exc):
-                return None
-            raise
-
-    def delete_blob(self, user_id: UUID, blob_id: UUID) -> None:
-        self._backend.delete_blob(user_id, blob_id)
-
-    def flush_now(self, user_id: UUID) -> list[ChatModalResponse]:
-        return self._backend._http.send(rq.flush_request(user_id, BlobType.chat, True))
-
-    def notify_processed(self, user_id: UUID, results: Sequence[ChatModalResponse]) -> None:
-        self._backend._notify(user_id, results)
 
 
 class RemoteBackend:
@@ -214,7 +154,6 @@ class RemoteBackend:
         self._api_key = SecretStr(key)
         self.timeout = timeout
         self.policy = policy or FlushPolicy()
-        self.auto_create_users = auto_create_users
         self._http = HttpCore(
             self.base_url,
             key,
@@ -228,10 +167,8 @@ class RemoteBackend:
             breaker_cooldown=breaker_cooldown,
         )
         self._scope = ""  # set when the outbox file is opened (the fingerprint's salt is there)
-        self._listeners: list[ProcessedListener] = []
-        # Listeners run here, never on the caller's thread, an event loop or the outbox thread.
-        self._notifier = SerialRunner("memobase-listeners")
-        self._known_users: set[UUID] = set()
+        self._listeners = Listeners()
+        self._flows = UserFlows(auto_create_users, self._notify)
         self._lock = threading.Lock()
         self._outbox_path = Path(outbox_path) if outbox_path is not None else default_outbox_path()
         self._store: OutboxStore | None = None
@@ -255,14 +192,23 @@ class RemoteBackend:
     def __repr__(self) -> str:
         return f"RemoteBackend(url={self.base_url!r})"
 
+    @property
+    def auto_create_users(self) -> bool:
+        """Create users on first write (and again when deleted behind the cache)."""
+        return self._flows.auto_create_users
+
+    @auto_create_users.setter
+    def auto_create_users(self, value: bool) -> None:
+        self._flows.auto_create_users = value
+
     # -- outbox plumbing --------------------------------------------------------------------
     def _open_store(self) -> OutboxStore:
         with self._lock:
             if self._store is None:
                 store = OutboxStore(self._outbox_path)
                 key = self._api_key.get_secret_value()
-                self._scope = _scope(store, self.base_url, key)
-                moved = store.rename_scope(_legacy_scope(self.base_url, key), self._scope)
+                self._scope = outbox_scope(store, self.base_url, key)
+                moved = store.rename_scope(legacy_scope(self.base_url, key), self._scope)
                 if moved:
                     log.info("Outbox rows of an earlier version moved to the key's fingerprint.")
                 self._guards.scope = self._scope
@@ -282,7 +228,7 @@ class RemoteBackend:
         with self._lock:
             if self._worker is None:
                 self._worker = DeliveryWorker(
-                    store, self._scope, _Delivery(self), self.policy, self._guards
+                    store, self._scope, Delivery(self), self.policy, self._guards
                 )
             worker = self._worker
         worker.start()
@@ -292,28 +238,9 @@ class RemoteBackend:
         """Tell the listeners, on the notifier thread: a listener may do blocking I/O (the
         facade's cache refresh reads the context), which must not run on the caller's
         thread, an event loop, or the outbox thread."""
-        listeners = list(self._listeners)
-        if not listeners:
-            return
-        snapshot = list(results)
+        self._listeners.notify(user_id, results)
 
-        def run() -> None:
-            for listener in listeners:
-                try:
-                    listener(user_id, snapshot)
-                except Exception:  # a listener's bug must not break delivery
-                    log.exception("A Memobase processed-listener failed for user %s", user_id)
-
-        self._notifier.submit(run)
-
-    @staticmethod
-    def _turn_bodies(blobs: Sequence[Blob], turn_id: str) -> list[dict[str, Any]]:
-        bodies = []
-        for index, blob in enumerate(blobs):
-            body = rq.blob_body(blob)
-            body["fields"] = {**(body.get("fields") or {}), "turn_id": turn_id, "blob_index": index}
-            bodies.append(body)
-        return bodies
+    _turn_bodies = staticmethod(turn_bodies)
 
     # -- hot path ---------------------------------------------------------------------------
     def record(self, user_id: UUID, blobs: Sequence[ChatBlob], turn_id: str) -> RecordReceipt:
@@ -345,15 +272,22 @@ class RemoteBackend:
         return await asyncio.to_thread(self.record, user_id, blobs, turn_id)
 
     def add_listener(self, listener: ProcessedListener) -> None:
-        self._listeners.append(listener)
+        self._listeners.add(listener)
+
+    # -- one implementation, two drivers (see the module docstring) ------------------------
+    def _run(self, flow: Flow[T]) -> T:
+        return run_flow(self._http.send, flow)
+
+    async def _arun(self, flow: Flow[T]) -> T:
+        return await arun_flow(self._http.asend, flow)
 
     # -- health -----------------------------------------------------------------------------
     def healthcheck(self) -> None:
         """``GET /healthcheck``; raises a typed error when the server is not healthy."""
-        self._http.send(Request(rq.HEALTHCHECK, rq.parse_none))
+        self._http.send(rq.healthcheck_request())
 
     async def ahealthcheck(self) -> None:
-        await self._http.asend(Request(rq.HEALTHCHECK, rq.parse_none))
+        await self._http.asend(rq.healthcheck_request())
 
     def ping(self) -> bool:
         """True when the server answers its healthcheck (never raises for a network error)."""
@@ -373,16 +307,12 @@ class RemoteBackend:
     # -- users ------------------------------------------------------------------------------
     def create_user(self, user_id: UUID | None = None, data: dict[str, Any] | None = None) -> UUID:
         """``POST /users``; the server picks an id when ``user_id`` is None."""
-        created = self._http.send(rq.create_user_request(user_id, data))
-        self._remember(created)
-        return created
+        return self._run(self._flows.create_user(user_id, data))
 
     async def acreate_user(
         self, user_id: UUID | None = None, data: dict[str, Any] | None = None
     ) -> UUID:
-        created = await self._http.asend(rq.create_user_request(user_id, data))
-        self._remember(created)
-        return created
+        return await self._arun(self._flows.create_user(user_id, data))
 
     def get_user(self, user_id: UUID) -> UserData:
         """``GET /users/{id}`` (raises :class:`NotFoundError` for an unknown user)."""
@@ -394,150 +324,60 @@ class RemoteBackend:
     def get_or_create_user(self, user_id: UUID, data: dict[str, Any] | None = None) -> UserData:
         """Get the user, creating it (with ``data``) if missing; a concurrent create by
         another client (the server's duplicate-key error) counts as "exists"."""
-        try:
-            user = self.get_user(user_id)
-        except errors.NotFoundError as exc:
-            if not rq.is_missing(exc):
-                raise
-            try:
-                self._http.send(rq.create_user_request(user_id, data))
-            except errors.ServerError as create_exc:
-                if not rq.is_duplicate_user(create_exc):
-                    raise
-            user = UserData(id=user_id, data=data)
-        self._remember(user_id)
-        return user
+        return self._run(self._flows.get_or_create_user(user_id, data))
 
     async def aget_or_create_user(
         self, user_id: UUID, data: dict[str, Any] | None = None
     ) -> UserData:
-        try:
-            user = await self.aget_user(user_id)
-        except errors.NotFoundError as exc:
-            if not rq.is_missing(exc):
-                raise
-            try:
-                await self._http.asend(rq.create_user_request(user_id, data))
-            except errors.ServerError as create_exc:
-                if not rq.is_duplicate_user(create_exc):
-                    raise
-            user = UserData(id=user_id, data=data)
-        self._remember(user_id)
-        return user
-
-    def _remember(self, user_id: UUID) -> None:
-        with self._lock:
-            self._known_users.add(user_id)
-
-    def _forget(self, user_id: UUID) -> None:
-        with self._lock:
-            self._known_users.discard(user_id)
-
-    def _known(self, user_id: UUID) -> bool:
-        with self._lock:
-            return user_id in self._known_users
+        return await self._arun(self._flows.get_or_create_user(user_id, data))
 
     def ensure_user(self, user_id: UUID, data: dict[str, Any] | None = None) -> None:
         """Make sure the user exists (one GET the first time per backend, then cached)."""
-        if not self._known(user_id):
-            self.get_or_create_user(user_id, data)
+        self._run(self._flows.ensure_user(user_id, data))
 
     async def aensure_user(self, user_id: UUID, data: dict[str, Any] | None = None) -> None:
-        if not self._known(user_id):
-            await self.aget_or_create_user(user_id, data)
+        await self._arun(self._flows.ensure_user(user_id, data))
 
     def update_user(self, user_id: UUID, data: dict[str, Any]) -> UUID:
         """Replace the user's data with ``data`` (sent as the body itself, not nested)."""
-        return self._http.send(
-            Request(rq.UPDATE_USER, rq.parse_id, rq.user_path(user_id), json=data)
-        )
+        return self._http.send(rq.update_user_request(user_id, data))
 
     async def aupdate_user(self, user_id: UUID, data: dict[str, Any]) -> UUID:
-        return await self._http.asend(
-            Request(rq.UPDATE_USER, rq.parse_id, rq.user_path(user_id), json=data)
-        )
+        return await self._http.asend(rq.update_user_request(user_id, data))
 
     def delete_user(self, user_id: UUID) -> bool:
         """Forget the user: its undelivered outbox turns here, and on the server its profile,
         events, gists, blobs and buffers. A user the server does not know is not an error;
         returns ``False`` when there was nothing to forget (here or on the server)."""
         with self._guards.hold(user_id):
-            store = self._existing_store()
-            local = store.delete_user(self._scope, user_id) if store is not None else 0
-            self._forget(user_id)
-            try:
-                self._http.send(Request(rq.DELETE_USER, rq.parse_none, rq.user_path(user_id)))
-            except errors.NotFoundError as exc:
-                if not rq.is_missing(exc):
-                    raise
-                return local > 0
-            return True
+            return self._run(self._flows.delete_user(user_id, self._delete_local(user_id)))
 
     async def adelete_user(self, user_id: UUID) -> bool:
         async with self._guards.ahold(user_id):
-            store = await asyncio.to_thread(self._existing_store)
-            local = 0
-            if store is not None:
-                local = await asyncio.to_thread(store.delete_user, self._scope, user_id)
-            self._forget(user_id)
-            try:
-                await self._http.asend(
-                    Request(rq.DELETE_USER, rq.parse_none, rq.user_path(user_id))
-                )
-            except errors.NotFoundError as exc:
-                if not rq.is_missing(exc):
-                    raise
-                return local > 0
-            return True
+            local = await asyncio.to_thread(self._delete_local, user_id)
+            return await self._arun(self._flows.delete_user(user_id, local))
+
+    def _delete_local(self, user_id: UUID) -> int:
+        store = self._existing_store()
+        return store.delete_user(self._scope, user_id) if store is not None else 0
 
     # -- blobs ------------------------------------------------------------------------------
     def _insert_body(
         self, user_id: UUID, body: dict[str, Any], *, wait_process: bool
     ) -> BlobInsertData:
-        if self.auto_create_users:
-            self.ensure_user(user_id)
-        try:
-            result = self._http.send(rq.insert_request(user_id, body, wait_process))
-        except errors.ServerError as exc:
-            # The user was deleted behind our cache (another client): create it, insert again.
-            # Safe: a foreign-key failure means nothing was stored.
-            if not (self.auto_create_users and rq.is_missing_user(exc)):
-                raise
-            self._forget(user_id)
-            self.ensure_user(user_id)
-            result = self._http.send(rq.insert_request(user_id, body, wait_process))
-        if result.chat_results:
-            self._notify(user_id, result.chat_results)
-        return result
-
-    async def _ainsert_body(
-        self, user_id: UUID, body: dict[str, Any], *, wait_process: bool
-    ) -> BlobInsertData:
-        if self.auto_create_users:
-            await self.aensure_user(user_id)
-        try:
-            result = await self._http.asend(rq.insert_request(user_id, body, wait_process))
-        except errors.ServerError as exc:
-            if not (self.auto_create_users and rq.is_missing_user(exc)):
-                raise
-            self._forget(user_id)
-            await self.aensure_user(user_id)
-            result = await self._http.asend(rq.insert_request(user_id, body, wait_process))
-        if result.chat_results:
-            self._notify(user_id, result.chat_results)
-        return result
+        return self._run(self._flows.insert(user_id, body, wait_process))
 
     def insert(
         self, user_id: UUID, blob: Blob | BlobData, *, wait_process: bool = False
     ) -> BlobInsertData:
         """``POST /blobs/insert`` now (not through the outbox). With ``wait_process`` the
         server processes inline when the buffer passed its threshold (``chat_results``)."""
-        return self._insert_body(user_id, rq.blob_body(blob), wait_process=wait_process)
+        return self._run(self._flows.insert(user_id, rq.blob_body(blob), wait_process))
 
     async def ainsert(
         self, user_id: UUID, blob: Blob | BlobData, *, wait_process: bool = False
     ) -> BlobInsertData:
-        return await self._ainsert_body(user_id, rq.blob_body(blob), wait_process=wait_process)
+        return await self._arun(self._flows.insert(user_id, rq.blob_body(blob), wait_process))
 
     def get_blob(self, user_id: UUID, blob_id: UUID) -> BlobData:
         return self._http.send(
@@ -578,16 +418,6 @@ class RemoteBackend:
         await self._http.asend(rq.blob_request(rq.DELETE_BLOB, user_id, blob_id, rq.parse_none))
 
     # -- buffer -----------------------------------------------------------------------------
-    def _capacity_request(
-        self, user_id: UUID, blob_type: BlobType, status: str | None
-    ) -> Request[list[UUID]]:
-        return Request(
-            rq.CAPACITY,
-            rq.parse_ids,
-            {"user_id": str(user_id), "buffer_type": str(blob_type)},
-            encode_query([("status", rq.differs(status, "processing"))]),
-        )
-
     def buffer_capacity(
         self,
         user_id: UUID,
@@ -596,7 +426,7 @@ class RemoteBackend:
     ) -> list[UUID]:
         """Ids of the user's buffer rows (not blob ids) in a status (``None``: the server's
         default, ``processing``)."""
-        return self._http.send(self._capacity_request(user_id, blob_type, status))
+        return self._http.send(rq.capacity_request(user_id, blob_type, status))
 
     async def abuffer_capacity(
         self,
@@ -604,7 +434,7 @@ class RemoteBackend:
         blob_type: BlobType = BlobType.chat,
         status: BufferStatus | None = "idle",
     ) -> list[UUID]:
-        return await self._http.asend(self._capacity_request(user_id, blob_type, status))
+        return await self._http.asend(rq.capacity_request(user_id, blob_type, status))
 
     def flush(
         self, user_id: UUID, blob_type: BlobType = BlobType.chat, *, wait: bool = True
@@ -623,6 +453,21 @@ class RemoteBackend:
             return worker.request_flush(user_id, wait).result()
         with self._guards.hold(user_id):
             results = self._http.send(rq.flush_request(user_id, blob_type, wait))
+        return self._flushed(user_id, results, wait)
+
+    async def aflush(
+        self, user_id: UUID, blob_type: BlobType = BlobType.chat, *, wait: bool = True
+    ) -> list[ChatModalResponse]:
+        worker = await asyncio.to_thread(self._outbox_worker, blob_type)
+        if worker is not None:
+            return await asyncio.wrap_future(worker.request_flush(user_id, wait))
+        async with self._guards.ahold(user_id):
+            results = await self._http.asend(rq.flush_request(user_id, blob_type, wait))
+        return self._flushed(user_id, results, wait)
+
+    def _flushed(
+        self, user_id: UUID, results: list[ChatModalResponse], wait: bool
+    ) -> list[ChatModalResponse]:
         if wait:
             self._notify(user_id, results)
         return results
@@ -634,18 +479,6 @@ class RemoteBackend:
         if blob_type != BlobType.chat or self._existing_store() is None:
             return None
         return self._start_worker()
-
-    async def aflush(
-        self, user_id: UUID, blob_type: BlobType = BlobType.chat, *, wait: bool = True
-    ) -> list[ChatModalResponse]:
-        worker = await asyncio.to_thread(self._outbox_worker, blob_type)
-        if worker is not None:
-            return await asyncio.wrap_future(worker.request_flush(user_id, wait))
-        async with self._guards.ahold(user_id):
-            results = await self._http.asend(rq.flush_request(user_id, blob_type, wait))
-        if wait:
-            self._notify(user_id, results)
-        return results
 
     # -- reads ------------------------------------------------------------------------------
     def context(self, user_id: UUID, options: ContextOptions) -> str:
@@ -691,15 +524,10 @@ class RemoteBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[UserEvent]:
-        params = rq.search_params(query, topk, similarity_threshold, time_range_in_days)
-        return self._http.send(
-            Request(
-                rq.SEARCH_EVENTS,
-                rq.parse_list("events", rq.EVENT_LIST),
-                rq.user_path(user_id),
-                params,
-            )
+        req = rq.search_events_request(
+            user_id, query, topk, similarity_threshold, time_range_in_days
         )
+        return self._http.send(req)
 
     async def asearch_events(
         self,
@@ -709,15 +537,10 @@ class RemoteBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[UserEvent]:
-        params = rq.search_params(query, topk, similarity_threshold, time_range_in_days)
-        return await self._http.asend(
-            Request(
-                rq.SEARCH_EVENTS,
-                rq.parse_list("events", rq.EVENT_LIST),
-                rq.user_path(user_id),
-                params,
-            )
+        req = rq.search_events_request(
+            user_id, query, topk, similarity_threshold, time_range_in_days
         )
+        return await self._http.asend(req)
 
     def search_gists(
         self,
@@ -727,12 +550,10 @@ class RemoteBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[EventGist]:
-        params = rq.search_params(query, topk, similarity_threshold, time_range_in_days)
-        return self._http.send(
-            Request(
-                rq.SEARCH_GISTS, rq.parse_list("gists", rq.GIST_LIST), rq.user_path(user_id), params
-            )
+        req = rq.search_gists_request(
+            user_id, query, topk, similarity_threshold, time_range_in_days
         )
+        return self._http.send(req)
 
     async def asearch_gists(
         self,
@@ -742,12 +563,10 @@ class RemoteBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[EventGist]:
-        params = rq.search_params(query, topk, similarity_threshold, time_range_in_days)
-        return await self._http.asend(
-            Request(
-                rq.SEARCH_GISTS, rq.parse_list("gists", rq.GIST_LIST), rq.user_path(user_id), params
-            )
+        req = rq.search_gists_request(
+            user_id, query, topk, similarity_threshold, time_range_in_days
         )
+        return await self._http.asend(req)
 
     def search_events_by_tags(
         self,
@@ -769,22 +588,12 @@ class RemoteBackend:
         return await self._http.asend(rq.tags_request(user_id, tags, tag_values, topk))
 
     # -- profile and event writes -----------------------------------------------------------
-    def _add_profile_request(
-        self, user_id: UUID, content: str, topic: str, sub_topic: str
-    ) -> Request[UUID]:
-        body = rq.profile_body(content, topic, sub_topic)
-        return Request(rq.ADD_PROFILE, rq.parse_id, rq.user_path(user_id), json=body)
-
     def add_profile(self, user_id: UUID, content: str, topic: str, sub_topic: str) -> UUID:
         """Add a profile row as given (the server does not normalise the names)."""
-        if self.auto_create_users:
-            self.ensure_user(user_id)
-        return self._http.send(self._add_profile_request(user_id, content, topic, sub_topic))
+        return self._run(self._flows.add_profile(user_id, content, topic, sub_topic))
 
     async def aadd_profile(self, user_id: UUID, content: str, topic: str, sub_topic: str) -> UUID:
-        if self.auto_create_users:
-            await self.aensure_user(user_id)
-        return await self._http.asend(self._add_profile_request(user_id, content, topic, sub_topic))
+        return await self._arun(self._flows.add_profile(user_id, content, topic, sub_topic))
 
     def update_profile(
         self,
@@ -819,18 +628,10 @@ class RemoteBackend:
     def import_profile(self, user_id: UUID, context: str) -> None:
         """``POST /users/profile/import`` (experimental on the server): process a free text
         about the user synchronously, flushing the chat buffer before and after."""
-        self._http.send(
-            Request(
-                rq.IMPORT_PROFILE, rq.parse_none, rq.user_path(user_id), json={"context": context}
-            )
-        )
+        self._http.send(rq.import_profile_request(user_id, context))
 
     async def aimport_profile(self, user_id: UUID, context: str) -> None:
-        await self._http.asend(
-            Request(
-                rq.IMPORT_PROFILE, rq.parse_none, rq.user_path(user_id), json={"context": context}
-            )
-        )
+        await self._http.asend(rq.import_profile_request(user_id, context))
 
     def update_event(self, user_id: UUID, event_id: UUID, data: EventData | dict[str, Any]) -> None:
         """Merge the given keys into the event's data (no re-embedding on the server)."""
@@ -852,36 +653,30 @@ class RemoteBackend:
     # -- project ----------------------------------------------------------------------------
     def get_profile_config(self) -> str:
         """The project's profile config YAML (``""`` when unset)."""
-        return self._http.send(Request(rq.GET_CONFIG, rq.parse_config))
+        return self._http.send(rq.get_config_request())
 
     async def aget_profile_config(self) -> str:
-        return await self._http.asend(Request(rq.GET_CONFIG, rq.parse_config))
+        return await self._http.asend(rq.get_config_request())
 
     def set_profile_config(self, config_yaml: str | None) -> None:
         """Set (``None``: reset) the project's profile config; the server validates it."""
-        self._http.send(Request(rq.SET_CONFIG, rq.parse_none, json={"profile_config": config_yaml}))
+        self._http.send(rq.set_config_request(config_yaml))
 
     async def aset_profile_config(self, config_yaml: str | None) -> None:
-        await self._http.asend(
-            Request(rq.SET_CONFIG, rq.parse_none, json={"profile_config": config_yaml})
-        )
+        await self._http.asend(rq.set_config_request(config_yaml))
 
     def usage(self) -> ProjectBilling:
         """``GET /project/billing``: tokens left this month and this month's cost."""
-        return self._http.send(Request(rq.BILLING, ProjectBilling.model_validate))
+        return self._http.send(rq.billing_request())
 
     async def ausage(self) -> ProjectBilling:
-        return await self._http.asend(Request(rq.BILLING, ProjectBilling.model_validate))
+        return await self._http.asend(rq.billing_request())
 
     def daily_usage(self, last_days: int = 7) -> list[DailyUsage]:
-        params = encode_query([("last_days", rq.differs(last_days, 7))])
-        return self._http.send(Request(rq.USAGE, rq.USAGE_LIST.validate_python, params=params))
+        return self._http.send(rq.usage_request(last_days))
 
     async def adaily_usage(self, last_days: int = 7) -> list[DailyUsage]:
-        params = encode_query([("last_days", rq.differs(last_days, 7))])
-        return await self._http.asend(
-            Request(rq.USAGE, rq.USAGE_LIST.validate_python, params=params)
-        )
+        return await self._http.asend(rq.usage_request(last_days))
 
     def project_users(
         self,
@@ -951,66 +746,19 @@ class RemoteBackend:
     async def adiscard_failed(self, user_id: UUID | None = None) -> int:
         return await asyncio.to_thread(self.discard_failed, user_id)
 
-    def _export(
-        self,
-        user: UserData | None,
-        profile: list[Profile],
-        events: list[UserEvent],
-        blobs: list[tuple[UUID, BlobData]],
-        user_id: UUID,
-    ) -> dict[str, Any]:
+    def _export(self, user_id: UUID, server: Exported) -> dict[str, Any]:
         store = self._existing_store()
         undelivered = [] if store is None else store.undelivered(self._scope, user_id)
-        return {
-            "user_id": str(user_id),
-            "backend": "remote",
-            "user": None if user is None else user.model_dump(mode="json"),
-            "profile": [p.model_dump(mode="json") for p in profile],
-            "events": [e.model_dump(mode="json") for e in events],
-            "buffered_blobs": [
-                {"id": str(bid), **blob.model_dump(mode="json")} for bid, blob in blobs
-            ],
-            "undelivered_turns": [t.to_json() for t in undelivered],
-        }
+        return server.to_json(user_id, [t.to_json() for t in undelivered])
 
     def export_user(self, user_id: UUID) -> dict[str, Any]:
         """Everything kept about the user, JSON-ready: the user's data, profile, events (the
         server's 21-day window), blobs still stored on the server and undelivered turns."""
-        try:
-            user: UserData | None = self.get_user(user_id)
-        except errors.NotFoundError as exc:
-            if not rq.is_missing(exc):
-                raise
-            user = None
-        profile = self.profile(user_id, ProfileOptions())
-        events = self.events(user_id, topk=1000)
-        blobs: list[tuple[UUID, BlobData]] = []
-        for blob_type in (BlobType.chat, BlobType.summary):
-            for page in range(100):
-                ids = self.list_blobs(user_id, blob_type, page=page, page_size=100)
-                blobs.extend((bid, self.get_blob(user_id, bid)) for bid in ids)
-                if len(ids) < 100:
-                    break
-        return self._export(user, profile, events, blobs, user_id)
+        return self._export(user_id, self._run(self._flows.export_user(user_id)))
 
     async def aexport_user(self, user_id: UUID) -> dict[str, Any]:
-        try:
-            user: UserData | None = await self.aget_user(user_id)
-        except errors.NotFoundError as exc:
-            if not rq.is_missing(exc):
-                raise
-            user = None
-        profile = await self.aprofile(user_id, ProfileOptions())
-        events = await self.aevents(user_id, topk=1000)
-        blobs: list[tuple[UUID, BlobData]] = []
-        for blob_type in (BlobType.chat, BlobType.summary):
-            for page in range(100):
-                ids = await self.alist_blobs(user_id, blob_type, page=page, page_size=100)
-                for bid in ids:
-                    blobs.append((bid, await self.aget_blob(user_id, bid)))
-                if len(ids) < 100:
-                    break
-        return await asyncio.to_thread(self._export, user, profile, events, blobs, user_id)
+        server = await self._arun(self._flows.export_user(user_id))
+        return await asyncio.to_thread(self._export, user_id, server)
 
     def close(self, timeout: float | None = None) -> None:
         """Deliver and flush what the outbox holds (within ``timeout``, default
@@ -1037,7 +785,7 @@ class RemoteBackend:
             worker = self._worker
         if worker is not None:
             worker.drain_and_stop(limit, abort=self._http.abort)
-        self._notifier.stop(max(1.0, end - time.monotonic()))
+        self._listeners.stop(max(1.0, end - time.monotonic()))
 
     async def aclose(self, timeout: float | None = None) -> None:
         if self._closed:

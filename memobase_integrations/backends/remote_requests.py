@@ -30,7 +30,7 @@ from ..models import (
     UserEvent,
 )
 from .base import ContextOptions, ProfileOptions
-from .remote_models import DailyUsage, ProjectUsers
+from .remote_models import DailyUsage, ProjectBilling, ProjectUsers
 from .wire import Call, JsonParam, Request, encode_query
 
 T = TypeVar("T")
@@ -361,3 +361,67 @@ def is_duplicate_user(exc: errors.MemobaseError) -> bool:
 def is_missing(exc: errors.MemobaseError) -> bool:
     """errno 404 from a handler (not a 404 route: that means a wrong URL)."""
     return isinstance(exc, errors.NotFoundError) and exc.errno == 404
+
+
+# -- one builder per remaining route (the backend's sync and async shells share them) --------
+
+
+def healthcheck_request() -> Request[None]:
+    return Request(HEALTHCHECK, parse_none)
+
+
+def update_user_request(user_id: UUID, data: dict[str, Any]) -> Request[UUID]:
+    return Request(UPDATE_USER, parse_id, user_path(user_id), json=data)
+
+
+def delete_user_request(user_id: UUID) -> Request[None]:
+    return Request(DELETE_USER, parse_none, user_path(user_id))
+
+
+def search_events_request(
+    user_id: UUID, query: str, topk: int, threshold: float, days: int
+) -> Request[list[UserEvent]]:
+    params = search_params(query, topk, threshold, days)
+    return Request(SEARCH_EVENTS, parse_list("events", EVENT_LIST), user_path(user_id), params)
+
+
+def search_gists_request(
+    user_id: UUID, query: str, topk: int, threshold: float, days: int
+) -> Request[list[EventGist]]:
+    params = search_params(query, topk, threshold, days)
+    return Request(SEARCH_GISTS, parse_list("gists", GIST_LIST), user_path(user_id), params)
+
+
+def add_profile_request(user_id: UUID, content: str, topic: str, sub_topic: str) -> Request[UUID]:
+    body = profile_body(content, topic, sub_topic)
+    return Request(ADD_PROFILE, parse_id, user_path(user_id), json=body)
+
+
+def import_profile_request(user_id: UUID, context: str) -> Request[None]:
+    return Request(IMPORT_PROFILE, parse_none, user_path(user_id), json={"context": context})
+
+
+def get_config_request() -> Request[str]:
+    return Request(GET_CONFIG, parse_config)
+
+
+def set_config_request(config_yaml: str | None) -> Request[None]:
+    return Request(SET_CONFIG, parse_none, json={"profile_config": config_yaml})
+
+
+def billing_request() -> Request[ProjectBilling]:
+    return Request(BILLING, ProjectBilling.model_validate)
+
+
+def usage_request(last_days: int) -> Request[list[DailyUsage]]:
+    params = encode_query([("last_days", differs(last_days, 7))])
+    return Request(USAGE, USAGE_LIST.validate_python, params=params)
+
+
+def capacity_request(user_id: UUID, blob_type: BlobType, status: str | None) -> Request[list[UUID]]:
+    return Request(
+        CAPACITY,
+        parse_ids,
+        {"user_id": str(user_id), "buffer_type": str(blob_type)},
+        encode_query([("status", differs(status, "processing"))]),
+    )

@@ -242,7 +242,7 @@ def test_async_calls_work_from_several_event_loops(tmp_path: Path) -> None:
 
         async def twice() -> UUID | None:
             await backend.aensure_user(user)
-            backend._forget(user)
+            backend._flows.forget(user)
             return (await backend.aget_user(user)).id
 
         assert asyncio.run(twice()) == user
