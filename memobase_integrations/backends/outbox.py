@@ -13,15 +13,17 @@ exactly-once.**
 * A turn is durable once ``record`` returned: the row is committed in WAL mode with
   ``synchronous=NORMAL``, which survives a crash or kill of the process (not a power loss of
   the machine, which would need ``synchronous=FULL`` and an fsync per turn).
-* Rows are delivered in order per user, retried with exponential backoff, and never dropped
-  silently. A row the server refuses for what it contains (``http.refusal_is_permanent``:
-  HTTP 422, errno 400/413/520, or errno 500 naming a data error such as PostgreSQL's
-  ``UntranslatableCharacter`` for U+0000) is parked as *failed* at once; one that exhausted
-  ``FlushPolicy.max_attempts`` is parked too, unless its last answer was lost (the server may
-  hold it: it keeps being resolved first). A parked turn does not hold back the user's later
-  turns; it is shown by ``status()`` and ``failures()`` and only leaves the outbox through
-  ``retry_failed()`` or ``discard_failed()``. Other errors (the server down, its LLM down,
-  a wrong key) are retried in order.
+* Rows are delivered in order per user, retried with exponential backoff
+  (:mod:`memobase_integrations.queue`: the same backoff and parking rules as the embedded
+  engine), and never dropped silently. A row the server refuses for what it contains
+  (``http_errors.refusal_is_permanent``: HTTP 422, errno 400/413/520, or errno 500 naming
+  a data error such as PostgreSQL's ``UntranslatableCharacter`` for U+0000) is parked as
+  *failed* at once; one that exhausted ``FlushPolicy.max_attempts`` is parked too, unless
+  its last answer was lost (the server may hold it: it keeps being resolved first). A
+  parked turn does not hold back the user's later turns; it is shown by ``status()`` and
+  ``failures()`` and only leaves the outbox through ``retry_failed()`` or
+  ``discard_failed()``. Other errors (the server down, its LLM down, a wrong key) are
+  retried in order.
 * The server has no idempotency key, so a send whose answer was lost (read timeout, connection
   dropped after the request was written, a gateway error) is ambiguous. Every blob carries
   ``fields = {"turn_id": ..., "blob_index": i}``, and a blob is marked *in flight* in the file
