@@ -1,11 +1,12 @@
 """When a failed item of a queue is tried again: one formula for both backends.
 
-Exponential, capped, then jittered *downwards* ("equal jitter"): the delay of attempt ``n``
-is ``min(cap, base * 2**(n-1))`` times a random factor in ``[0.5, 1.0]``. The jitter spreads
-the retries of many processes that failed together (a server came back), and because it is
-applied to the capped value it can only shorten a wait: no delay ever exceeds ``cap``, so
-``FlushPolicy.retry_max_seconds`` is a promise. (The embedded worker used to add up to 10%
-after capping, the outbox to take 50-100% of the cap; this is the latter, kept for both.)
+Exponential with up to 10% jitter, *then* capped: the delay of attempt ``n`` is
+``min(cap, base * 2**(n-1) * u)`` with ``u`` uniform in ``[1.0, 1.1]``. The jitter spreads
+the retries of many processes that failed together (a server came back); because the cap
+is applied last, no delay ever exceeds ``cap``, so ``FlushPolicy.retry_max_seconds`` is a
+promise, and no retry comes before ``base * 2**(n-1)``, so ``retry_base_seconds`` is one
+too. (The embedded worker used to apply its 10% after capping, up to 330 s for a 300 s
+cap; the outbox took 50-100% of the capped value, retrying up to twice as early.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from collections.abc import Callable
 
 from ..settings import FlushPolicy
 
-__all__ = ["backoff_delay", "retry_delay"]
+__all__ = ["JITTER", "backoff_delay", "retry_delay"]
+
+#: The largest jitter factor: a delay is stretched by up to 10% before the cap.
+JITTER = 0.1
 
 # 2**30 times any sane base is far beyond every cap: larger exponents only risk overflow.
 _MAX_EXPONENT = 30
@@ -30,12 +34,13 @@ def backoff_delay(
 ) -> float:
     """Seconds to wait after the ``attempts``-th failure (1 = the first one).
 
-    Never more than ``cap``, never less than half the capped exponential value.
-    ``rand`` is the jitter source (``random.uniform``; tests pass the extremes).
+    At least ``min(cap, base * 2**(attempts-1))``, never more than ``cap``. ``rand`` is the
+    jitter source (``random.uniform``; tests pass the extremes); a value outside
+    ``[1, 1 + JITTER]`` is clamped into it.
     """
     exponent = min(max(0, attempts - 1), _MAX_EXPONENT)
-    capped = min(cap, base * 2.0**exponent)
-    return capped * min(1.0, max(0.5, rand(0.5, 1.0)))
+    factor = min(1.0 + JITTER, max(1.0, rand(1.0, 1.0 + JITTER)))
+    return min(cap, base * 2.0**exponent * factor)
 
 
 def retry_delay(policy: FlushPolicy, attempts: int) -> float:

@@ -178,4 +178,4 @@ def test_a_failed_flush_waits_at_most_retry_max_seconds(make_backend: BackendFac
     for retry_at, failed_at in rows:
         assert failed_at <= after
         delay = (retry_at - failed_at).total_seconds()
-        assert 50.0 - 1.0 <= delay <= 100.0  # half the capped value at least, never past it
+        assert 100.0 - 1.0 <= delay <= 100.0  # the capped value, jitter never past it
