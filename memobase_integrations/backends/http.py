@@ -228,8 +228,8 @@ class HttpCore:
             raise self._deadline_error(call)
         return min(self.timeout, left)
 
-    def _deadline_error(self, call: Call) -> errors.TimeoutError:
-        return errors.TimeoutError(
+    def _deadline_error(self, call: Call) -> errors.MemobaseTimeoutError:
+        return errors.MemobaseTimeoutError(
             f"{call} did not finish within its {self.read_deadline:g}s deadline (retries "
             f"included; server {self.base_url}). What to do: check that the server is up "
             "and reachable; raise read_deadline= if your server is slow.",
@@ -242,7 +242,7 @@ class HttpCore:
             return False
         if self.breaker.admit():
             return self.breaker.is_open
-        raise errors.ConnectionError(
+        raise errors.MemobaseConnectionError(
             f"{call} was not sent: the Memobase server at {self.base_url} failed moments ago "
             f"({self.breaker.last_error or 'no answer'}), so request-path reads answer at "
             f"once for {self.breaker.cooldown:g}s before trying it again (next try in "

@@ -314,13 +314,13 @@ def error_from_transport(
             httpx.PoolTimeout: "waiting for a free connection",
             httpx.WriteTimeout: "sending the request",
         }.get(type(exc), "waiting for the answer")
-        return errors.TimeoutError(
+        return errors.MemobaseTimeoutError(
             f"{call} timed out while {phase} (timeout {timeout:g}s, server {base_url}). What to "
             "do: check that the server is up and reachable; raise timeout= for slow calls such "
             "as a flush that processes a large buffer.",
         )
     if isinstance(exc, httpx.ConnectError):
-        return errors.ConnectionError(
+        return errors.MemobaseConnectionError(
             f"{call} could not connect to {base_url} ({_short(exc)}). What to do: check that "
             "the server is running and that project_url / MEMOBASE_PROJECT_URL is right.",
         )
@@ -329,7 +329,7 @@ def error_from_transport(
             f"{call} cannot be sent to {base_url} ({_short(exc)}). What to do: set project_url "
             "to an http(s) URL.",
         )
-    return errors.ConnectionError(
+    return errors.MemobaseConnectionError(
         f"{call} lost the connection to {base_url} before an answer arrived ({_short(exc)}). "
         "What to do: retry; the server may have applied the request.",
     )
@@ -421,7 +421,7 @@ def retry_predicate(call: Call) -> Callable[[BaseException], bool]:
     if call.idempotent_read:
 
         def read(exc: BaseException) -> bool:
-            if isinstance(exc, errors.ConnectionError):  # includes TimeoutError
+            if isinstance(exc, errors.MemobaseConnectionError):  # includes TimeoutError
                 return True
             return (
                 isinstance(exc, errors.MemobaseError)
@@ -440,9 +440,9 @@ def retry_predicate(call: Call) -> Callable[[BaseException], bool]:
 def server_down(exc: BaseException) -> bool:
     """Does this failure say the server is unreachable or stuck? (Not: it refused, nor a
     single dropped connection, which a proxy or a keep-alive race causes as well.)"""
-    if isinstance(exc, errors.TimeoutError):
+    if isinstance(exc, errors.MemobaseTimeoutError):
         return True
-    if isinstance(exc, errors.ConnectionError):
+    if isinstance(exc, errors.MemobaseConnectionError):
         return send_outcome(exc) is SendOutcome.NOT_SENT  # refused, DNS, connect timeout
     return (
         isinstance(exc, errors.MemobaseError)

@@ -113,7 +113,7 @@ __all__ = [
     "lease_owner_id",
 ]
 
-log = logging.getLogger("memobase_integrations.outbox")
+log = logging.getLogger(__name__)
 
 # How often the worker folds the WAL back into the outbox file (record() never does).
 _CHECKPOINT_SECONDS = 5.0
@@ -277,7 +277,7 @@ class DeliveryWorker(BackgroundLoop):
                     fut.set_result(results)
             except BaseException as exc:
                 if isinstance(exc, LeaseLost):
-                    exc = errors.TimeoutError(
+                    exc = errors.MemobaseTimeoutError(
                         f"User {user_id} was taken over by another process sharing the outbox "
                         "file while this call ran; nothing was lost. What to do: call again."
                     )
@@ -370,7 +370,7 @@ class DeliveryWorker(BackgroundLoop):
                         self._flush(user_id)
                 else:
                     self._work_user(user_id, force=True, flush=False)
-        except (errors.TimeoutError, LeaseLost):
+        except (errors.MemobaseTimeoutError, LeaseLost):
             # Another process has this user right now: it delivers it.
             log.info("Memobase outbox: user %s is busy elsewhere; left to its holder", user_id)
             return False

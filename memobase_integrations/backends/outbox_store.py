@@ -18,7 +18,7 @@ from uuid import UUID
 from ..queue.lease import lease_owner_id, owner_alive
 from ..queue.status import memory_status
 from ..settings import FlushPolicy
-from .base import MemoryStatus, UserStatus
+from ..values import MemoryStatus, UserStatus
 from .outbox_file import (
     DEFAULT_OUTBOX_PATH,
     SCHEMA_VERSION,

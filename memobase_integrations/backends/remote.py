@@ -59,26 +59,28 @@ from ..models import (
     UserEvent,
 )
 from ..settings import FlushPolicy
-from . import remote_requests as rq
-from .base import (
+from ..values import (
+    BufferStatus,
     ContextOptions,
     MemoryStatus,
-    ProcessedListener,
     ProfileOptions,
     RecordReceipt,
+    UserOrder,
     UserStatus,
 )
-from .http import HttpCore, normalise_project_url
+from . import remote_requests as rq
+from .base import ProcessedListener
+from .http import HttpCore
 from .outbox import DeliveryWorker, UserGuards
 from .outbox_store import OutboxFailure, OutboxStore, default_outbox_path, lease_owner_id
 from .remote_flows import Exported, Flow, UserFlows, arun_flow, run_flow
 from .remote_models import DailyUsage, ProjectBilling, ProjectUsers
 from .remote_outbox import Delivery, Listeners, legacy_scope, outbox_scope, turn_bodies
-from .remote_requests import BufferStatus, UserOrder
+from .wire import server_credentials
 
 __all__ = ["RemoteBackend"]
 
-log = logging.getLogger("memobase_integrations.remote")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -125,32 +127,14 @@ class RemoteBackend:
         async_transport: httpx.AsyncBaseTransport | None = None,
         auto_create_users: bool = True,
     ) -> None:
-        url = project_url or os.environ.get("MEMOBASE_PROJECT_URL")
-        if not url:
-            raise errors.ConfigurationError(
-                "No Memobase server given. Pass project_url=... or set MEMOBASE_PROJECT_URL "
-                "(https://api.memobase.dev for Memobase Cloud, or your server, e.g. "
-                "http://localhost:8019)."
-            )
-        key = (api_key if api_key is not None else os.environ.get("MEMOBASE_API_KEY", "")).strip()
-        if not key:
-            raise errors.ConfigurationError(
-                "No Memobase API key given. Pass api_key=... or set MEMOBASE_API_KEY (the "
-                "project token sk-proj-... on Memobase Cloud; the server's ACCESS_TOKEN when "
-                "self-hosted)."
-            )
-        if any(c.isspace() for c in key) or not key.isprintable():
-            raise errors.ConfigurationError(
-                "The Memobase API key contains spaces or control characters; copy the token "
-                "again (it is one word, e.g. sk-proj-...)."
-            )
+        url, key = server_credentials(project_url, api_key)
         if timeout <= 0 or max_retries < 0 or read_deadline <= 0 or breaker_cooldown < 0:
             raise errors.ConfigurationError(
                 "timeout and read_deadline must be > 0, breaker_cooldown and max_retries >= 0 "
                 f"(got timeout={timeout!r}, read_deadline={read_deadline!r}, "
                 f"breaker_cooldown={breaker_cooldown!r}, max_retries={max_retries!r})."
             )
-        self.base_url = normalise_project_url(url)
+        self.base_url = url
         self._api_key = SecretStr(key)
         self.timeout = timeout
         self.policy = policy or FlushPolicy()
@@ -524,10 +508,9 @@ class RemoteBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[UserEvent]:
-        req = rq.search_events_request(
-            user_id, query, topk, similarity_threshold, time_range_in_days
+        return self._http.send(
+            rq.search_events_request(user_id, query, topk, similarity_threshold, time_range_in_days)
         )
-        return self._http.send(req)
 
     async def asearch_events(
         self,
@@ -537,10 +520,9 @@ class RemoteBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[UserEvent]:
-        req = rq.search_events_request(
-            user_id, query, topk, similarity_threshold, time_range_in_days
+        return await self._http.asend(
+            rq.search_events_request(user_id, query, topk, similarity_threshold, time_range_in_days)
         )
-        return await self._http.asend(req)
 
     def search_gists(
         self,
@@ -550,10 +532,9 @@ class RemoteBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[EventGist]:
-        req = rq.search_gists_request(
-            user_id, query, topk, similarity_threshold, time_range_in_days
+        return self._http.send(
+            rq.search_gists_request(user_id, query, topk, similarity_threshold, time_range_in_days)
         )
-        return self._http.send(req)
 
     async def asearch_gists(
         self,
@@ -563,10 +544,9 @@ class RemoteBackend:
         similarity_threshold: float = 0.2,
         time_range_in_days: int = 180,
     ) -> list[EventGist]:
-        req = rq.search_gists_request(
-            user_id, query, topk, similarity_threshold, time_range_in_days
+        return await self._http.asend(
+            rq.search_gists_request(user_id, query, topk, similarity_threshold, time_range_in_days)
         )
-        return await self._http.asend(req)
 
     def search_events_by_tags(
         self,

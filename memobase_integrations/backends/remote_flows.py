@@ -27,8 +27,8 @@ from ..models import (
     UserData,
     UserEvent,
 )
+from ..values import ProfileOptions
 from . import remote_requests as rq
-from .base import ProfileOptions
 from .wire import Request
 
 __all__ = ["Exported", "Flow", "UserFlows", "arun_flow", "run_flow"]

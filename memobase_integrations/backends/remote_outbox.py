@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Delivery", "Listeners", "legacy_scope", "outbox_scope", "turn_bodies"]
 
-log = logging.getLogger("memobase_integrations.remote")
+log = logging.getLogger(__name__)
 
 #: Blob ids listed per page when the worker searches a user's chat blobs.
 _PAGE = 100

@@ -8,7 +8,7 @@ server's documented defaults are left out of the query, like the official SDK do
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from pydantic import TypeAdapter
@@ -29,14 +29,12 @@ from ..models import (
     UserData,
     UserEvent,
 )
-from .base import ContextOptions, ProfileOptions
+from ..values import ContextOptions, ProfileOptions, UserOrder
 from .remote_models import DailyUsage, ProjectBilling, ProjectUsers
 from .wire import Call, JsonParam, Request, encode_query
 
 T = TypeVar("T")
 
-BufferStatus = Literal["idle", "processing", "failed", "done"]
-UserOrder = Literal["updated_at", "profile_count", "event_count"]
 
 # -- routes (memobase-spec.md §1.2) -----------------------------------------------------------
 # ``request_path=True``: reads an app makes while answering a user; they fail fast while the

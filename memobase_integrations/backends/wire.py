@@ -9,6 +9,7 @@ clients. Also the query encoding and the project URL rule.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -25,6 +26,7 @@ __all__ = [
     "Request",
     "encode_query",
     "normalise_project_url",
+    "server_credentials",
 ]
 
 T = TypeVar("T")
@@ -138,3 +140,29 @@ def normalise_project_url(project_url: str) -> str:
     if path.endswith(API_PREFIX):
         path = path[: -len(API_PREFIX)]
     return urlunsplit((parts.scheme, parts.netloc, path + API_PREFIX, "", ""))
+
+
+def server_credentials(project_url: str | None, api_key: str | None) -> tuple[str, str]:
+    """The normalised project URL and the API key, from the arguments or
+    ``MEMOBASE_PROJECT_URL`` / ``MEMOBASE_API_KEY``; a missing or malformed one is a
+    :class:`~memobase_integrations.errors.ConfigurationError` saying what to set."""
+    url = project_url or os.environ.get("MEMOBASE_PROJECT_URL")
+    if not url:
+        raise errors.ConfigurationError(
+            "No Memobase server given. Pass project_url=... or set MEMOBASE_PROJECT_URL "
+            "(https://api.memobase.dev for Memobase Cloud, or your server, e.g. "
+            "http://localhost:8019)."
+        )
+    key = (api_key if api_key is not None else os.environ.get("MEMOBASE_API_KEY", "")).strip()
+    if not key:
+        raise errors.ConfigurationError(
+            "No Memobase API key given. Pass api_key=... or set MEMOBASE_API_KEY (the "
+            "project token sk-proj-... on Memobase Cloud; the server's ACCESS_TOKEN when "
+            "self-hosted)."
+        )
+    if any(c.isspace() for c in key) or not key.isprintable():
+        raise errors.ConfigurationError(
+            "The Memobase API key contains spaces or control characters; copy the token "
+            "again (it is one word, e.g. sk-proj-...)."
+        )
+    return normalise_project_url(url), key

@@ -4,7 +4,7 @@ Delivery, flush and delete of one user must never run at the same time (a server
 a buffer twice under parallel flushes; a delivery racing a delete resurrects the user). In
 one process a lock per user does it; across processes sharing a queue file, a lease row
 with an owner and an expiry. The rule this module keeps: **a lease that cannot be had ends
-in a typed error** (:class:`~memobase_integrations.errors.TimeoutError`), never in a silent
+in a typed error** (:class:`~memobase_integrations.errors.MemobaseTimeoutError`), never in a silent
 entry without it, and work under a lease that another process took over stops
 (:class:`LeaseLost`).
 """
@@ -26,7 +26,7 @@ from .. import errors
 
 __all__ = ["LeaseLost", "LeaseStore", "UserGuards", "lease_owner_id", "owner_alive"]
 
-log = logging.getLogger("memobase_integrations.queue")
+log = logging.getLogger(__name__)
 
 _HOST = socket.gethostname()
 
@@ -78,7 +78,7 @@ class UserGuards:
 
     ``store`` may be set later (the lease rows live in a file opened lazily); until then the
     local lock alone guards. A caller that cannot get the user within its wait gets
-    :class:`~memobase_integrations.errors.TimeoutError`; work under the lease calls
+    :class:`~memobase_integrations.errors.MemobaseTimeoutError`; work under the lease calls
     :meth:`renew` before each long step.
     """
 
@@ -110,8 +110,8 @@ class UserGuards:
             except Exception:  # the lease expires on its own: nothing is held for long
                 log.debug("releasing the lease of user %s failed", user_id, exc_info=True)
 
-    def _busy(self, user_id: UUID, wait_seconds: float, what: str) -> errors.TimeoutError:
-        return errors.TimeoutError(
+    def _busy(self, user_id: UUID, wait_seconds: float, what: str) -> errors.MemobaseTimeoutError:
+        return errors.MemobaseTimeoutError(
             f"User {user_id} is busy: {what} did not become free within {wait_seconds:g}s "
             "(a delivery, flush or delete of this user is running, here or in another "
             "process sharing the outbox file). Nothing was done. What to do: call again "
@@ -139,7 +139,7 @@ class UserGuards:
     @contextlib.contextmanager
     def hold(self, user_id: UUID, wait_seconds: float = 60.0) -> Iterator[None]:
         """Hold the user, waiting at most ``wait_seconds`` for the local lock and the
-        lease; raises :class:`errors.TimeoutError` when either cannot be had."""
+        lease; raises :class:`errors.MemobaseTimeoutError` when either cannot be had."""
         deadline = time.monotonic() + wait_seconds
         lock = self._user_lock(user_id)
         if not lock.acquire(timeout=max(0.0, wait_seconds)):

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 __all__ = ["BackgroundLoop", "StopOutcome"]
 
-log = logging.getLogger("memobase_integrations.queue")
+log = logging.getLogger(__name__)
 
 #: After the close deadline and an ``abort``, how long the thread may take to notice.
 ABORT_GRACE_SECONDS = 5.0

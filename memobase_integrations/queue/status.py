@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from uuid import UUID
 
-from ..backends.base import MemoryStatus, UserStatus
+from ..values import MemoryStatus, UserStatus
 
 __all__ = ["memory_status", "with_default_error"]
 

@@ -16,12 +16,12 @@ import pytest
 import sqlalchemy as sa
 from emb_support import MANUAL, BackendFactory, fault, manual, tapped_settings, turn
 
-from memobase_integrations.backends.base import ProfileOptions
 from memobase_integrations.engine import schema
 from memobase_integrations.engine.store import FAILED
 from memobase_integrations.errors import ConfigurationError, LLMError
 from memobase_integrations.messages import turn_to_blobs
 from memobase_integrations.settings import LLMSettings
+from memobase_integrations.values import ProfileOptions
 
 FIRST = turn("My name is Gus and I work as a software engineer.", "Hi Gus!", "2025/01/14")
 CHANGE = turn("I got a new job as a chef at Luigi's.", "Congrats!", "2025/02/01")

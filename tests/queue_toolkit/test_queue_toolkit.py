@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memobase_integrations.backends.base import UserStatus
 from memobase_integrations.queue import (
     BackgroundLoop,
     Disposition,
@@ -25,6 +24,7 @@ from memobase_integrations.queue import (
     with_default_error,
 )
 from memobase_integrations.settings import FlushPolicy
+from memobase_integrations.values import UserStatus
 
 # -- backoff ----------------------------------------------------------------------------------
 
