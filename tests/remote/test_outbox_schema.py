@@ -46,10 +46,11 @@ def test_a_new_outbox_file_carries_the_schema_version(tmp_path: Path) -> None:
 def test_an_unversioned_file_of_the_previous_release_is_migrated_and_delivered(env: Env) -> None:
     shutil.copy(V0, env.path)
     assert user_version(env.path) == 0
-    backend = env.backend()
+    with sqlite3.connect(env.path) as conn:
+        rows = conn.execute("SELECT turn_id, state FROM outbox_turns ORDER BY seq").fetchall()
+    assert rows == [("ann-1", "pending"), ("ann-2", "pending"), ("bob-1", "pending")]
+    backend = env.backend()  # the worker may start delivering the old rows at once
     assert user_version(env.path) == SCHEMA_VERSION
-    # the old rows wait out their backoff (600 s); a flush delivers them at once
-    assert backend.status().pending_turns == 3 and len(backend.failures()) == 2
     backend.flush(ANN)
     backend.flush(BOB)
     assert backend.status().pending_turns == 0
