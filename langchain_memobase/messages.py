@@ -22,10 +22,12 @@ from langchain_core.messages import (
     BaseMessage,
     ChatMessage,
     HumanMessage,
+    ToolMessage,
 )
 
 from memobase_integrations import (
     Message,
+    Said,
 )
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "message_text",
     "to_memobase_message",
     "to_memobase_messages",
+    "to_said",
 ]
 
 #: ``additional_kwargs["lc_source"]`` of the HumanMessage that ``SummarizationMiddleware`` writes.
@@ -189,3 +192,25 @@ def last_user_message(messages: Sequence[BaseMessage]) -> HumanMessage | None:
         if isinstance(message, HumanMessage) and not is_summary_message(message):
             return message
     return None
+
+
+def to_said(message: BaseMessage) -> Said:
+    """A LangChain message as the core turn policy sees it (:mod:`memobase_integrations.turns`).
+
+    Summaries written by ``SummarizationMiddleware`` are ``other``: the framework talking.
+    """
+    key = message.id or None
+    if isinstance(message, HumanMessage):
+        kind = "other" if is_summary_message(message) else "user"
+        return Said(kind, message_text(message), key=key)  # type: ignore[arg-type]
+    if isinstance(message, AIMessage):
+        return Said("assistant", message_text(message), bool(message.tool_calls), key)
+    if isinstance(message, ToolMessage):
+        return Said("tool", message_text(message), key=key)
+    if isinstance(message, ChatMessage):
+        role = message.role.strip().lower()
+        if role in _USER_ROLES:
+            return Said("user", message_text(message), key=key)
+        if role in _ASSISTANT_ROLES:
+            return Said("assistant", message_text(message), key=key)
+    return Said("other", message_text(message), key=key)

@@ -23,6 +23,7 @@ without memory; ``strict=True`` makes it raise instead. A missing user id always
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import uuid
@@ -43,19 +44,28 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         '`pip install "memobase-integrations[langchain]"`.'
     ) from exc
 
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
 
 from memobase_integrations import (
     ConfigurationError,
     Memobase,
     Message,
     UserMemory,
+    current_turn,
     is_empty_context,
+    structured_text,
+    turn_id,
 )
 
 from ._guard import Guard
 from .errors import MissingUserIdError
-from .messages import last_user_message, message_text, to_memobase_messages
+from .messages import (
+    last_user_message,
+    message_text,
+    to_memobase_message,
+    to_memobase_messages,
+    to_said,
+)
 
 __all__ = ["MemobaseMiddleware", "UserIdResolver", "default_user_id"]
 
@@ -66,8 +76,7 @@ UserIdResolver = Callable[[Runtime[Any]], "str | uuid.UUID | None"]
 
 _CONTEXT_PLACEHOLDER = "{context}"
 _SEPARATOR = "\n\n"
-_TURN_ID_PREFIX = "langchain:"
-_MAX_TURN_ID = 255
+_TURN_SOURCE = "langchain"
 
 
 def default_user_id(runtime: Runtime[Any]) -> str | uuid.UUID | None:
@@ -106,12 +115,20 @@ def _as_user_id(value: object) -> str | uuid.UUID:
 
 @dataclass(slots=True)
 class _Turn:
-    """What one invocation needs between its hooks: never stored in the graph state."""
+    """What one invocation needs between its hooks: never stored in the graph state.
+
+    ``seen_users`` are the turn's user messages as the first model call of the invocation
+    received them (after every other middleware's input edits, e.g. PII redaction); they
+    are recorded only when the user messages left the state mid-run (summarisation).
+    ``structured`` is the structured answer a model call produced (``ToolStrategy``).
+    """
 
     user: UserMemory
     anchor_id: str | None
-    human: list[Message]
+    started_at: datetime
     context: str
+    seen_users: list[BaseMessage] | None = None
+    structured: Any = None
 
 
 class _TurnTable:
@@ -304,15 +321,24 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
 
     def _start(self, user: UserMemory, messages: Sequence[BaseMessage]) -> _Turn:
         anchor = last_user_message(messages)
-        now = datetime.now(UTC)
-        human = to_memobase_messages([anchor], default_created_at=now) if anchor else []
-        return _Turn(user=user, anchor_id=anchor.id if anchor else None, human=human, context="")
+        return _Turn(
+            user=user,
+            anchor_id=anchor.id if anchor else None,
+            started_at=datetime.now(UTC),
+            context="",
+        )
 
     def _inject(self, system_message: SystemMessage | None, context: str) -> SystemMessage:
-        """Append the memory block to the system message (or make it the system message)."""
+        """Append the memory block to the system message (or make it the system message).
+
+        Idempotent: a system message that already holds the block is returned unchanged, so
+        re-applying it after another middleware rebuilt the prompt from ours never doubles it.
+        """
         block = self.template.replace(_CONTEXT_PLACEHOLDER, context)
         if system_message is None:
             return SystemMessage(content=block)
+        if block in system_message.text:
+            return system_message
         content = system_message.content
         if isinstance(content, str):
             joined = f"{content}{_SEPARATOR}{block}" if content.strip() else block
@@ -320,35 +346,76 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         extra = {"type": "text", "text": f"{_SEPARATOR}{block}"}
         return system_message.model_copy(update={"content": [*content, extra]})
 
-    def _turn_messages(self, turn: _Turn | None, messages: Sequence[AnyMessage]) -> list[Message]:
-        """The user message(s) of this invocation plus the final answer, in order."""
-        if turn is not None:
-            human = list(turn.human)
-        else:
-            anchor = last_user_message(messages)
-            human = to_memobase_messages([anchor]) if anchor else []
-        answer = _final_answer(messages)
-        if answer is not None:
-            human.extend(to_memobase_messages([answer], default_created_at=datetime.now(UTC)))
-        return human
+    def _to_record(
+        self, turn: _Turn | None, state: Mapping[str, Any]
+    ) -> tuple[list[Message], str | None]:
+        """The finished turn as the core policy defines it, and its deterministic id.
 
-    @staticmethod
-    def _turn_id(turn: _Turn | None, messages: Sequence[AnyMessage]) -> str | None:
-        anchor_id = turn.anchor_id if turn is not None else None
-        if anchor_id is None:
-            anchor = last_user_message(messages)
-            anchor_id = anchor.id if anchor is not None else None
-        if not anchor_id:
-            return None
-        turn_id = f"{_TURN_ID_PREFIX}{anchor_id}"
-        if len(turn_id) > _MAX_TURN_ID:  # backends cap turn ids; keep it stable, just shorter
-            turn_id = f"{_TURN_ID_PREFIX}{uuid.uuid5(uuid.NAMESPACE_URL, anchor_id)}"
-        return turn_id
+        Read from the final state, so the user's text is what the model was allowed to see
+        (input edits such as ``PIIMiddleware``'s redaction are in the state by now, whatever
+        the middleware order). When the turn's user message left the state mid-run
+        (summarisation), the copy the first model call received stands in for it.
+        """
+        messages: list[BaseMessage] = list(state.get("messages") or [])
+        if (
+            turn is not None
+            and turn.seen_users
+            and turn.anchor_id is not None
+            and all(m.id != turn.anchor_id for m in messages)
+        ):
+            messages = [*turn.seen_users, *messages]
+        said = [to_said(m) for m in messages]
+        span = current_turn(said, tool_result_answers=True)
+        if span is None:
+            return [], None
+        started = turn.started_at if turn is not None else datetime.now(UTC)
+        users = [messages[i] for i in span.users]
+        record = to_memobase_messages(users, default_created_at=started)
+        answer = messages[span.answer] if span.answer is not None else None
+        structured = turn.structured if turn is not None else state.get("structured_response")
+        answer_message: Message | None = None
+        now = datetime.now(UTC)
+        if structured is not None and (answer is None or not isinstance(answer, AIMessage)):
+            # ToolStrategy: the run ends on the structured-output tool's result; the user got
+            # the structured answer, recorded as its JSON.
+            answer_message = Message.of("assistant", structured_text(structured), created_at=now)
+        elif isinstance(answer, AIMessage):
+            answer_message = to_memobase_message(answer, default_created_at=now)
+        elif answer is not None:  # a tool result returned directly to the user
+            answer_message = Message.of("assistant", message_text(answer), created_at=now)
+        if answer_message is not None:
+            record.append(answer_message)
+        if not record:
+            return [], None
+        answer_text = answer_message.content if answer_message is not None else None
+        return record, turn_id(_TURN_SOURCE, [said[i] for i in span.users], answer_text)
 
     def _request_with_memory(self, request: ModelRequest[Any], turn: _Turn) -> ModelRequest[Any]:
+        """The request with memory, as a request that keeps it through later overrides.
+
+        Middleware listed after this one runs inside this call and may replace the system
+        message (``@dynamic_prompt`` does); :class:`_MemoryRequest` re-applies the memory
+        whenever that happens, so memory survives any middleware order.
+        """
+        if turn.seen_users is None:
+            pending = current_turn([to_said(m) for m in request.messages])
+            turn.seen_users = [request.messages[i] for i in pending.users] if pending else []
         if is_empty_context(turn.context):  # a new user: no empty "# Memory" scaffold
             return request
-        return request.override(system_message=self._inject(request.system_message, turn.context))
+        context = turn.context
+
+        def inject(system_message: SystemMessage | None) -> SystemMessage:
+            return self._inject(system_message, context)
+
+        return _MemoryRequest.wrap(request, inject)
+
+    @staticmethod
+    def _note_response(turn: _Turn, response: object) -> None:
+        """Keep the structured answer of a model call (``ToolStrategy``) for the record."""
+        inner = getattr(response, "model_response", response)  # ExtendedModelResponse
+        structured = getattr(inner, "structured_response", None)
+        if structured is not None:
+            turn.structured = structured
 
     def _found_turn(self, request: ModelRequest[Any], user: UserMemory) -> _Turn | None:
         return self._turns.find(user.id, request.messages, self._thread_id(request.runtime))
@@ -401,7 +468,9 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
                 "Reading Memobase context", lambda: user.context(**kwargs), ""
             )
             self._turns.put(turn, self._thread_id(request.runtime))
-        return handler(self._request_with_memory(request, turn))
+        response = handler(self._request_with_memory(request, turn))
+        self._note_response(turn, response)
+        return response
 
     async def awrap_model_call(
         self,
@@ -418,7 +487,9 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
                 "Reading Memobase context", lambda: user.acontext(**kwargs), ""
             )
             self._turns.put(turn, self._thread_id(request.runtime))
-        return await handler(self._request_with_memory(request, turn))
+        response = await handler(self._request_with_memory(request, turn))
+        self._note_response(turn, response)
+        return response
 
     # -- after_agent: record the finished turn once ----------------------------------------
     def after_agent(self, state: AgentState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
@@ -430,13 +501,12 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
             self._turns.discard(turn)
         if not self.record:
             return None
-        to_record = self._turn_messages(turn, messages)
+        to_record, tid = self._to_record(turn, state)
         if not to_record:
             return None
-        turn_id = self._turn_id(turn, messages)
         self._guard.call_local(
             "Recording the turn in Memobase",
-            lambda: user.record(to_record, turn_id=turn_id),
+            lambda: user.record(to_record, turn_id=tid),
             None,
         )
         if self.flush_after_turn:
@@ -454,13 +524,12 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
             self._turns.discard(turn)
         if not self.record:
             return None
-        to_record = self._turn_messages(turn, messages)
+        to_record, tid = self._to_record(turn, state)
         if not to_record:
             return None
-        turn_id = self._turn_id(turn, messages)
         await self._guard.acall(
             "Recording the turn in Memobase",
-            lambda: user.arecord(to_record, turn_id=turn_id),
+            lambda: user.arecord(to_record, turn_id=tid),
             None,
         )
         if self.flush_after_turn:
@@ -468,15 +537,32 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         return None
 
 
-def _final_answer(messages: Sequence[AnyMessage]) -> AIMessage | None:
-    """The last AI message with text and no tool calls, within the current turn.
+class _MemoryRequest(ModelRequest[Any]):
+    """A ``ModelRequest`` that carries the memory and re-applies it to any new system message.
 
-    Walks back from the end and stops at the first human message (the turn's start, or the
-    summary that replaced it), so an answer from an earlier turn is never recorded again.
+    ``ModelRequest.override`` builds the next request with ``dataclasses.replace``, which keeps
+    this class, so every request derived from ours (by middleware running inside our
+    ``wrap_model_call``) keeps the memory, even when it replaces the system message outright.
     """
-    for message in reversed(messages):
-        if isinstance(message, HumanMessage):
-            return None
-        if isinstance(message, AIMessage) and not message.tool_calls and message_text(message):
-            return message
-    return None
+
+    _memobase_inject: Callable[[SystemMessage | None], SystemMessage]
+
+    @classmethod
+    def wrap(
+        cls,
+        request: ModelRequest[Any],
+        inject: Callable[[SystemMessage | None], SystemMessage],
+    ) -> _MemoryRequest:
+        fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request) if f.init}
+        fields["system_message"] = inject(request.system_message)
+        new = cls(**fields)
+        object.__setattr__(new, "_memobase_inject", inject)
+        return new
+
+    def override(self, **overrides: Any) -> ModelRequest[Any]:
+        replaces_system = "system_message" in overrides or "system_prompt" in overrides
+        new = super().override(**overrides)
+        object.__setattr__(new, "_memobase_inject", self._memobase_inject)
+        if replaces_system:
+            object.__setattr__(new, "system_message", self._memobase_inject(new.system_message))
+        return new

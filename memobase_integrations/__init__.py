@@ -41,6 +41,17 @@ from .models import (
     UserEvent,
 )
 from .settings import FlushPolicy, LLMSettings
+from .turns import (
+    SYNTHETIC_PATTERNS,
+    Said,
+    Turn,
+    current_turn,
+    is_answer,
+    is_synthetic,
+    split_turns,
+    structured_text,
+    turn_id,
+)
 from .values import ContextOptions, MemoryStatus, ProfileOptions, RecordReceipt, UserStatus
 
 if TYPE_CHECKING:
@@ -48,6 +59,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "SYNTHETIC_PATTERNS",
     "AuthenticationError",
     "BlobType",
     "ChatBlob",
@@ -70,22 +82,30 @@ __all__ = [
     "Profile",
     "ProfileOptions",
     "RecordReceipt",
+    "Said",
     "ServerError",
     "ServiceUnavailableError",
     "StoreError",
     "StoreNotFoundError",
     "SummaryBlob",
+    "Turn",
     "UnsupportedError",
     "UserEvent",
     "UserMemory",
     "UserStatus",
     "ValidationError",
     "__version__",
+    "current_turn",
+    "is_answer",
     "is_empty_context",
+    "is_synthetic",
     "neutralize_placeholders",
+    "split_turns",
     "string_to_uuid",
+    "structured_text",
     "to_user_uuid",
     "truncate_context",
+    "turn_id",
     "turn_to_blobs",
 ]
 

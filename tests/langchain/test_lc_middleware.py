@@ -22,6 +22,7 @@ from langchain_memobase import MemobaseMiddleware, MissingUserIdError
 from memobase_integrations import errors as mb_errors
 from memobase_integrations.facade import Memobase
 from memobase_integrations.ids import to_user_uuid
+from memobase_integrations.turns import Said, turn_id
 
 MakeModel = Callable[..., ToolCallingFakeModel]
 SYSTEM = "You are a helpful assistant."
@@ -180,7 +181,8 @@ def test_tool_loop_reads_once_and_records_the_turn_once(
         ("assistant", "It is sunny in Paris."),
     ]
     human = result["messages"][0]
-    assert turn.turn_id == f"langchain:{human.id}"
+    # The core rule (memobase_integrations.turns.turn_id): the user message's id and text.
+    assert turn.turn_id == turn_id("langchain", [Said("user", human.text, key=human.id)])
 
 
 async def test_async_tool_loop_reads_once_and_records_once(
@@ -258,7 +260,9 @@ def test_replaying_the_same_user_message_is_not_recorded_twice(
 
     assert fake_backend.calls["record"] == 2
     assert len(fake_backend.turns) == 1
-    assert fake_backend.turns[0].turn_id == "langchain:client-msg-7"
+    assert fake_backend.turns[0].turn_id == turn_id(
+        "langchain", [Said("user", "I work as a nurse.", key="client-msg-7")]
+    )
 
 
 def test_summarization_middleware_summaries_are_never_recorded(
