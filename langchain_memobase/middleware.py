@@ -44,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         '`pip install "memobase-integrations[langchain]"`.'
     ) from exc
 
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
 from memobase_integrations import (
     ConfigurationError,
