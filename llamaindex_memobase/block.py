@@ -128,10 +128,24 @@ class MemobaseMemoryBlock(BaseMemoryBlock[str]):
         text = text.strip("\n")
         return neutralize_placeholders(text) if self.escape_placeholders else text
 
-    async def atruncate(self, content: str, tokens_to_truncate: int) -> str | None:
-        """Drop events before profile lines; ``None`` when nothing useful is left."""
-        tokenizer = get_tokenizer()  # what Memory counts with unless told otherwise
-        truncated = truncate_context(content, tokens_to_truncate, lambda s: len(tokenizer(s)))
+    async def atruncate(self, content: Any, tokens_to_truncate: int) -> str | None:
+        """Drop events before profile lines; ``None`` when nothing useful is left.
+
+        ``Memory`` asks every block with a priority to shrink under token pressure, also a
+        block that gave nothing this time: it then passes ``[]`` (its "no content" value),
+        which has nothing to drop. A failure here is a memory failure like any other: it
+        drops the block (fail-open) unless ``strict``.
+        """
+        if not isinstance(content, str) or not content.strip():
+            return None
+        try:
+            tokenizer = get_tokenizer()  # what Memory counts with unless told otherwise
+            truncated = truncate_context(content, tokens_to_truncate, lambda s: len(tokenizer(s)))
+        except Exception as exc:
+            handle_failure(
+                exc, "shrink the user's memory", strict=self.strict, on_error=self.on_error
+            )
+            return None
         return truncated.strip("\n") if truncated is not None else None
 
     # -- writing ------------------------------------------------------------------------------

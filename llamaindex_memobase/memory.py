@@ -16,10 +16,11 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from llama_index.core.async_utils import asyncio_run
-from llama_index.core.base.llms.types import ChatMessage, ContentBlock, MessageRole, TextBlock
+from llama_index.core.base.llms.types import ChatMessage, ContentBlock, TextBlock
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.memory import BaseMemoryBlock, InsertMethod, Memory
 from llama_index.core.memory.memory import (
@@ -35,23 +36,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from memobase_integrations import (
     ChatModalResponse,
+    ConfigurationError,
     Memobase,
     Message,
     Profile,
     RecordReceipt,
+    Said,
     UserMemory,
+    split_turns,
+    turn_id,
 )
 
 from ._env import env_memobase
 from ._failures import ErrorHandler, handle_failure
 from .block import MemobaseMemoryBlock
-from .messages import is_final_answer, message_text, to_memobase_message
+from .messages import to_memobase_message, to_said
 from .tools import memobase_tools
 
 __all__ = ["LiteralTextBlock", "MemobaseMemory"]
 
-# "llamaindex:" + session + ":" + 32 hex digits must fit the backends' 255-character cap.
-_MAX_SESSION_IN_TURN_ID = 200
+_TURN_SOURCE = "llamaindex"
 
 
 class LiteralTextBlock(TextBlock):
@@ -68,38 +72,56 @@ class LiteralTextBlock(TextBlock):
         return []
 
 
-class _TurnTracker:
-    """Pairs user messages with the assistant answer that closes them.
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """A completed turn: what to record and its deterministic id."""
 
-    A user message with text opens (or extends) the pending turn; an assistant message with
-    text and no tool calls closes it. Tool calls, tool results, system messages and thinking
-    never enter a turn. A user message that got no answer stays pending and is recorded with
-    the next answered turn. Guarded by a lock because ``stream_chat`` writes the answer from a
-    worker thread.
+    messages: list[Message]
+    turn_id: str
+
+
+class _TurnTracker:
+    """Folds the messages put into memory into turns, by the core policy
+    (:func:`memobase_integrations.turns.split_turns`).
+
+    User messages with text open (or extend) the pending turn; an answer closes it; an
+    assistant message that answers nothing (framework text) closes it without an answer.
+    Tool calls, tool results, system messages and thinking never enter a turn. Guarded by a
+    lock because ``stream_chat`` writes the answer from a worker thread.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: list[Message] = []
+        self._pending: list[ChatMessage] = []
 
     @property
     def pending(self) -> tuple[Message, ...]:
         with self._lock:
-            return tuple(self._pending)
+            converted = (to_memobase_message(m) for m in self._pending)
+            return tuple(m for m in converted if m is not None)
 
-    def observe(self, messages: Sequence[ChatMessage]) -> list[list[Message]]:
-        completed: list[list[Message]] = []
+    def observe(self, messages: Sequence[ChatMessage], scope: str) -> list[_Turn]:
         with self._lock:
-            for message in messages:
-                if message.role == MessageRole.USER and message_text(message):
-                    converted = to_memobase_message(message)
-                    if converted is not None:
-                        self._pending.append(converted)
-                elif is_final_answer(message) and self._pending:
-                    answer = to_memobase_message(message)
-                    if answer is not None:
-                        completed.append([*self._pending, answer])
-                        self._pending = []
+            batch = [*self._pending, *messages]
+            said = [to_said(m) for m in batch]
+            spans, pending = split_turns(said, complete=False)
+            self._pending = [batch[i] for i in pending]
+        completed: list[_Turn] = []
+        for span in spans:
+            users = [to_memobase_message(batch[i]) for i in span.users]
+            record = [m for m in users if m is not None]
+            answer = to_memobase_message(batch[span.answer]) if span.answer is not None else None
+            if answer is not None:
+                record.append(answer)
+            if not record:
+                continue
+            tid = turn_id(
+                _TURN_SOURCE,
+                [said[i] for i in span.users],
+                answer.content if answer is not None else None,
+                scope=scope,
+            )
+            completed.append(_Turn(record, tid))
         return completed
 
     def clear(self) -> None:
@@ -144,6 +166,16 @@ class MemobaseMemory(Memory):
         on_error: ErrorHandler | None = None,
         **data: Any,
     ) -> None:
+        # Check what we were given before resolving the default Memobase: building that one
+        # opens (and may create) the environment's store, which a bad call must not do.
+        extra_blocks = list(data.get("memory_blocks") or [])
+        not_blocks = [b for b in extra_blocks if not isinstance(b, BaseMemoryBlock)]
+        if not_blocks:
+            raise ConfigurationError(
+                f"memory_blocks must be memory block instances, got "
+                f"{type(not_blocks[0]).__name__}. Serialized blocks cannot be rebuilt from a "
+                "dict; build them again and pass memory_blocks=[...]."
+            )
         memobase = memobase if memobase is not None else env_memobase()
         block = MemobaseMemoryBlock(
             user_id=user_id,
@@ -162,7 +194,7 @@ class MemobaseMemory(Memory):
             # The text is protected by LiteralTextBlock instead, so it stays unchanged.
             escape_placeholders=False,
         )
-        data["memory_blocks"] = [block, *(data.get("memory_blocks") or [])]
+        data["memory_blocks"] = [block, *extra_blocks]
         data.setdefault("token_limit", DEFAULT_TOKEN_LIMIT)
         super().__init__(user_id=str(user_id), strict=strict, on_error=on_error, **data)
         self._block = block
@@ -171,6 +203,34 @@ class MemobaseMemory(Memory):
     @classmethod
     def class_name(cls) -> str:
         return "MemobaseMemory"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> MemobaseMemory:  # type: ignore[override]
+        """Rebuild from :meth:`to_dict` output (pass ``memobase=`` to choose the store).
+
+        The Memobase block keeps its name and priority; other serialized blocks cannot be
+        rebuilt (LlamaIndex serializes them without their type) and are refused with
+        :class:`ConfigurationError` before any store is opened.
+        """
+        merged = {**data, **kwargs}
+        merged.pop("class_name", None)
+        if not merged.get("user_id"):
+            raise ConfigurationError(
+                "MemobaseMemory.from_dict needs 'user_id' (whose memory this is); the data "
+                f"has keys {sorted(merged)}."
+            )
+        blocks: list[Any] = list(merged.pop("memory_blocks", None) or [])
+        if blocks and isinstance(blocks[0], dict):
+            # to_dict() writes the Memobase block first, as a bare BaseMemoryBlock dict (its
+            # own options are not serialized: pass them again, e.g. max_token_size=...).
+            ours = blocks.pop(0)
+            merged.setdefault("block_name", ours.get("name", "memobase"))
+            merged.setdefault("block_priority", ours.get("priority", 1))
+        template = merged.get("memory_blocks_template")
+        if isinstance(template, dict) and isinstance(template.get("template_str"), str):
+            # Memory's own to_dict/from_dict does not round-trip the template (upstream).
+            merged["memory_blocks_template"] = RichPromptTemplate(template["template_str"])
+        return cls(memory_blocks=blocks, **merged)
 
     @classmethod
     def from_defaults(  # type: ignore[override]
@@ -187,6 +247,9 @@ class MemobaseMemory(Memory):
         token_flush_size: int = DEFAULT_FLUSH_SIZE,
         memory_blocks_template: RichPromptTemplate = DEFAULT_MEMORY_BLOCKS_TEMPLATE,
         insert_method: InsertMethod = InsertMethod.SYSTEM,
+        image_token_size_estimate: int = 256,
+        audio_token_size_estimate: int = 256,
+        video_token_size_estimate: int = 256,
         chat_store: AsyncDBChatStore | None = None,
         table_name: str = "llama_index_memory",
         async_database_uri: str | None = None,
@@ -241,6 +304,9 @@ class MemobaseMemory(Memory):
             token_flush_size=token_flush_size,
             memory_blocks_template=memory_blocks_template,
             insert_method=insert_method,
+            image_token_size_estimate=image_token_size_estimate,
+            audio_token_size_estimate=audio_token_size_estimate,
+            video_token_size_estimate=video_token_size_estimate,
             sql_store=sql_store,
         )
 
@@ -265,13 +331,13 @@ class MemobaseMemory(Memory):
         try:
             await super().aput(message)
         finally:
-            await self._record(self._tracker.observe([message]))
+            await self._record(self._tracker.observe([message], self.session_id))
 
     async def aput_messages(self, messages: list[ChatMessage]) -> None:
         try:
             await super().aput_messages(messages)
         finally:
-            await self._record(self._tracker.observe(messages))
+            await self._record(self._tracker.observe(messages, self.session_id))
 
     async def aset(self, messages: list[ChatMessage]) -> None:
         """Replace short-term history. Nothing is recorded: these turns are not new."""
@@ -284,27 +350,27 @@ class MemobaseMemory(Memory):
         await super().areset(status=status)
         self._tracker.clear()
 
-    async def _record(self, turns: list[list[Message]]) -> None:
+    async def _record(self, turns: list[_Turn]) -> None:
         for turn in turns:
             try:
-                await self._user.arecord(turn, turn_id=self._turn_id())
+                await self._user.arecord(turn.messages, turn_id=turn.turn_id)
             except Exception as exc:
                 handle_failure(exc, "record the turn", strict=self.strict, on_error=self.on_error)
 
-    def _turn_id(self) -> str:
-        """Unique per recorded turn and traceable to the session; backends cap turn ids at
-        255 characters, so a very long session id is replaced by its uuid5."""
-        session = self.session_id
-        if len(session) > _MAX_SESSION_IN_TURN_ID:
-            session = str(uuid.uuid5(uuid.NAMESPACE_URL, session))
-        return f"llamaindex:{session}:{uuid.uuid4().hex}"
+    def _direct_turn_id(self, messages: Sequence[Message]) -> str:
+        """Derived from the session and the messages, so recording the same ones twice is
+        one turn (the core rule, :func:`memobase_integrations.turns.turn_id`)."""
+        said = [Said(m.role, m.content) for m in messages]
+        return turn_id(_TURN_SOURCE, said, scope=self.session_id)
 
     def record(self, messages: Sequence[ChatMessage]) -> RecordReceipt:
         """Record messages in Memobase directly (bypassing the tracker), e.g. an import."""
-        return self._user.record(self._convert(messages), turn_id=self._turn_id())
+        converted = self._convert(messages)
+        return self._user.record(converted, turn_id=self._direct_turn_id(converted))
 
     async def arecord(self, messages: Sequence[ChatMessage]) -> RecordReceipt:
-        return await self._user.arecord(self._convert(messages), turn_id=self._turn_id())
+        converted = self._convert(messages)
+        return await self._user.arecord(converted, turn_id=self._direct_turn_id(converted))
 
     @staticmethod
     def _convert(messages: Sequence[ChatMessage]) -> list[Message]:

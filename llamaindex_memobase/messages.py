@@ -26,6 +26,8 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
 
 from memobase_integrations import (
     Message,
+    Said,
+    is_answer,
 )
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "requests_tools",
     "to_memobase_message",
     "to_memobase_messages",
+    "to_said",
 ]
 
 _USER_ROLES = frozenset({MessageRole.USER})
@@ -58,12 +61,9 @@ def requests_tools(message: ChatMessage) -> bool:
 
 
 def is_final_answer(message: ChatMessage) -> bool:
-    """True for an assistant message that ends a turn: it has text and requests no tools."""
-    return (
-        message.role in _ASSISTANT_ROLES
-        and not requests_tools(message)
-        and bool(_assistant_text(message_text(message)))
-    )
+    """True for an assistant message that ends a turn with an answer (the core policy:
+    text, no tool calls, not framework-synthetic text)."""
+    return is_answer(to_said(message))
 
 
 def _assistant_text(text: str) -> str:
@@ -116,3 +116,20 @@ def to_memobase_messages(messages: Iterable[ChatMessage]) -> list[Message]:
         if converted is not None:
             out.append(converted)
     return out
+
+
+def to_said(message: ChatMessage) -> Said:
+    """A LlamaIndex message as the core turn policy sees it (:mod:`memobase_integrations.turns`).
+
+    A ReAct reasoning step without an ``Answer:`` is a step (like a tool call), not an answer.
+    """
+    if message.role in _USER_ROLES:
+        return Said("user", message_text(message))
+    if message.role in _ASSISTANT_ROLES:
+        raw = message_text(message)
+        text = _assistant_text(raw)
+        step = requests_tools(message) or (bool(raw) and not text)
+        return Said("assistant", text, calls_tools=step)
+    if message.role in (MessageRole.TOOL, MessageRole.FUNCTION):
+        return Said("tool", message_text(message))
+    return Said("other", message_text(message))

@@ -198,7 +198,7 @@ def turn_id(
       word for word in one session cannot be told from a replay and is kept once.
     """
     keyed = bool(users) and all(u.key for u in users)
-    identity: list[Any] = [scope, [[u.key, u.text] for u in users]]
+    identity: list[Any] = [scope, [[u.kind, u.key, u.text] for u in users]]
     if not keyed:
         identity.append(answer)
     digest = uuid.uuid5(_TURN_NAMESPACE, json.dumps(identity, ensure_ascii=False))

@@ -284,8 +284,10 @@ async def test_extra_operations_go_through_the_facade(mb: Memobase, backend: Fak
     receipt = await memory.arecord(
         [ChatMessage(role="user", content="imported"), ChatMessage(role="tool", content="x")]
     )
-    assert receipt.turn_id.startswith(f"llamaindex:{memory.session_id}:")
+    assert receipt.turn_id.startswith("llamaindex:")
     assert backend.recorded(ALICE) == [[("user", "imported")]]
+    again = await memory.arecord([ChatMessage(role="user", content="imported")])
+    assert again.turn_id == receipt.turn_id and again.duplicate  # derived from the messages
 
 
 async def test_long_session_ids_give_turn_ids_within_the_backend_cap(
