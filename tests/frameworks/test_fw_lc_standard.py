@@ -1,4 +1,6 @@
-"""langchain-tests standard suites for the retrievers and tools (no standard test overridden)."""
+"""langchain-tests standard suites (`RetrieversIntegrationTests`, `ToolsUnitTests`,
+`ToolsIntegrationTests` from the `langchain-tests` package, run as they ship: no standard test
+overridden) for every retriever and tool of `langchain_memobase`."""
 
 from __future__ import annotations
 
