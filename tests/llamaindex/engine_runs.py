@@ -24,7 +24,9 @@ async def run_turn(engine: BaseChatEngine, mode: Mode, message: str) -> str:
     if mode == "stream_chat":
         response: Any = engine.stream_chat(message)
         text = "".join(response.response_gen)
-        thread = response.write_response_to_history_thread
+        # Newer LlamaIndex keeps the writer thread; older ones end the stream only after the
+        # write, so consuming the generator is enough there.
+        thread = getattr(response, "write_response_to_history_thread", None)
         if thread is not None:
             thread.join()
         return text

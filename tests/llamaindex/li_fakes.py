@@ -36,7 +36,7 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms import CustomLLM
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from memobase_integrations.backends.base import ProcessedListener
 from memobase_integrations.errors import NotFoundError, UnsupportedError
@@ -351,10 +351,22 @@ class RecordingFunctionLLM(MockFunctionCallingLLM):
     every message list it was sent, not just the last."""
 
     calls: list[list[ChatMessage]] = Field(default_factory=list, exclude=True)
+    _offered_tools: list[Any] = PrivateAttr(default_factory=list)
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("response_generator", tool_then_answer)
+        # Older llama-index-core mocks call the generator with the messages only (no
+        # ``tools=``): hand it the tools of the last ``*_with_tools`` call ourselves.
+        kwargs.setdefault(
+            "response_generator",
+            lambda messages, **kw: tool_then_answer(
+                messages, **{"tools": self._offered_tools, **kw}
+            ),
+        )
         super().__init__(**kwargs)
+
+    def _prepare_chat_with_tools(self, tools: Sequence[Any], *args: Any, **kwargs: Any) -> dict:  # type: ignore[type-arg]
+        self._offered_tools = list(tools)
+        return super()._prepare_chat_with_tools(tools, *args, **kwargs)  # type: ignore[no-any-return]
 
     @property
     def all_text(self) -> list[str]:
