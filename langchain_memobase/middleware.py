@@ -4,9 +4,15 @@ Per agent invocation (one user message in, one answer out) it does exactly three
 
 1. ``before_agent``: resolve the user and read their memory context **once**;
 2. ``wrap_model_call``: append that context to the existing system message of **every** model
-   call of the invocation (tool loops included), for that request only;
-3. ``after_agent``: record the finished turn (the user's message and the final answer text)
-   **once**, with a stable turn id so a replay is a no-op.
+   call of the invocation (tool loops included), for that request only. The request it hands
+   on keeps the memory when middleware listed after this one replaces the system message
+   (``@dynamic_prompt``), so memory survives any middleware order;
+3. ``after_agent``: record the finished turn **once**, read from the final state so it holds
+   what the model was allowed to see (e.g. ``PIIMiddleware``'s redaction, in either order).
+   What a turn is (all the user messages since the last turn, the final answer, a
+   ``ToolStrategy`` or ``return_direct`` answer, never framework text) and its id (derived
+   from the messages: a replay is a no-op, an edited message a new turn) are the core
+   policy of :mod:`memobase_integrations.turns`.
 
 Why these hooks and not others (see ``shared/docs/langchain-notes.md``): ``before_model``
 writes into the graph state and re-runs on every tool loop, ``after_model`` would record the
