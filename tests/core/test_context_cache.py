@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import wait_until
 
 from memobase_integrations import FlushPolicy, Memobase
 from memobase_integrations.testing import StandInLLM
@@ -40,13 +40,6 @@ def _count_context_calls(mb: Memobase, monkeypatch: pytest.MonkeyPatch) -> list[
 
     monkeypatch.setattr(mb.backend, "context", counted)
     return threads
-
-
-def _wait_for(check: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert check()
 
 
 def test_warm_reads_are_served_from_the_cache(
@@ -79,7 +72,7 @@ def test_processing_refreshes_the_cache_off_the_request_thread(
     key = ContextOptions(max_token_size=300).cache_key()
     # The worker re-reads the cached variant and stores it (peeking at the cache avoids a
     # race with the worker's store, which a call counter alone would have).
-    _wait_for(lambda: "Gus" in (memobase._cache.get(user.id, key) or ""))
+    wait_until(lambda: "Gus" in (memobase._cache.get(user.id, key) or ""), "the refreshed context")
 
     after = user.context(max_token_size=300)
     assert "basic_info::name: Gus" in after
@@ -164,7 +157,7 @@ def test_flush_returns_before_the_cache_refresh_finishes(
     finally:
         gate.set()
         opener.cancel()
-    _wait_for(lambda: "Gus" in (quiet._cache.get(user.id, key) or ""))
+    wait_until(lambda: "Gus" in (quiet._cache.get(user.id, key) or ""), "the refreshed context")
 
 
 async def test_aflush_returns_before_the_cache_refresh_finishes(
@@ -183,7 +176,11 @@ async def test_aflush_returns_before_the_cache_refresh_finishes(
     finally:
         gate.set()
         opener.cancel()
-    await asyncio.to_thread(_wait_for, lambda: "Gus" in (quiet._cache.get(user.id, key) or ""))
+    await asyncio.to_thread(
+        wait_until,
+        lambda: "Gus" in (quiet._cache.get(user.id, key) or ""),
+        "the refreshed context",
+    )
 
 
 def test_a_flush_makes_the_next_read_fresh_even_before_listeners_run(

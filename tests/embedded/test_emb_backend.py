@@ -8,11 +8,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from emb_support import MANUAL, BackendFactory, DbTarget, manual, tapped_settings, turn
+from support import wait_until
 
 from memobase_integrations.backends.base import Backend
 from memobase_integrations.errors import NotFoundError, UnsupportedError, ValidationError
@@ -22,15 +23,6 @@ from memobase_integrations.values import ContextOptions, ProfileOptions
 
 CHILD = Path(__file__).with_name("emb_child.py")
 GUS = turn("My name is Gus and I work as a software engineer.", "Hi Gus!")
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 def test_record_never_calls_the_llm_on_the_callers_thread(make_backend: BackendFactory) -> None:
@@ -46,7 +38,7 @@ def test_record_never_calls_the_llm_on_the_callers_thread(make_backend: BackendF
     for i in range(12):
         receipt = backend.record(user, turn_to_blobs(turn(f"I love hiking trip {i}.")), f"t{i}")
         assert not receipt.duplicate
-    assert wait_until(lambda: backend.status(user).pending_turns == 0)
+    wait_until(lambda: backend.status(user).pending_turns == 0, "processing")
     assert tap.violations == []
     assert standin.calls > 0 and threading.get_ident() not in {c.thread for c in tap.calls}
 
@@ -85,7 +77,7 @@ def test_worker_flushes_over_threshold_and_notifies_listeners(
     time.sleep(0.3)
     assert backend.status(user).pending_turns == 1 and seen == []
     backend.record(user, turn_to_blobs(GUS), "big")
-    assert wait_until(lambda: bool(seen))
+    wait_until(lambda: bool(seen), "the listener")
     assert seen[0][0] == user and seen[0][1][0].add_profiles
     assert backend.status(user).pending_turns == 0
 
@@ -96,7 +88,7 @@ def test_idle_flush(make_backend: BackendFactory) -> None:
     user = uuid.uuid4()
     backend.record(user, turn_to_blobs(GUS), "t")
     assert backend.status(user).pending_turns == 1
-    assert wait_until(lambda: backend.status(user).pending_turns == 0)
+    wait_until(lambda: backend.status(user).pending_turns == 0, "processing")
     assert backend.status(user).users[0].last_flush_at is not None
 
 
@@ -106,7 +98,7 @@ def test_flush_wait_false_is_done_by_the_worker(make_backend: BackendFactory) ->
     user = uuid.uuid4()
     backend.record(user, turn_to_blobs(GUS), "t")
     assert backend.flush(user, wait=False) == []
-    assert wait_until(lambda: backend.status(user).pending_turns == 0)
+    wait_until(lambda: backend.status(user).pending_turns == 0, "processing")
 
 
 def test_close_drains_the_buffer_within_its_budget(make_backend: BackendFactory) -> None:

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import httpx
 import pytest
 from emb_support import MARKER_LINE, BackendFactory, DbTarget, marker_turn, turn
 from pydantic import SecretStr
+from support import wait_until
 
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.backends.worker_process import ProcessWorker, process_worker_obstacle
@@ -68,14 +69,6 @@ def parent_connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     return seen
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.05)
 
 
 def summarized_markers(llm: StandInLLM) -> list[str]:
@@ -161,7 +154,7 @@ def test_worker_process_processes_every_turn_once_and_this_process_calls_no_llm(
         k = n % 3
         backend.record(users[k], turn_to_blobs(marker_turn(k, n)), f"mk-{k}-{n}")
         recorded.append(f"mk-{k}-{n}")
-    wait_until(lambda: len(notified) >= 3, what="the worker process to flush")
+    wait_until(lambda: len(notified) >= 3, "the worker process to flush")
     backend.close(timeout=30)  # drains the rest through the worker process
 
     counts = collections.Counter(summarized_markers(llm))
@@ -191,10 +184,10 @@ def test_flush_request_and_retry_reach_the_worker_process(
     backend.record(user, turn_to_blobs(turn("I work as a nurse.")), "t1")  # under the threshold
     llm.fail_next("entry_summary", "http500", times=None)
     backend.flush(user, wait=False)
-    wait_until(lambda: backend.status(user).failed == 1, what="the failed flush")
+    wait_until(lambda: backend.status(user).failed == 1, "the failed flush")
     llm.clear_faults()
     assert backend.retry_failed(user) == 1
-    wait_until(lambda: backend.status(user).pending_turns == 0, what="the retried flush")
+    wait_until(lambda: backend.status(user).pending_turns == 0, "the retried flush")
     profiles = backend.profile(user, ProfileOptions())
     assert [(p.sub_topic, p.content.split(" [")[0]) for p in profiles] == [("title", "nurse")]
 
@@ -211,7 +204,7 @@ def test_worker_process_logs_reach_this_process_logger(
     backend.record(user, turn_to_blobs(turn("I live in Lyon.")), "t1")
     llm.fail_next("entry_summary", "http500", times=None)
     backend.flush(user, wait=False)
-    wait_until(lambda: "[worker process" in caplog.text, what="a forwarded log record")
+    wait_until(lambda: "[worker process" in caplog.text, "a forwarded log record")
     llm.clear_faults()
     forwarded = [r for r in caplog.records if "[worker process" in r.getMessage()]
     assert forwarded[0].name == "memobase_integrations.backends.worker"
@@ -243,12 +236,12 @@ def test_a_killed_worker_process_is_restarted_and_loses_nothing(
     turns = [f"mk-0-{n}" for n in range(12)]
     for n, turn_id in enumerate(turns):
         backend.record(user, turn_to_blobs(marker_turn(0, n)), turn_id)
-    wait_until(lambda: in_flight(backend, user), what="a flush in flight")
+    wait_until(lambda: in_flight(backend, user), "a flush in flight")
     os.kill(first, signal.SIGKILL)
 
-    wait_until(lambda: backend.worker_pid not in (None, first), what="a restarted worker")
+    wait_until(lambda: backend.worker_pid not in (None, first), "a restarted worker")
     llm.delay_s = 0.0
-    wait_until(lambda: backend.status(user).pending_turns == 0, what="the lease takeover")
+    wait_until(lambda: backend.status(user).pending_turns == 0, "the lease takeover")
     assert not pid_running(first)
 
     committed = collections.Counter(
@@ -275,7 +268,7 @@ def test_worker_process_does_not_outlive_a_killed_app(
     finally:
         app.send_signal(signal.SIGKILL)
         app.wait(30)
-    wait_until(lambda: not pid_running(worker), timeout=30, what="the orphaned worker to exit")
+    wait_until(lambda: not pid_running(worker), "the orphaned worker to exit", timeout=30)
 
 
 def test_a_stalled_worker_process_never_blocks_the_caller(
@@ -306,7 +299,7 @@ def test_a_stalled_worker_process_never_blocks_the_caller(
         assert backend.status(user).pending_turns == 30  # nothing processed while frozen
     finally:
         os.kill(pid, signal.SIGCONT)
-    wait_until(lambda: backend.status(user).pending_turns == 0, what="processing after SIGCONT")
+    wait_until(lambda: backend.status(user).pending_turns == 0, "processing after SIGCONT")
 
 
 def test_auto_falls_back_to_a_thread_when_the_worker_process_cannot_start(
@@ -322,15 +315,17 @@ def test_auto_falls_back_to_a_thread_when_the_worker_process_cannot_start(
     assert backend.worker_mode == "process"
     handle = backend._worker
     assert isinstance(handle, ProcessWorker)
-    wait_until(lambda: backend.worker_mode == "thread", what="the fallback to a thread")
+    wait_until(lambda: backend.worker_mode == "thread", "the fallback to a thread")
     assert "failed to start 3 times in a row" in caplog.text
     # The given-up handle keeps no thread (its sender used to wait for ever).
-    wait_until(lambda: not any(t.is_alive() for t in handle._threads), 30, "the handle's threads")
+    wait_until(
+        lambda: not any(t.is_alive() for t in handle._threads), "the handle's threads", timeout=30
+    )
 
     user = uuid.uuid4()
     for n in range(12):
         backend.record(user, turn_to_blobs(marker_turn(0, n)), f"mk-0-{n}")
-    wait_until(lambda: backend.status(user).pending_turns == 0, what="the thread worker")
+    wait_until(lambda: backend.status(user).pending_turns == 0, "the thread worker")
     assert sorted(summarized_markers(llm)) == sorted(f"mk-0-{n}" for n in range(12))
 
 
@@ -348,7 +343,7 @@ def test_interpreter_exit_drains_through_the_worker_process(
     worker = int(app.stdout.split()[1])
     assert "RECORDED" in app.stdout
     assert sorted(summarized_markers(llm)) == sorted(f"mk-0-{n}" for n in range(12))
-    wait_until(lambda: not pid_running(worker), timeout=30, what="the worker to exit")
+    wait_until(lambda: not pid_running(worker), "the worker to exit", timeout=30)
 
     reopened = EmbeddedBackend(start_worker=False, **db.backend_kwargs())
     try:
@@ -378,8 +373,8 @@ def test_close_after_the_worker_process_died_drains_inline_and_says_so(
     assert worker is not None
     worker._restart_delay = 600.0  # type: ignore[union-attr]  # keep it dead until close()
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not pid_running(pid), what="the worker process to die")
-    wait_until(lambda: not worker.alive, what="the handle to notice")
+    wait_until(lambda: not pid_running(pid), "the worker process to die")
+    wait_until(lambda: not worker.alive, "the handle to notice")
 
     caplog.set_level(logging.WARNING, logger="memobase_integrations")
     backend.close(timeout=60)

@@ -14,13 +14,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import httpx
+from support import wait_until
 
 from memobase_integrations.backends.remote import RemoteBackend
 from memobase_integrations.messages import Message, turn_to_blobs
@@ -47,14 +46,6 @@ class ThreadGuard(httpx.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
-
-
-def wait_until(predicate: Callable[[], bool], what: str, deadline: float = 60.0) -> None:
-    end = time.monotonic() + deadline
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for: {what}")
-        time.sleep(0.01)
 
 
 class OutageSchedule:

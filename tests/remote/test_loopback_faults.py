@@ -29,6 +29,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from llama_index.core.base.llms.types import ChatMessage
 from pydantic import Field
+from support import wait_until
 
 from langchain_memobase import MemobaseMiddleware
 from llamaindex_memobase import MemobaseMemory
@@ -41,7 +42,6 @@ from memobase_integrations.settings import FlushPolicy
 from memobase_integrations.values import ContextOptions, ProfileOptions
 
 from .fake_server import FakeMemobase, LoopbackServer, loopback
-from .test_loopback import wait_until
 
 KEY = "sk-proj-faults-test"
 
@@ -247,7 +247,7 @@ def test_a_hundred_create_close_cycles_leave_nothing_behind(
         gc.collect()
         return all(now <= then for now, then in zip(_resources(), baseline, strict=True))
 
-    wait_until(settled, f"resources back to {baseline} (now {_resources()})", deadline=30)
+    wait_until(settled, f"resources back to {baseline} (now {_resources()})", timeout=30)
     processed = {t for _, t, _ in server.fake.processed_keys()}
     assert processed == {f"t{n}" for n in range(101)}
 

@@ -19,6 +19,7 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
+from support import wait_until
 
 from memobase_integrations import errors
 from memobase_integrations.backends.remote import RemoteBackend
@@ -48,14 +49,6 @@ class Guard(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         return await self.inner.handle_async_request(request)
-
-
-def wait_until(predicate: Callable[[], bool], what: str, deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for: {what}")
-        time.sleep(0.005)
 
 
 def policy(**overrides: Any) -> FlushPolicy:

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from support import wait_until
 
 from memobase_integrations import errors
 from memobase_integrations.backends import http
@@ -25,7 +26,7 @@ from memobase_integrations.backends.remote import RemoteBackend
 from memobase_integrations.models import ChatBlob, OpenAICompatibleMessage
 
 from .fake_server import NUL_ERRMSG, on_nth_insert
-from .test_outbox import Env, env, policy, processed_keys, stored_keys, turn, wait_until
+from .test_outbox import Env, env, policy, processed_keys, stored_keys, turn
 
 __all__ = ["env"]  # the fixture, re-exported for pytest
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from support import wait_until
 
 from memobase_integrations import Memobase
 from memobase_integrations.settings import LLMSettings
@@ -51,14 +52,6 @@ def chat(text: str) -> dict[str, Any]:
     return {"blob_type": "chat", "blob_data": {"messages": [{"role": "user", "content": text}]}}
 
 
-def wait_for(predicate: Any, what: str, deadline: float = 60) -> None:
-    end = time.monotonic() + deadline
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.02)
-
-
 def test_sigterm_finishes_requests_in_flight_and_drains_the_buffer(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     child = subprocess.Popen(
@@ -74,7 +67,7 @@ def test_sigterm_finishes_requests_in_flight_and_drains_the_buffer(tmp_path: Pat
         base = banner.split("http://", 1)[1].split(" ", 1)[0]
         api = f"http://{base}/api/v1"
         with httpx.Client(base_url=api, headers=HEADERS, timeout=120) as c:
-            wait_for(lambda: c.get("/healthcheck").status_code == 200, "the server")
+            wait_until(lambda: c.get("/healthcheck").status_code == 200, "the server")
             for user, text in ((ALICE, "I live in Oslo."), (BOB, "I work as a pilot.")):
                 assert c.post("/users", json={"id": user}).json()["errno"] == 0
                 assert c.post(f"/blobs/insert/{user}", json=chat(text)).json()["errno"] == 0
@@ -86,7 +79,7 @@ def test_sigterm_finishes_requests_in_flight_and_drains_the_buffer(tmp_path: Pat
                 )
             )
             slow.start()
-            wait_for(
+            wait_until(
                 lambda: c.get(
                     f"/users/buffer/capacity/{ALICE}/chat", params={"status": "processing"}
                 ).json()["data"]["ids"],
@@ -94,7 +87,7 @@ def test_sigterm_finishes_requests_in_flight_and_drains_the_buffer(tmp_path: Pat
             )
             child.send_signal(signal.SIGTERM)
             # New connections are refused from now on...
-            wait_for(lambda: _refused(api), "the listening socket to close", deadline=30)
+            wait_until(lambda: _refused(api), "the listening socket to close", timeout=30)
             # ... while the request in flight runs to its end.
             slow.join(timeout=120)
             assert not slow.is_alive()
@@ -134,7 +127,7 @@ def test_a_second_sigterm_during_the_drain_does_not_lose_turns(tmp_path: Path) -
         assert child.stdout is not None
         base = child.stdout.readline().split("http://", 1)[1].split(" ", 1)[0]
         with httpx.Client(base_url=f"http://{base}/api/v1", headers=HEADERS, timeout=60) as c:
-            wait_for(lambda: c.get("/healthcheck").status_code == 200, "the server")
+            wait_until(lambda: c.get("/healthcheck").status_code == 200, "the server")
             users = [f"{i:08d}-0000-4000-8000-{i:012d}" for i in range(1, 6)]
             for user in users:
                 c.post("/users", json={"id": user})
