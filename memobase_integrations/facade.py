@@ -16,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import pydantic
 
@@ -52,13 +52,18 @@ from .models import (
     UserData,
     UserEvent,
 )
+from .options import EmbeddedOptions, FromEnvOptions, RemoteOptions
 from .settings import FlushPolicy, LLMSettings
 from .values import (
     BufferStatus,
+    ContextKwargs,
     ContextOptions,
+    FailedTurn,
     MemoryStatus,
+    ProfileKwargs,
     ProfileOptions,
     RecordReceipt,
+    SearchKwargs,
     UserOrder,
 )
 
@@ -232,7 +237,7 @@ class Memobase:
         cls,
         project_url: str | None = None,
         api_key: str | None = None,
-        **options: Any,
+        **options: Unpack[RemoteOptions],
     ) -> Memobase:
         """Talk to a Memobase server (Memobase Cloud or self-hosted) over HTTP.
 
@@ -241,11 +246,12 @@ class Memobase:
         from .backends.remote import RemoteBackend
 
         where = "Memobase.remote()"
-        limits = _pop_limits(options, where)
+        given: dict[str, Any] = dict(options)
+        limits = _pop_limits(given, where)
         _check_url(project_url, "project_url", where)
         check_text(api_key, "api_key", where, optional=True, blank=True)
-        options = check_call_options(RemoteBackend.__init__, options, where)
-        backend = RemoteBackend(project_url=project_url, api_key=api_key, **options)
+        checked = check_call_options(RemoteBackend.__init__, given, where)
+        backend = RemoteBackend(project_url=project_url, api_key=api_key, **checked)
         return _facade(cls, backend, limits)
 
     @classmethod
@@ -256,7 +262,7 @@ class Memobase:
         llm: LLMSettings | None = None,
         profile_config: ProfileConfig | str | None = None,
         policy: FlushPolicy | None = None,
-        **options: Any,
+        **options: Unpack[EmbeddedOptions],
     ) -> Memobase:
         """Run Memobase's pipeline in-process on SQLite (default) or PostgreSQL.
 
@@ -267,36 +273,40 @@ class Memobase:
         from .backends.embedded import EmbeddedBackend
 
         where = "Memobase.embedded()"
-        limits = _pop_limits(options, where)
+        given: dict[str, Any] = dict(options)
+        limits = _pop_limits(given, where)
         _check_url(database_url, "database_url", where)
-        options = check_call_options(
+        checked = check_call_options(
             EmbeddedBackend.__init__,
-            {"llm": llm, "profile_config": profile_config, "policy": policy, **options},
+            {"llm": llm, "profile_config": profile_config, "policy": policy, **given},
             where,
         )
-        return _facade(cls, EmbeddedBackend(database_url=database_url, **options), limits)
+        return _facade(cls, EmbeddedBackend(database_url=database_url, **checked), limits)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> Memobase:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **options: Unpack[FromEnvOptions]
+    ) -> Memobase:
         """``MEMOBASE_PROJECT_URL`` (+ ``MEMOBASE_API_KEY``) selects a server; otherwise the
         embedded engine on ``MEMOBASE_DATABASE_URL`` (default ``sqlite:///memobase.db``)."""
         env = os.environ if env is None else env
+        given: dict[str, Any] = dict(options)
         if not isinstance(env, Mapping):
             raise ConfigurationError(
                 f"Memobase.from_env(): env must be a mapping of variable names to values (like "
                 f"os.environ) or None, got {type(env).__name__}."
             )
         if env.get("MEMOBASE_PROJECT_URL"):
-            return cls.remote(env["MEMOBASE_PROJECT_URL"], env.get("MEMOBASE_API_KEY"), **options)
+            return cls.remote(env["MEMOBASE_PROJECT_URL"], env.get("MEMOBASE_API_KEY"), **given)
         if env.get("MEMOBASE_API_KEY"):
             raise ConfigurationError(
                 "MEMOBASE_API_KEY is set but MEMOBASE_PROJECT_URL is not. Set "
                 "MEMOBASE_PROJECT_URL=https://api.memobase.dev (Memobase Cloud) or your server's "
                 "URL, or unset MEMOBASE_API_KEY to use the embedded engine."
             )
-        options.setdefault("llm", LLMSettings.from_env(env))
+        given.setdefault("llm", LLMSettings.from_env(env))
         # An empty variable means unset (the default store), as shells usually intend.
-        return cls.embedded(env.get("MEMOBASE_DATABASE_URL") or None, **options)
+        return cls.embedded(env.get("MEMOBASE_DATABASE_URL") or None, **given)
 
     # -- users --------------------------------------------------------------------------------
     def user(self, user_id: str | uuid.UUID) -> UserMemory:
@@ -309,6 +319,29 @@ class Memobase:
 
     async def astatus(self) -> MemoryStatus:
         return await self.backend.astatus(None)
+
+    def failures(self) -> list[FailedTurn]:
+        """Every kept turn of every user whose last attempt failed, with the error text
+        (processing with the embedded engine, delivery with a server; see FailedTurn)."""
+        return self.backend.failures(None)
+
+    async def afailures(self) -> list[FailedTurn]:
+        return await self.backend.afailures(None)
+
+    def retry_failed(self) -> int:
+        """Make every failed turn (parked ones too) due again now; returns how many."""
+        return self.backend.retry_failed(None)
+
+    async def aretry_failed(self) -> int:
+        return await self.backend.aretry_failed(None)
+
+    def discard_failed(self) -> int:
+        """Drop every failed turn for good (the only way a recorded turn is dropped
+        unprocessed); returns how many."""
+        return self.backend.discard_failed(None)
+
+    async def adiscard_failed(self) -> int:
+        return await self.backend.adiscard_failed(None)
 
     def get_profile_config(self) -> str:
         return self.backend.get_profile_config()
@@ -539,7 +572,7 @@ class UserMemory:
         max_token_size: int = 1000,
         *,
         chats: Sequence[MessageLike] | None = None,
-        **options: Any,
+        **options: Unpack[ContextKwargs],
     ) -> str:
         """The memory text to put in a prompt (profile + events), cached until the next
         processing of this user finishes. See :class:`ContextOptions` for the options."""
@@ -572,7 +605,7 @@ class UserMemory:
         max_token_size: int = 1000,
         *,
         chats: Sequence[MessageLike] | None = None,
-        **options: Any,
+        **options: Unpack[ContextKwargs],
     ) -> str | None:
         """The context :meth:`context` would return, if it is cached; ``None`` otherwise.
 
@@ -591,7 +624,7 @@ class UserMemory:
         max_token_size: int = 1000,
         *,
         chats: Sequence[MessageLike] | None = None,
-        **options: Any,
+        **options: Unpack[ContextKwargs],
     ) -> str:
         opts = self._context_options(
             chats, {"max_token_size": max_token_size, **options}, "UserMemory.acontext()"
@@ -609,11 +642,11 @@ class UserMemory:
             cache.put(self.id, opts, value, generation)
         return value
 
-    def profile(self, **options: Any) -> list[Profile]:
+    def profile(self, **options: Unpack[ProfileKwargs]) -> list[Profile]:
         """The structured profile rows (``topic/sub_topic/content``); see ProfileOptions."""
         return self._backend.profile(self.id, _profile_options(options, "UserMemory.profile()"))
 
-    async def aprofile(self, **options: Any) -> list[Profile]:
+    async def aprofile(self, **options: Unpack[ProfileKwargs]) -> list[Profile]:
         opts = _profile_options(options, "UserMemory.aprofile()")
         return await self._backend.aprofile(self.id, opts)
 
@@ -630,22 +663,31 @@ class UserMemory:
         budget = check_count(max_token_size, "max_token_size", where, optional=True)
         return await self._backend.aevents(self.id, limit, budget)
 
-    def search_events(self, query: str, topk: int = 10, **options: Any) -> list[UserEvent]:
-        """Events closest to ``query`` (needs embeddings). Options: ``similarity_threshold``
-        (0.2), ``time_range_in_days`` (180)."""
+    def search_events(
+        self, query: str, topk: int = 10, **options: Unpack[SearchKwargs]
+    ) -> list[UserEvent]:
+        """Events closest to ``query``: by words, and by vectors when embeddings are on (a
+        Memobase server needs embeddings). Options: ``similarity_threshold`` (0.2),
+        ``time_range_in_days`` (180)."""
         q, k, opts = _search_args(query, topk, options, "UserMemory.search_events()")
         return self._backend.search_events(self.id, q, k, **opts)
 
-    async def asearch_events(self, query: str, topk: int = 10, **options: Any) -> list[UserEvent]:
+    async def asearch_events(
+        self, query: str, topk: int = 10, **options: Unpack[SearchKwargs]
+    ) -> list[UserEvent]:
         q, k, opts = _search_args(query, topk, options, "UserMemory.asearch_events()")
         return await self._backend.asearch_events(self.id, q, k, **opts)
 
-    def search_gists(self, query: str, topk: int = 10, **options: Any) -> list[EventGist]:
-        """Event gists closest to ``query`` (needs embeddings); options as search_events."""
+    def search_gists(
+        self, query: str, topk: int = 10, **options: Unpack[SearchKwargs]
+    ) -> list[EventGist]:
+        """Event gists closest to ``query``; as :meth:`search_events`."""
         q, k, opts = _search_args(query, topk, options, "UserMemory.search_gists()")
         return self._backend.search_gists(self.id, q, k, **opts)
 
-    async def asearch_gists(self, query: str, topk: int = 10, **options: Any) -> list[EventGist]:
+    async def asearch_gists(
+        self, query: str, topk: int = 10, **options: Unpack[SearchKwargs]
+    ) -> list[EventGist]:
         q, k, opts = _search_args(query, topk, options, "UserMemory.asearch_gists()")
         return await self._backend.asearch_gists(self.id, q, k, **opts)
 
@@ -832,6 +874,27 @@ class UserMemory:
     async def astatus(self) -> MemoryStatus:
         return await self._backend.astatus(self.id)
 
+    def failures(self) -> list[FailedTurn]:
+        """This user's kept turns whose last attempt failed, with the error text."""
+        return self._backend.failures(self.id)
+
+    async def afailures(self) -> list[FailedTurn]:
+        return await self._backend.afailures(self.id)
+
+    def retry_failed(self) -> int:
+        """Make this user's failed turns (parked ones too) due again now; returns how many."""
+        return self._backend.retry_failed(self.id)
+
+    async def aretry_failed(self) -> int:
+        return await self._backend.aretry_failed(self.id)
+
+    def discard_failed(self) -> int:
+        """Drop this user's failed turns for good; returns how many."""
+        return self._backend.discard_failed(self.id)
+
+    async def adiscard_failed(self) -> int:
+        return await self._backend.adiscard_failed(self.id)
+
 
 # -- argument checks (see arguments.py) -------------------------------------------------------
 def _pop_limits(options: dict[str, Any], where: str) -> dict[str, Any]:
@@ -928,16 +991,17 @@ def _chats(chats: Any, where: str) -> list[Message] | None:
     return converted or None
 
 
-def _profile_options(options: dict[str, Any], where: str) -> ProfileOptions:
-    chats = _chats(options.pop("chats", None), where)
-    return check_options(ProfileOptions, options, where, chats=chats)
+def _profile_options(options: Mapping[str, Any], where: str) -> ProfileOptions:
+    rest = dict(options)
+    chats = _chats(rest.pop("chats", None), where)
+    return check_options(ProfileOptions, rest, where, chats=chats)
 
 
 def _search_args(
-    query: Any, topk: Any, options: dict[str, Any], where: str
+    query: Any, topk: Any, options: Mapping[str, Any], where: str
 ) -> tuple[str, int, dict[str, Any]]:
     text: str = check_text(query, "query", where)
-    return text, check_count(topk, "topk", where), check_search_options(options, where)
+    return text, check_count(topk, "topk", where), check_search_options(dict(options), where)
 
 
 def _profile_row(content: Any, topic: Any, sub_topic: Any, where: str) -> tuple[str, str, str]:

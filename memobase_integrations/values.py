@@ -10,17 +10,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 from uuid import UUID
 
 from .messages import Message
 
 __all__ = [
     "BufferStatus",
+    "ContextKwargs",
     "ContextOptions",
+    "FailedTurn",
     "MemoryStatus",
+    "ProfileKwargs",
     "ProfileOptions",
     "RecordReceipt",
+    "SearchKwargs",
     "UserOrder",
     "UserStatus",
 ]
@@ -76,6 +80,64 @@ class ContextOptions:
             self.full_profile_and_only_search_event,
             self.fill_window_with_events,
         )
+
+
+class ProfileKwargs(TypedDict, total=False):
+    """The keyword options of ``UserMemory.profile()``: :class:`ProfileOptions`' fields, so a
+    type checker sees each one (``tests/core/test_typed_options.py`` keeps them in step)."""
+
+    topk: int | None
+    max_token_size: int | None
+    prefer_topics: Sequence[str] | None
+    only_topics: Sequence[str] | None
+    max_subtopic_size: int | None
+    topic_limits: dict[str, int] | None
+    chats: Sequence[Message | dict[str, Any]] | None
+
+
+class ContextKwargs(TypedDict, total=False):
+    """The keyword options of ``UserMemory.context()`` besides ``max_token_size`` and
+    ``chats`` (which are parameters of their own): :class:`ContextOptions`' other fields."""
+
+    prefer_topics: Sequence[str] | None
+    only_topics: Sequence[str] | None
+    max_subtopic_size: int | None
+    topic_limits: dict[str, int] | None
+    profile_event_ratio: float
+    event_similarity_threshold: float
+    time_range_in_days: int
+    customize_context_prompt: str | None
+    full_profile_and_only_search_event: bool
+    fill_window_with_events: bool
+
+
+class SearchKwargs(TypedDict, total=False):
+    """The keyword options of ``search_events()`` / ``search_gists()``."""
+
+    similarity_threshold: float
+    time_range_in_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class FailedTurn:
+    """A recorded turn whose last attempt failed and that is still kept (never dropped
+    without :meth:`Backend.discard_failed`).
+
+    What "attempt" means depends on the backend: the embedded engine (and the in-memory
+    backend) *processes* turns, so a failure is the LLM pipeline's; a remote backend
+    *delivers* turns to its server, so a failure is the delivery's (processing then happens,
+    and fails, on the server). ``turn_id`` is ``None`` for a blob added with ``insert()``.
+    ``parked``: not retried automatically (``FlushPolicy.max_attempts`` was reached, or the
+    server refused the turn for good) until :meth:`Backend.retry_failed`; otherwise the
+    next automatic attempt is due at ``next_attempt_at``.
+    """
+
+    user_id: UUID
+    turn_id: str | None
+    attempts: int
+    error: str
+    parked: bool
+    next_attempt_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

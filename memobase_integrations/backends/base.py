@@ -27,6 +27,7 @@ from ..models import (
 from ..values import (
     BufferStatus,
     ContextOptions,
+    FailedTurn,
     MemoryStatus,
     ProfileOptions,
     RecordReceipt,
@@ -46,7 +47,7 @@ ProcessedListener = Callable[[UUID, Sequence[ChatModalResponse]], None]
 class Backend(Protocol):
     """What a place that keeps Memobase memories must offer."""
 
-    kind: str  # "remote" | "embedded"
+    kind: str  # "remote" | "embedded" | "memory"
 
     # -- hot path ---------------------------------------------------------------------------
     def record(self, user_id: UUID, blobs: Sequence[ChatBlob], turn_id: str) -> RecordReceipt:
@@ -256,6 +257,22 @@ class Backend(Protocol):
     # -- operations -------------------------------------------------------------------------
     def status(self, user_id: UUID | None = None) -> MemoryStatus: ...
     async def astatus(self, user_id: UUID | None = None) -> MemoryStatus: ...
+    def failures(self, user_id: UUID | None = None) -> list[FailedTurn]:
+        """Every kept turn whose last attempt failed (one user's, or all), oldest first."""
+        ...
+
+    async def afailures(self, user_id: UUID | None = None) -> list[FailedTurn]: ...
+    def retry_failed(self, user_id: UUID | None = None) -> int:
+        """Make failed turns (parked ones too) due now; returns how many turns."""
+        ...
+
+    async def aretry_failed(self, user_id: UUID | None = None) -> int: ...
+    def discard_failed(self, user_id: UUID | None = None) -> int:
+        """Drop failed turns for good (the only way a recorded turn is dropped unprocessed);
+        returns how many turns."""
+        ...
+
+    async def adiscard_failed(self, user_id: UUID | None = None) -> int: ...
     def export_user(self, user_id: UUID) -> dict[str, Any]: ...
     async def aexport_user(self, user_id: UUID) -> dict[str, Any]: ...
     def close(self, timeout: float | None = None) -> None:

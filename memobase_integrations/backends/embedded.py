@@ -66,7 +66,7 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
@@ -110,12 +110,14 @@ from ..models import (
     UserData,
     UserEvent,
 )
+from ..options import WorkerMode
 from ..queue import Disposition, decide, retry_delay, with_default_error
 from ..settings import FlushPolicy, LLMSettings
 from ..tokens import count_tokens
 from ..values import (
     BufferStatus,
     ContextOptions,
+    FailedTurn,
     MemoryStatus,
     ProfileOptions,
     RecordReceipt,
@@ -127,9 +129,6 @@ from .worker import FlushWorker, LeaseKeeper, StopOutcome
 from .worker_process import ProcessWorker, process_worker_obstacle
 
 __all__ = ["EmbeddedBackend", "WorkerMode"]
-
-#: Where the background flush worker runs (see ``EmbeddedBackend(worker=...)``).
-WorkerMode = Literal["auto", "thread", "process"]
 
 logger = logging.getLogger(__name__)
 
@@ -466,22 +465,34 @@ class EmbeddedBackend:
     ) -> list[ChatModalResponse]:
         return await asyncio.to_thread(self.flush, user_id, blob_type, wait=wait)
 
-    def retry_failed(self, user_id: uuid.UUID) -> int:
-        """Make the user's failed turns eligible again now (parked ones included)."""
+    def failures(self, user_id: uuid.UUID | None = None) -> list[FailedTurn]:
+        """Every buffered turn whose last processing run failed (one user's, or all), with
+        the error text; ``parked`` ones wait for :meth:`retry_failed`."""
+        return self.store.failures(user_id)
+
+    async def afailures(self, user_id: uuid.UUID | None = None) -> list[FailedTurn]:
+        return await asyncio.to_thread(self.failures, user_id)
+
+    def retry_failed(self, user_id: uuid.UUID | None = None) -> int:
+        """Make failed turns (one user's, or all; parked ones included) eligible again now;
+        returns how many turns."""
+        users = {f.user_id for f in self.store.failures(user_id)}
         count = self.store.retry_failed(user_id)
         if count and self._worker is not None:
-            self._worker.request(user_id, BlobType.chat)
-            self._worker.request(user_id, BlobType.summary)
+            for user in sorted(users):
+                self._worker.request(user, BlobType.chat)
+                self._worker.request(user, BlobType.summary)
         return count
 
-    async def aretry_failed(self, user_id: uuid.UUID) -> int:
+    async def aretry_failed(self, user_id: uuid.UUID | None = None) -> int:
         return await asyncio.to_thread(self.retry_failed, user_id)
 
-    def discard_failed(self, user_id: uuid.UUID) -> int:
-        """Delete the user's failed turns for good (the only way buffered work is dropped)."""
+    def discard_failed(self, user_id: uuid.UUID | None = None) -> int:
+        """Delete failed turns (one user's, or all) for good - the only way buffered work is
+        dropped; returns how many turns."""
         return self.store.discard_failed(user_id)
 
-    async def adiscard_failed(self, user_id: uuid.UUID) -> int:
+    async def adiscard_failed(self, user_id: uuid.UUID | None = None) -> int:
         return await asyncio.to_thread(self.discard_failed, user_id)
 
     # -- processing core --------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import Any, overload
 from uuid import UUID
 
 from .. import errors
+from ..values import FailedTurn
 
 __all__ = [
     "DEFAULT_OUTBOX_PATH",
@@ -111,16 +112,8 @@ def default_outbox_path() -> Path:
     return Path(os.environ.get("MEMOBASE_OUTBOX_PATH") or DEFAULT_OUTBOX_PATH)
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxFailure:
-    """A turn whose last delivery attempt failed (``parked``: not retried automatically)."""
-
-    user_id: UUID
-    turn_id: str
-    attempts: int
-    error: str
-    parked: bool
-    next_attempt_at: float | None
+#: A turn whose last delivery attempt failed: the Backend protocol's :class:`FailedTurn`.
+OutboxFailure = FailedTurn
 
 
 @dataclass(frozen=True, slots=True)

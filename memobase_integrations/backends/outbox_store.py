@@ -18,7 +18,7 @@ from uuid import UUID
 from ..queue.lease import lease_owner_id, owner_alive
 from ..queue.status import memory_status
 from ..settings import FlushPolicy
-from ..values import MemoryStatus, UserStatus
+from ..values import FailedTurn, MemoryStatus, UserStatus
 from .outbox_file import (
     DEFAULT_OUTBOX_PATH,
     SCHEMA_VERSION,
@@ -475,7 +475,7 @@ class OutboxStore(OutboxFile):
             for r in rows
         ]
 
-    def failures(self, scope: str, user_id: UUID | None = None) -> list[OutboxFailure]:
+    def failures(self, scope: str, user_id: UUID | None = None) -> list[FailedTurn]:
         sql = (
             "SELECT * FROM outbox_turns WHERE scope=? AND state IN ('pending', 'failed') "
             "AND last_error IS NOT NULL"
@@ -486,13 +486,15 @@ class OutboxStore(OutboxFile):
             args.append(str(user_id))
         rows = self._conn().execute(sql + " ORDER BY seq", args).fetchall()
         return [
-            OutboxFailure(
+            FailedTurn(
                 user_id=UUID(r["user_id"]),
                 turn_id=r["turn_id"],
                 attempts=int(r["attempts"]),
                 error=r["last_error"],
                 parked=r["state"] == "failed",
-                next_attempt_at=None if r["state"] == "failed" else float(r["next_attempt_at"]),
+                next_attempt_at=(
+                    None if r["state"] == "failed" else _datetime(float(r["next_attempt_at"]))
+                ),
             )
             for r in rows
         ]

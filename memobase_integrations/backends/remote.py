@@ -62,6 +62,7 @@ from ..settings import FlushPolicy
 from ..values import (
     BufferStatus,
     ContextOptions,
+    FailedTurn,
     MemoryStatus,
     ProfileOptions,
     RecordReceipt,
@@ -72,7 +73,7 @@ from . import remote_requests as rq
 from .base import ProcessedListener
 from .http import HttpCore
 from .outbox import DeliveryWorker, UserGuards
-from .outbox_store import OutboxFailure, OutboxStore, default_outbox_path, lease_owner_id
+from .outbox_store import OutboxStore, default_outbox_path, lease_owner_id
 from .remote_flows import Exported, Flow, UserFlows, arun_flow, run_flow
 from .remote_models import DailyUsage, ProjectBilling, ProjectUsers
 from .remote_outbox import Delivery, Listeners, legacy_scope, outbox_scope, turn_bodies
@@ -696,12 +697,12 @@ class RemoteBackend:
     async def astatus(self, user_id: UUID | None = None) -> MemoryStatus:
         return await asyncio.to_thread(self.status, user_id)
 
-    def failures(self, user_id: UUID | None = None) -> list[OutboxFailure]:
+    def failures(self, user_id: UUID | None = None) -> list[FailedTurn]:
         """Every undelivered turn whose last attempt failed, with the error text."""
         store = self._existing_store()
         return [] if store is None else store.failures(self._scope, user_id)
 
-    async def afailures(self, user_id: UUID | None = None) -> list[OutboxFailure]:
+    async def afailures(self, user_id: UUID | None = None) -> list[FailedTurn]:
         return await asyncio.to_thread(self.failures, user_id)
 
     def retry_failed(self, user_id: UUID | None = None) -> int:

@@ -96,10 +96,13 @@ from ._answers import answer, garble, half_format
 if TYPE_CHECKING:
     import openai
 
+    from .memory import InMemoryBackend as InMemoryBackend
+
 __all__ = [
     "BASE_URL",
     "LABEL",
     "FaultKind",
+    "InMemoryBackend",
     "StandInCall",
     "StandInLLM",
 ]
@@ -593,3 +596,13 @@ def _resolve_step(header: str | None, system: str) -> Step | None:
         except ValueError:
             log.warning("Unknown %s value %r; guessing from the prompt.", STEP_HEADER, header)
     return guess_step(system)
+
+
+def __getattr__(name: str) -> Any:
+    """:class:`~.memory.InMemoryBackend` is imported on first use: it brings the whole
+    embedded engine (SQLAlchemy) with it, which the stand-in alone does not need."""
+    if name == "InMemoryBackend":
+        from .memory import InMemoryBackend
+
+        return InMemoryBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
