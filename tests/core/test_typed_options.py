@@ -25,9 +25,8 @@ from memobase_integrations.backends.base import (
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.backends.remote import RemoteBackend
 from memobase_integrations.engine.config import ProfileConfig
-from memobase_integrations.settings import FlushPolicy, LLMSettings
 from memobase_integrations.facade import Memobase, UserMemory
-
+from memobase_integrations.settings import FlushPolicy, LLMSettings
 
 #: What ``options.py`` imports for the type checker only.
 TYPE_CHECKING_NAMES = {

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_support import Served, Store, pg_store, serving, sqlite_store
+from support.serving import Served, Store, pg_store, serving, sqlite_store
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

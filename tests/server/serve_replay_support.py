@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from serve_support import TOKEN, Served
+from support.serving import TOKEN, Served
 
 from memobase_integrations.backends.embedded import EmbeddedBackend
 

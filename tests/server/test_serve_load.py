@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from serve_support import Store, serving
+from support.serving import Store, serving
 
 from memobase_integrations.settings import FlushPolicy
 

@@ -21,7 +21,7 @@ import pytest
 from memobase import AsyncMemoBaseClient, ChatBlob, MemoBaseClient, SummaryBlob
 from memobase.core.blob import BlobType
 from memobase.error import ServerError
-from serve_support import Served, Store, serving
+from support.serving import Served, Store, serving
 
 RECORDED: dict[str, Any] = json.loads(
     (Path(__file__).parent / "data" / "12_sdk_call_results.json").read_text()

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 from serve_replay_support import DIFFERENCES, SCENARIOS, IdMap, llm_down, scenario, settle
-from serve_support import Served, Store, serving
+from support.serving import Served, Store, serving
 
 from memobase_integrations import Memobase, errors
 from memobase_integrations.backends.remote import RemoteBackend

@@ -37,7 +37,7 @@ from serve_replay_support import (
     send,
     settle,
 )
-from serve_support import Store, serving
+from support.serving import Store, serving
 
 
 def shape_problems(recorded: Any, ours: Any, where: str = "data", top: bool = True) -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from serve_support import TOKEN, Served, Store, serving
+from support.serving import TOKEN, Served, Store, serving
 
 from memobase_integrations.errors import ConfigurationError
 from memobase_integrations.server import ServerConfig, auth

@@ -6,7 +6,7 @@ import threading
 import time
 
 import httpx
-from serve_support import Served, Store, serving
+from support.serving import Served, Store, serving
 
 from memobase_integrations.testing import StandInLLM
 
