@@ -52,7 +52,17 @@ from .turns import (
     structured_text,
     turn_id,
 )
-from .values import ContextOptions, MemoryStatus, ProfileOptions, RecordReceipt, UserStatus
+from .values import (
+    ContextKwargs,
+    ContextOptions,
+    FailedTurn,
+    MemoryStatus,
+    ProfileKwargs,
+    ProfileOptions,
+    RecordReceipt,
+    SearchKwargs,
+    UserStatus,
+)
 
 if TYPE_CHECKING:
     from . import testing as testing
@@ -65,7 +75,9 @@ __all__ = [
     "ChatBlob",
     "ChatModalResponse",
     "ConfigurationError",
+    "ContextKwargs",
     "ContextOptions",
+    "FailedTurn",
     "FlushPolicy",
     "InvalidMessageError",
     "InvalidUserIdError",
@@ -80,9 +92,11 @@ __all__ = [
     "NotFoundError",
     "OpenAICompatibleMessage",
     "Profile",
+    "ProfileKwargs",
     "ProfileOptions",
     "RecordReceipt",
     "Said",
+    "SearchKwargs",
     "ServerError",
     "ServiceUnavailableError",
     "StoreError",

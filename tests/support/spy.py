@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from memobase_integrations.backends.base import Backend, RecordReceipt
+from memobase_integrations.backends.base import Backend, ContextOptions, RecordReceipt
 from memobase_integrations.messages import Message, turn_to_blobs
 from memobase_integrations.models import ChatBlob, Profile
 from memobase_integrations.testing import InMemoryBackend
@@ -105,6 +105,11 @@ class SpyBackend(InMemoryBackend):
             for c in self.of("record")
             if isinstance(c.result, RecordReceipt) and not c.result.duplicate
         ]
+
+    @property
+    def context_requests(self) -> list[tuple[uuid.UUID, ContextOptions]]:
+        """``(user_id, options)`` of every context read."""
+        return [(c.args[0], c.args[1]) for c in self.of("context")]
 
     def turns_of(self, user_id: uuid.UUID) -> list[RecordedTurn]:
         return [t for t in self.turns if t.user_id == user_id]
