@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +131,18 @@ class SpyBackend(InMemoryBackend):
         with self.quietly():
             row = self.add_profile(user_id, content, topic, sub_topic)
             return next(p for p in self._profiles(user_id) if p.id == row)
+
+    def set_profile(self, user_id: uuid.UUID, lines: Sequence[str]) -> None:
+        """Make the user's profile exactly ``lines`` (``"topic::sub_topic: content"`` each,
+        as a context shows them). Listeners are not told: a cached context stays until
+        :meth:`process` (as when another process changed the store)."""
+        with self.quietly():
+            for row in self._profiles(user_id):
+                self.delete_profile(user_id, row.id)
+            for line in lines:
+                slot, content = line.split(": ", 1)
+                topic, sub_topic = slot.split("::", 1)
+                self.add_profile(user_id, content, topic, sub_topic)
 
     def seed(self, user_id: uuid.UUID, *texts: str) -> None:
         """Record each text as a user turn and process them (the stand-in's rules decide
