@@ -1,21 +1,27 @@
-"""Fixtures for the LlamaIndex adapter tests (fake backend; the embedded ones live in e2e)."""
+"""Fixtures for the LlamaIndex adapter tests: the in-memory engine behind a spy, and a
+recording LLM."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
-from li_fakes import FakeBackend, RecordingLLM
+from li_models import RecordingLLM
+from support.spy import SpyBackend
 
 from memobase_integrations.facade import Memobase
 
 
 @pytest.fixture
-def backend() -> FakeBackend:
-    return FakeBackend()
+def backend() -> Iterator[SpyBackend]:
+    spy = SpyBackend()
+    yield spy
+    spy.close(0)
 
 
 @pytest.fixture
-def mb(backend: FakeBackend) -> Memobase:
-    return Memobase(backend)  # type: ignore[arg-type]
+def mb(backend: SpyBackend) -> Memobase:
+    return Memobase(backend)
 
 
 @pytest.fixture

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from li_fakes import FakeBackend, RecordingFunctionLLM, RecordingLLM, pack
+from li_models import RecordingFunctionLLM, RecordingLLM
 from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
 from llama_index.core.memory import InsertMethod
 from llama_index.core.tools import FunctionTool
+from support.spy import SpyBackend
 
 from llamaindex_memobase import MemobaseMemory
 from memobase_integrations.facade import Memobase
@@ -26,9 +27,9 @@ WEATHER = FunctionTool.from_defaults(lookup_weather)
 
 @pytest.mark.parametrize("streaming", [True, False])
 async def test_function_agent_run_with_a_tool_call(
-    streaming: bool, mb: Memobase, backend: FakeBackend
+    streaming: bool, mb: Memobase, backend: SpyBackend
 ) -> None:
-    backend.set_context(ALICE, pack([PROFILE]))
+    backend.set_profile(ALICE, [PROFILE])
     llm = RecordingFunctionLLM()
     agent = FunctionAgent(tools=[WEATHER], llm=llm, system_prompt="Be brief.", streaming=streaming)
     memory = MemobaseMemory.from_defaults("alice", mb)
@@ -51,7 +52,7 @@ async def test_function_agent_run_with_a_tool_call(
 
 
 async def test_function_agent_second_run_records_only_the_new_turn(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
     agent = FunctionAgent(tools=[WEATHER], llm=RecordingFunctionLLM())
     memory = MemobaseMemory.from_defaults("alice", mb)
@@ -65,10 +66,10 @@ async def test_function_agent_second_run_records_only_the_new_turn(
 
 
 async def test_memory_passed_to_the_agent_constructor_is_ignored_by_llamaindex(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
     """A LlamaIndex trap worth a test: only ``run(..., memory=...)`` is honoured."""
-    backend.set_context(ALICE, pack([PROFILE]))
+    backend.set_profile(ALICE, [PROFILE])
     llm = RecordingFunctionLLM()
     memory = MemobaseMemory.from_defaults("alice", mb)
     agent = FunctionAgent(tools=[WEATHER], llm=llm, memory=memory)  # type: ignore[call-arg]
@@ -87,9 +88,9 @@ def react_llm() -> RecordingLLM:
 
 
 async def test_react_agent_sees_the_profile_with_user_insertion(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
-    backend.set_context(ALICE, pack([PROFILE]))
+    backend.set_profile(ALICE, [PROFILE])
     llm = react_llm()
     memory = MemobaseMemory.from_defaults("alice", mb, insert_method=InsertMethod.USER)
     result = await ReActAgent(tools=[WEATHER], llm=llm).run(user_msg="Weather?", memory=memory)
@@ -101,9 +102,9 @@ async def test_react_agent_sees_the_profile_with_user_insertion(
 
 
 async def test_react_agent_sees_the_profile_when_it_has_a_system_prompt(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
-    backend.set_context(ALICE, pack([PROFILE]))
+    backend.set_profile(ALICE, [PROFILE])
     llm = react_llm()
     memory = MemobaseMemory.from_defaults("alice", mb)
     agent = ReActAgent(tools=[WEATHER], llm=llm, system_prompt="Be brief.")
@@ -112,13 +113,13 @@ async def test_react_agent_sees_the_profile_when_it_has_a_system_prompt(
 
 
 async def test_react_agent_drops_system_memory_without_a_system_prompt(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
     """Documented LlamaIndex behaviour: ReActAgent discards the first system message (it
     replaces it with its own header). With the default SYSTEM insertion and no agent
     ``system_prompt``, that first system message *is* the memory, so the profile is lost.
     If this test starts failing, LlamaIndex fixed it and the docs can be simplified."""
-    backend.set_context(ALICE, pack([PROFILE]))
+    backend.set_profile(ALICE, [PROFILE])
     llm = react_llm()
     memory = MemobaseMemory.from_defaults("alice", mb)
     await ReActAgent(tools=[WEATHER], llm=llm).run(user_msg="Weather?", memory=memory)

@@ -1,13 +1,13 @@
-"""``MemobaseMemoryBlock`` inside a plain LlamaIndex ``Memory`` (fake backend)."""
+"""``MemobaseMemoryBlock`` inside a plain LlamaIndex ``Memory`` (the in-memory engine)."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from li_fakes import FakeBackend, pack
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
 from llama_index.core.memory import Memory
+from support.spy import SpyBackend
 
 from llamaindex_memobase import MemobaseMemoryBlock
 from memobase_integrations.errors import ServiceUnavailableError
@@ -23,9 +23,9 @@ def system_text(messages: list[ChatMessage]) -> str:
 
 
 async def test_block_injects_the_users_context_into_the_system_message(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
-    backend.set_context(ALICE, pack(["basic_info::name: Alice", "work::title: nurse"]))
+    backend.set_profile(ALICE, ["basic_info::name: Alice", "work::title: nurse"])
     memory = Memory.from_defaults(memory_blocks=[MemobaseMemoryBlock(user_id="alice", memobase=mb)])
     await memory.aput(ChatMessage(role="user", content="hi"))
 
@@ -48,12 +48,12 @@ async def test_empty_memory_injects_nothing(mb: Memobase) -> None:
 
 
 async def test_reads_are_cached_per_user_until_processing_finishes(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
-    backend.set_context(ALICE, pack(["basic_info::name: Alice"]))
+    backend.set_profile(ALICE, ["basic_info::name: Alice"])
     block = MemobaseMemoryBlock(user_id="alice", memobase=mb)
     assert "Alice" in await block.aget([])
-    backend.set_context(ALICE, pack(["basic_info::name: Alicia"]))
+    backend.set_profile(ALICE, ["basic_info::name: Alicia"])
     assert "Alicia" not in await block.aget([])  # cached
     assert backend.calls["acontext"] == 1
 
@@ -72,9 +72,9 @@ async def test_reads_are_cached_per_user_until_processing_finishes(
 
 
 async def test_recent_chats_are_sent_and_bypass_the_cache(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
-    backend.set_context(ALICE, pack(["basic_info::name: Alice"]))
+    backend.set_profile(ALICE, ["basic_info::name: Alice"])
     block = MemobaseMemoryBlock(user_id="alice", memobase=mb, recent_chats=2)
     history = [
         ChatMessage(role="user", content="one"),
@@ -85,12 +85,12 @@ async def test_recent_chats_are_sent_and_bypass_the_cache(
     await block.aget(history)
     await block.aget(history)
     assert backend.calls["acontext"] == 2
-    chats = backend.context_options[-1].chats
+    chats = backend.context_requests[-1][1].chats
     assert chats is not None
     assert [(m.role, m.content) for m in chats] == [("assistant", "two"), ("user", "three")]
 
 
-async def test_options_reach_the_backend(mb: Memobase, backend: FakeBackend) -> None:
+async def test_options_reach_the_backend(mb: Memobase, backend: SpyBackend) -> None:
     block = MemobaseMemoryBlock(
         user_id="alice",
         memobase=mb,
@@ -100,7 +100,7 @@ async def test_options_reach_the_backend(mb: Memobase, backend: FakeBackend) -> 
         context_options={"profile_event_ratio": 0.8},
     )
     await block.aget([])
-    options = backend.context_options[-1]
+    options = backend.context_requests[-1][1]
     assert options.max_token_size == 321
     assert list(options.prefer_topics or []) == ["work"]
     assert list(options.only_topics or []) == ["work", "basic_info"]
@@ -109,10 +109,10 @@ async def test_options_reach_the_backend(mb: Memobase, backend: FakeBackend) -> 
 
 
 async def test_two_users_on_one_backend_never_see_each_other(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
-    backend.set_context(ALICE, pack(["basic_info::name: Alice"]))
-    backend.set_context(BOB, pack(["basic_info::name: Bob"]))
+    backend.set_profile(ALICE, ["basic_info::name: Alice"])
+    backend.set_profile(BOB, ["basic_info::name: Bob"])
     alice = Memory.from_defaults(memory_blocks=[MemobaseMemoryBlock(user_id="alice", memobase=mb)])
     bob = Memory.from_defaults(memory_blocks=[MemobaseMemoryBlock(user_id="bob", memobase=mb)])
     alice_text = system_text(await alice.aget(input="hi"))
@@ -121,8 +121,8 @@ async def test_two_users_on_one_backend_never_see_each_other(
     assert "Bob" in bob_text and "Alice" not in bob_text
 
 
-async def test_fail_open_returns_no_memory_and_reports(mb: Memobase, backend: FakeBackend) -> None:
-    backend.read_error = ServiceUnavailableError("Memobase is down. Retry later.")
+async def test_fail_open_returns_no_memory_and_reports(mb: Memobase, backend: SpyBackend) -> None:
+    backend.fail["context"] = ServiceUnavailableError("Memobase is down. Retry later.")
     seen: list[tuple[BaseException, str]] = []
     block = MemobaseMemoryBlock(
         user_id="alice", memobase=mb, on_error=lambda exc, action: seen.append((exc, action))
@@ -137,9 +137,9 @@ async def test_fail_open_returns_no_memory_and_reports(mb: Memobase, backend: Fa
 
 
 async def test_a_broken_on_error_callback_does_not_break_the_turn(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
-    backend.read_error = ServiceUnavailableError("down")
+    backend.fail["context"] = ServiceUnavailableError("down")
 
     def explode(exc: BaseException, action: str) -> None:
         raise RuntimeError("observer bug")
@@ -148,8 +148,8 @@ async def test_a_broken_on_error_callback_does_not_break_the_turn(
     assert await block.aget([]) == ""
 
 
-async def test_strict_mode_propagates_the_error(mb: Memobase, backend: FakeBackend) -> None:
-    backend.read_error = ServiceUnavailableError("Memobase is down. Retry later.")
+async def test_strict_mode_propagates_the_error(mb: Memobase, backend: SpyBackend) -> None:
+    backend.fail["context"] = ServiceUnavailableError("Memobase is down. Retry later.")
     block = MemobaseMemoryBlock(user_id="alice", memobase=mb, strict=True)
     memory = Memory.from_defaults(memory_blocks=[block])
     with pytest.raises(ServiceUnavailableError):
@@ -157,18 +157,22 @@ async def test_strict_mode_propagates_the_error(mb: Memobase, backend: FakeBacke
 
 
 async def test_placeholders_are_neutralised_in_a_plain_memory(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
-    backend.set_context(ALICE, pack(["interest::templates: writes {query_str} in docs"]))
+    backend.set_profile(ALICE, ["interest::templates: writes {query_str} in docs"])
     block = MemobaseMemoryBlock(user_id="alice", memobase=mb)
     assert "writes { query_str } in docs" in await block.aget([])
     raw = MemobaseMemoryBlock(user_id="alice", memobase=mb, escape_placeholders=False)
     assert "writes {query_str} in docs" in await raw.aget([])
 
 
-async def test_memory_truncates_events_before_profile(mb: Memobase, backend: FakeBackend) -> None:
-    events = [f"User did a fairly long and detailed thing number {i} last week." for i in range(30)]
-    backend.set_context(ALICE, pack(["basic_info::name: Alice", "work::title: nurse"], events))
+async def test_memory_truncates_events_before_profile(mb: Memobase, backend: SpyBackend) -> None:
+    # 12 events, oldest first: the stand-in keeps "I'm going to <Place> next week" as one
+    # (the trips' profile row is dropped each time, so it never needs re-summarising)
+    for i in range(12):
+        backend.seed(ALICE, f"I'm going to Place{i:02d} next week.")
+        backend.set_profile(ALICE, [])
+    backend.set_profile(ALICE, ["basic_info::name: Alice", "work::title: nurse"])
     block = MemobaseMemoryBlock(user_id="alice", memobase=mb)
     full = await block.aget([])
     # a limit that leaves room for the profile but not for all events
@@ -176,12 +180,12 @@ async def test_memory_truncates_events_before_profile(mb: Memobase, backend: Fak
     await memory.aput(ChatMessage(role="user", content="hi"))
     text = system_text(await memory.aget())
     assert "basic_info::name: Alice" in text and "work::title: nurse" in text
-    assert "number 0 " in text  # newest events survive...
-    assert "number 29 " in full and "number 29 " not in text  # ...oldest go first
+    assert "Place11" in text  # newest events survive...
+    assert "Place00" in full and "Place00" not in text  # ...oldest go first
 
 
 async def test_block_records_overflow_batches_user_and_assistant_text_only(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
     block = MemobaseMemoryBlock(user_id="alice", memobase=mb)
     memory = Memory.from_defaults(
@@ -208,8 +212,8 @@ async def test_block_records_overflow_batches_user_and_assistant_text_only(
     assert ("assistant", "answer number 0 about pets") in flat
 
 
-async def test_block_write_failure_is_fail_open(mb: Memobase, backend: FakeBackend) -> None:
-    backend.record_error = ServiceUnavailableError("disk full")
+async def test_block_write_failure_is_fail_open(mb: Memobase, backend: SpyBackend) -> None:
+    backend.fail["record"] = ServiceUnavailableError("disk full")
     seen: list[str] = []
     block = MemobaseMemoryBlock(user_id="alice", memobase=mb, on_error=lambda e, a: seen.append(a))
     await block.aput([ChatMessage(role="user", content="hello")])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from li_fakes import EMPTY_PACK, pack
+from li_models import EMPTY_PACK, pack
 from llama_index.core.prompts.utils import format_string
 
 from memobase_integrations.context_text import (

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from engine_runs import MODES, Mode, run_turn
-from li_fakes import CountingBackend, RecordingFunctionLLM, RecordingLLM, StaticRetriever
+from li_models import RecordingFunctionLLM, RecordingLLM, StaticRetriever
 from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.chat_engine import (
@@ -29,12 +28,10 @@ from llama_index.core.chat_engine import (
 from llama_index.core.chat_engine.types import BaseChatEngine
 from llama_index.core.memory import InsertMethod
 from llama_index.core.tools import FunctionTool
+from support.spy import SpyBackend
 
 from llamaindex_memobase import MemobaseMemory
-from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.facade import Memobase
-from memobase_integrations.settings import FlushPolicy
-from memobase_integrations.testing import StandInLLM
 
 INTRO = "Hi! My name is Gus and I work as a plumber."
 NAME_LINE = "basic_info::name: Gus"
@@ -49,20 +46,16 @@ def memory_section(messages: list[ChatMessage]) -> str:
 
 
 @pytest.fixture
-def counting(tmp_path: Path) -> Iterator[CountingBackend]:
-    # No background processing during a test: the explicit flush is the only trigger.
-    policy = FlushPolicy(buffer_token_threshold=100_000, idle_flush_seconds=None)
-    inner = EmbeddedBackend(
-        f"sqlite:///{tmp_path / 'memobase.db'}", llm=StandInLLM().settings(), policy=policy
-    )
-    backend = CountingBackend(inner)
+def counting() -> Iterator[SpyBackend]:
+    # The embedded engine in memory: the explicit flush is the only trigger.
+    backend = SpyBackend()
     yield backend
-    inner.close(timeout=5)
+    backend.close(timeout=5)
 
 
 @pytest.fixture
-def memobase(counting: CountingBackend) -> Memobase:
-    return Memobase(counting)  # type: ignore[arg-type]
+def memobase(counting: SpyBackend) -> Memobase:
+    return Memobase(counting)
 
 
 EngineFactory = Callable[[RecordingLLM, MemobaseMemory], BaseChatEngine]
@@ -83,7 +76,7 @@ ENGINES: dict[str, EngineFactory] = {
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("engine_name", list(ENGINES))
 async def test_chat_engine_learns_from_turn_one_and_uses_it_on_turn_two(
-    engine_name: str, mode: Mode, memobase: Memobase, counting: CountingBackend
+    engine_name: str, mode: Mode, memobase: Memobase, counting: SpyBackend
 ) -> None:
     llm = RecordingLLM(answer="Good to know!")
     memory = MemobaseMemory.from_defaults("gus", memobase)
@@ -91,13 +84,13 @@ async def test_chat_engine_learns_from_turn_one_and_uses_it_on_turn_two(
 
     await run_turn(engine, mode, INTRO)
     assert memory_section(llm.calls[-1]) == ""  # nothing known yet
-    assert counting.records == 1
+    assert counting.count("record") == 1
 
     results = await memory.aflush()
     assert results and results[0].add_profiles  # the stand-in extracted profile rows
 
     await run_turn(engine, mode, "What do you know about me?")
-    assert counting.records == 2
+    assert counting.count("record") == 2
     section = memory_section(llm.calls[-1])
     assert NAME_LINE in section and JOB_LINE in section
 
@@ -106,7 +99,7 @@ async def test_chat_engine_learns_from_turn_one_and_uses_it_on_turn_two(
 
 
 async def test_function_agent_run_with_a_tool_call(
-    memobase: Memobase, counting: CountingBackend
+    memobase: Memobase, counting: SpyBackend
 ) -> None:
     def lookup_weather(city: str = "Oslo") -> str:
         """Current weather for a city."""
@@ -119,18 +112,18 @@ async def test_function_agent_run_with_a_tool_call(
         system_prompt="Be brief.",
     )
     await agent.run(user_msg=INTRO, memory=memory)
-    assert counting.records == 1
+    assert counting.count("record") == 1
     memory.flush()
 
     llm = RecordingFunctionLLM()
     agent = FunctionAgent(
         tools=[FunctionTool.from_defaults(lookup_weather)], llm=llm, system_prompt="Be brief."
     )
-    reads_before = counting.context_reads
+    reads_before = counting.count("context")
     await agent.run(user_msg="How is the weather?", memory=memory)
 
-    assert counting.records == 2  # one record per run, tool traffic included in neither
-    assert counting.context_reads - reads_before <= 1  # LlamaIndex read memory 3 times
+    assert counting.count("record") == 2  # one record per run, tool traffic included in neither
+    assert counting.count("context") - reads_before <= 1  # LlamaIndex read memory 3 times
     assert len(llm.calls) == 2  # tool call, then the answer
     for call in llm.calls:
         section = memory_section(call)
@@ -142,7 +135,7 @@ async def test_function_agent_run_with_a_tool_call(
 
 @pytest.mark.parametrize("setting", ["insert_method_user", "agent_system_prompt"])
 async def test_react_agent_sees_the_profile_with_the_documented_settings(
-    setting: str, memobase: Memobase, counting: CountingBackend
+    setting: str, memobase: Memobase, counting: SpyBackend
 ) -> None:
     insert = InsertMethod.USER if setting == "insert_method_user" else InsertMethod.SYSTEM
     system_prompt = "Be brief." if setting == "agent_system_prompt" else None
@@ -159,7 +152,7 @@ async def test_react_agent_sees_the_profile_with_the_documented_settings(
     )
     section = memory_section(llm.calls[-1])
     assert NAME_LINE in section and JOB_LINE in section
-    assert counting.records == 2
+    assert counting.count("record") == 2
     exported = str(memobase.user("gus").export())
     assert "You are Gus, a plumber." in exported and "Thought:" not in exported
 

@@ -1,4 +1,4 @@
-"""``MemobaseMemory`` with LlamaIndex chat engines (fake backend, recording LLM)."""
+"""``MemobaseMemory`` with LlamaIndex chat engines (the in-memory engine, recording LLM)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from engine_runs import MODES, Mode, run_turn
-from li_fakes import FakeBackend, RecordingLLM, StaticRetriever, pack
+from li_models import RecordingLLM, StaticRetriever
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
 from llama_index.core.chat_engine import (
     CondensePlusContextChatEngine,
@@ -15,6 +15,7 @@ from llama_index.core.chat_engine import (
     SimpleChatEngine,
 )
 from llama_index.core.memory import InsertMethod
+from support.spy import SpyBackend
 
 from llamaindex_memobase import LiteralTextBlock, MemobaseMemory, MemobaseMemoryBlock
 from memobase_integrations.errors import ServiceUnavailableError
@@ -40,7 +41,7 @@ def test_the_memobase_block_comes_first_and_does_not_take_overflow(mb: Memobase)
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_simple_chat_engine_records_each_turn_once(
-    mode: Mode, mb: Memobase, backend: FakeBackend, llm: RecordingLLM
+    mode: Mode, mb: Memobase, backend: SpyBackend, llm: RecordingLLM
 ) -> None:
     memory = make_memory(mb)
     engine = SimpleChatEngine.from_defaults(llm=llm, memory=memory, system_prompt="Be kind.")
@@ -57,9 +58,9 @@ async def test_simple_chat_engine_records_each_turn_once(
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_memory_reaches_the_llm_in_every_engine_and_mode(
-    mode: Mode, mb: Memobase, backend: FakeBackend, llm: RecordingLLM
+    mode: Mode, mb: Memobase, backend: SpyBackend, llm: RecordingLLM
 ) -> None:
-    backend.set_context(ALICE, pack(["basic_info::name: Alice"]))
+    backend.set_profile(ALICE, ["basic_info::name: Alice"])
     engines = [
         SimpleChatEngine.from_defaults(llm=llm, memory=make_memory(mb)),
         ContextChatEngine.from_defaults(
@@ -80,10 +81,10 @@ async def test_memory_reaches_the_llm_in_every_engine_and_mode(
 )
 @pytest.mark.parametrize("mode", ["achat", "stream_chat"])
 async def test_placeholder_in_profile_reaches_the_llm_unchanged(
-    engine_cls: type, mode: Mode, mb: Memobase, backend: FakeBackend, llm: RecordingLLM
+    engine_cls: type, mode: Mode, mb: Memobase, backend: SpyBackend, llm: RecordingLLM
 ) -> None:
     profile_line = "interest::templating: writes {query_str} and {context_str} in docs"
-    backend.set_context(ALICE, pack([profile_line]))
+    backend.set_profile(ALICE, [profile_line])
     kwargs = {} if engine_cls is SimpleChatEngine else {"retriever": StaticRetriever()}
     engine = engine_cls.from_defaults(llm=llm, memory=make_memory(mb), **kwargs)
     await run_turn(engine, mode, "QUESTION-TEXT")
@@ -96,9 +97,9 @@ async def test_placeholder_in_profile_reaches_the_llm_unchanged(
 
 
 async def test_placeholder_protection_also_covers_user_insertion(
-    mb: Memobase, backend: FakeBackend, llm: RecordingLLM
+    mb: Memobase, backend: SpyBackend, llm: RecordingLLM
 ) -> None:
-    backend.set_context(ALICE, pack(["interest::x: {query_str}"]))
+    backend.set_profile(ALICE, ["interest::x: {query_str}"])
     memory = make_memory(mb, insert_method=InsertMethod.USER)
     await memory.aput(ChatMessage(role="user", content="hi"))
     (message,) = await memory.aget()
@@ -108,7 +109,7 @@ async def test_placeholder_protection_also_covers_user_insertion(
 
 
 async def test_unanswered_user_message_is_carried_into_the_next_turn(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
     memory = make_memory(mb)
     await memory.aput(ChatMessage(role="user", content="first, unanswered"))
@@ -125,7 +126,7 @@ async def test_unanswered_user_message_is_carried_into_the_next_turn(
 
 
 async def test_tool_steps_inside_one_turn_are_not_recorded(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
     memory = make_memory(mb)
     await memory.aput(ChatMessage(role="user", content="weather in Oslo?"))
@@ -142,7 +143,7 @@ async def test_tool_steps_inside_one_turn_are_not_recorded(
     assert backend.recorded(ALICE) == [[("user", "weather in Oslo?"), ("assistant", "It is 21C.")]]
 
 
-async def test_set_replaces_history_without_recording(mb: Memobase, backend: FakeBackend) -> None:
+async def test_set_replaces_history_without_recording(mb: Memobase, backend: SpyBackend) -> None:
     memory = make_memory(mb)
     await memory.aput(ChatMessage(role="user", content="pending"))
     await memory.aset(
@@ -158,7 +159,7 @@ async def test_set_replaces_history_without_recording(mb: Memobase, backend: Fak
 
 
 async def test_reset_clears_short_term_history_only_and_forget_is_explicit(
-    mb: Memobase, backend: FakeBackend, llm: RecordingLLM
+    mb: Memobase, backend: SpyBackend, llm: RecordingLLM
 ) -> None:
     memory = make_memory(mb)
     engine = SimpleChatEngine.from_defaults(llm=llm, memory=memory)
@@ -171,13 +172,11 @@ async def test_reset_clears_short_term_history_only_and_forget_is_explicit(
     await engine.achat("I love coffee")
     await memory.aforget()
     assert backend.deleted == [ALICE]
-    assert backend.recorded(ALICE) == []
+    assert backend.status(ALICE).pending_turns == 0  # the recorded turns are forgotten too
     assert await memory.aget_all() == []
 
 
-def test_sync_forget_can_keep_history(
-    mb: Memobase, backend: FakeBackend, llm: RecordingLLM
-) -> None:
+def test_sync_forget_can_keep_history(mb: Memobase, backend: SpyBackend, llm: RecordingLLM) -> None:
     memory = make_memory(mb)
     SimpleChatEngine.from_defaults(llm=llm, memory=memory).chat("hello")
     memory.forget(keep_history=True)
@@ -186,10 +185,10 @@ def test_sync_forget_can_keep_history(
 
 
 async def test_record_failure_is_fail_open_by_default(
-    mb: Memobase, backend: FakeBackend, llm: RecordingLLM
+    mb: Memobase, backend: SpyBackend, llm: RecordingLLM
 ) -> None:
-    backend.record_error = ServiceUnavailableError("outbox unavailable")
-    backend.read_error = ServiceUnavailableError("server unavailable")
+    backend.fail["record"] = ServiceUnavailableError("outbox unavailable")
+    backend.fail["context"] = ServiceUnavailableError("server unavailable")
     seen: list[str] = []
     memory = make_memory(mb, on_error=lambda exc, action: seen.append(action))
     engine = SimpleChatEngine.from_defaults(llm=llm, memory=memory)
@@ -202,21 +201,21 @@ async def test_record_failure_is_fail_open_by_default(
 
 
 async def test_strict_mode_fails_the_turn(
-    mb: Memobase, backend: FakeBackend, llm: RecordingLLM
+    mb: Memobase, backend: SpyBackend, llm: RecordingLLM
 ) -> None:
     engine = SimpleChatEngine.from_defaults(llm=llm, memory=make_memory(mb, strict=True))
-    backend.read_error = ServiceUnavailableError("server unavailable")
+    backend.fail["context"] = ServiceUnavailableError("server unavailable")
     with pytest.raises(ServiceUnavailableError):
         await engine.achat("hello")
-    backend.read_error = None
-    backend.record_error = ServiceUnavailableError("outbox unavailable")
+    del backend.fail["context"]
+    backend.fail["record"] = ServiceUnavailableError("outbox unavailable")
     with pytest.raises(ServiceUnavailableError):
         await engine.achat("hello again")
 
 
-async def test_two_users_sharing_a_backend_are_isolated(mb: Memobase, backend: FakeBackend) -> None:
-    backend.set_context(ALICE, pack(["basic_info::name: Alice"]))
-    backend.set_context(BOB, pack(["basic_info::name: Bob"]))
+async def test_two_users_sharing_a_backend_are_isolated(mb: Memobase, backend: SpyBackend) -> None:
+    backend.set_profile(ALICE, ["basic_info::name: Alice"])
+    backend.set_profile(BOB, ["basic_info::name: Bob"])
     alice_llm, bob_llm = RecordingLLM(answer="Hi Alice"), RecordingLLM(answer="Hi Bob")
     alice = SimpleChatEngine.from_defaults(llm=alice_llm, memory=make_memory(mb, "alice"))
     bob = SimpleChatEngine.from_defaults(llm=bob_llm, memory=make_memory(mb, "bob"))
@@ -229,7 +228,7 @@ async def test_two_users_sharing_a_backend_are_isolated(mb: Memobase, backend: F
 
 
 def test_short_term_history_persists_in_a_file_store(
-    tmp_path: Path, mb: Memobase, backend: FakeBackend
+    tmp_path: Path, mb: Memobase, backend: SpyBackend
 ) -> None:
     uri = f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
     first_llm = RecordingLLM(answer="Noted, you like tea.")
@@ -250,9 +249,9 @@ def test_short_term_history_persists_in_a_file_store(
     assert len(backend.recorded(ALICE)) == 2
 
 
-def test_successive_event_loops_work(mb: Memobase, backend: FakeBackend, llm: RecordingLLM) -> None:
+def test_successive_event_loops_work(mb: Memobase, backend: SpyBackend, llm: RecordingLLM) -> None:
     """Apps often call ``asyncio.run`` per request; nothing may stay bound to a dead loop."""
-    backend.set_context(ALICE, pack(["basic_info::name: Alice"]))
+    backend.set_profile(ALICE, ["basic_info::name: Alice"])
     memory = make_memory(mb)
     engine = SimpleChatEngine.from_defaults(llm=llm, memory=memory)
     asyncio.run(engine.achat("one"))
@@ -264,10 +263,10 @@ def test_successive_event_loops_work(mb: Memobase, backend: FakeBackend, llm: Re
 
 
 async def test_sync_chat_inside_a_running_loop(
-    mb: Memobase, backend: FakeBackend, llm: RecordingLLM
+    mb: Memobase, backend: SpyBackend, llm: RecordingLLM
 ) -> None:
     """Sync ``chat()`` from async code runs memory I/O on a fresh loop in a worker thread."""
-    backend.set_context(ALICE, pack(["basic_info::name: Alice"]))
+    backend.set_profile(ALICE, ["basic_info::name: Alice"])
     engine = SimpleChatEngine.from_defaults(llm=llm, memory=make_memory(mb))
     for i in range(3):
         engine.chat(f"turn {i}")
@@ -276,8 +275,8 @@ async def test_sync_chat_inside_a_running_loop(
     assert len(backend.recorded(ALICE)) == 3
 
 
-async def test_extra_operations_go_through_the_facade(mb: Memobase, backend: FakeBackend) -> None:
-    backend.set_context(ALICE, pack(["basic_info::name: Alice"]))
+async def test_extra_operations_go_through_the_facade(mb: Memobase, backend: SpyBackend) -> None:
+    backend.set_profile(ALICE, ["basic_info::name: Alice"])
     memory = make_memory(mb)
     assert "basic_info::name: Alice" in await memory.acontext()
     assert "basic_info::name: Alice" in memory.context()
@@ -291,12 +290,13 @@ async def test_extra_operations_go_through_the_facade(mb: Memobase, backend: Fak
 
 
 async def test_long_session_ids_give_turn_ids_within_the_backend_cap(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
     memory = make_memory(mb, session_id="s" * 400)
     await memory.aput(ChatMessage(role="user", content="hi"))
     await memory.aput(ChatMessage(role="assistant", content="hello"))
-    ((turn_id, _blobs),) = backend.turns[ALICE]
+    (turn,) = backend.turns_of(ALICE)
+    turn_id = turn.turn_id
     assert turn_id.startswith("llamaindex:") and len(turn_id) <= 255
 
 

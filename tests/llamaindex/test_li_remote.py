@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from li_fakes import RecordingLLM
+from li_models import RecordingLLM
 from llama_index.core.chat_engine import SimpleChatEngine
 
 from llamaindex_memobase import MemobaseMemory

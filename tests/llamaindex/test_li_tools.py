@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from li_fakes import FakeBackend, RecordingFunctionLLM, make_event, pack
+from li_models import RecordingFunctionLLM
 from llama_index.core.agent.workflow import FunctionAgent
+from support.spy import SpyBackend
 
 from llamaindex_memobase import MemobaseMemory, memobase_tools
-from memobase_integrations.errors import ServiceUnavailableError
+from memobase_integrations.errors import ServiceUnavailableError, UnsupportedError
 from memobase_integrations.facade import Memobase
 from memobase_integrations.ids import to_user_uuid
 
@@ -20,9 +19,9 @@ def by_name(tools: list) -> dict:  # type: ignore[type-arg]
     return {tool.metadata.name: tool for tool in tools}
 
 
-async def test_recall_is_bound_to_one_user(mb: Memobase, backend: FakeBackend) -> None:
-    backend.set_context(ALICE, pack(["basic_info::name: Alice"]))
-    backend.set_context(BOB, pack(["basic_info::name: Bob"]))
+async def test_recall_is_bound_to_one_user(mb: Memobase, backend: SpyBackend) -> None:
+    backend.set_profile(ALICE, ["basic_info::name: Alice"])
+    backend.set_profile(BOB, ["basic_info::name: Bob"])
     alice = by_name(memobase_tools(mb.user("alice")))
     bob = by_name(memobase_tools(mb.user("bob")))
     alice_out = (await alice["recall_user_memory"].acall()).content
@@ -34,45 +33,45 @@ async def test_recall_is_bound_to_one_user(mb: Memobase, backend: FakeBackend) -
     assert set(schema["properties"]) == {"query"}
 
 
-async def test_recall_with_a_query_sends_it_as_chat(mb: Memobase, backend: FakeBackend) -> None:
+async def test_recall_with_a_query_sends_it_as_chat(mb: Memobase, backend: SpyBackend) -> None:
     tools = by_name(memobase_tools(mb.user("alice")))
     out = (await tools["recall_user_memory"].acall(query="my trip")).content
     assert out == "Nothing is remembered about this user yet."
-    chats = backend.context_options[-1].chats
+    chats = backend.context_requests[-1][1].chats
     assert chats is not None and [m.content for m in chats] == ["my trip"]
 
 
-async def test_search_events_formats_dated_hits(mb: Memobase, backend: FakeBackend) -> None:
-    backend.events_by_user[ALICE] = [
-        make_event("Went hiking in the Alps", datetime(2026, 5, 1, tzinfo=UTC)),
-        make_event("Started a pottery class", datetime(2026, 5, 3, tzinfo=UTC)),
-    ]
+async def test_search_events_formats_dated_hits(mb: Memobase, backend: SpyBackend) -> None:
+    backend.seed(ALICE, "I'm going to Paris next week.", "I moved to Berlin last month.")
+    paris = next(e for e in mb.user("alice").events() if "Paris" in (e.event_data.event_tip or ""))
+    assert paris.created_at is not None
     tools = by_name(memobase_tools(mb.user("alice")))
-    out = (await tools["search_user_events"].acall(query="hiking")).content
-    assert out == "- [2026-05-01] Went hiking in the Alps"
+    out = (await tools["search_user_events"].acall(query="Paris")).content
+    assert out.startswith(f"- [{paris.created_at.date().isoformat()}] ")
+    assert "Paris" in out and "Berlin" not in out
     sync_out = tools["search_user_events"].call(query="nothing-matches").content
     assert sync_out == "No matching events."
 
 
 async def test_search_falls_back_to_recent_events_without_embeddings(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
-    backend.search_supported = False
-    backend.events_by_user[ALICE] = [make_event("Moved to Lisbon")]
+    backend.fail["search_events"] = UnsupportedError("Event search needs embeddings.")
+    backend.seed(ALICE, "I moved to Lisbon last month.")
     tools = by_name(memobase_tools(mb.user("alice")))
-    assert "Moved to Lisbon" in (await tools["search_user_events"].acall(query="x")).content
-    assert "Moved to Lisbon" in tools["search_user_events"].call(query="x").content
+    assert "moved to Lisbon" in (await tools["search_user_events"].acall(query="x")).content
+    assert "moved to Lisbon" in tools["search_user_events"].call(query="x").content
 
 
-async def test_backend_errors_become_a_tool_answer(mb: Memobase, backend: FakeBackend) -> None:
-    backend.read_error = ServiceUnavailableError("Memobase is down; retry later.")
+async def test_backend_errors_become_a_tool_answer(mb: Memobase, backend: SpyBackend) -> None:
+    backend.fail["context"] = ServiceUnavailableError("Memobase is down; retry later.")
     tools = by_name(memobase_tools(mb.user("alice")))
     out = (await tools["recall_user_memory"].acall()).content
     assert "unavailable" in out and "Memobase is down" in out
 
 
-async def test_agent_can_use_the_memory_tools(mb: Memobase, backend: FakeBackend) -> None:
-    backend.set_context(ALICE, pack(["interest::food: loves ramen"]))
+async def test_agent_can_use_the_memory_tools(mb: Memobase, backend: SpyBackend) -> None:
+    backend.set_profile(ALICE, ["interest::food: loves ramen"])
     memory = MemobaseMemory.from_defaults("alice", mb)
     llm = RecordingFunctionLLM()
     agent = FunctionAgent(tools=memory.tools(), llm=llm)

@@ -455,7 +455,7 @@ def test_fault_run_loses_nothing_processes_nothing_twice_and_a_refusal_blocks_no
         wait_until(
             lambda: set(fake.processed_keys()) >= expected and backend.status().pending_turns == 1,
             "every turn processed",
-            deadline=120,
+            timeout=120,
         )
         chaos.on = False
         backend.close()

@@ -111,6 +111,11 @@ class SpyBackend(InMemoryBackend):
         """``(user_id, options)`` of every context read."""
         return [(c.args[0], c.args[1]) for c in self.of("context")]
 
+    @property
+    def deleted(self) -> list[uuid.UUID]:
+        """The users ``delete_user`` was called for, in order."""
+        return [c.args[0] for c in self.of("delete_user")]
+
     def turns_of(self, user_id: uuid.UUID) -> list[RecordedTurn]:
         return [t for t in self.turns if t.user_id == user_id]
 
@@ -145,12 +150,12 @@ class SpyBackend(InMemoryBackend):
                 self.add_profile(user_id, content, topic, sub_topic)
 
     def seed(self, user_id: uuid.UUID, *texts: str) -> None:
-        """Record each text as a user turn and process them (the stand-in's rules decide
-        what becomes a profile row or an event)."""
+        """Record each text as a user turn and process it, one at a time (so each becomes
+        an event of its own, newest last; the stand-in's rules decide what is kept)."""
         with self.quietly():
             for text in texts:
                 self.record(user_id, turn_to_blobs([Message.of("user", text)]), str(uuid.uuid4()))
-            self.flush(user_id)
+                self.flush(user_id)
 
     def process(self, user_id: uuid.UUID) -> None:
         """Tell the listeners the user was processed, as the backend does after a flush."""
