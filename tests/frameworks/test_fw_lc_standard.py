@@ -10,7 +10,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import BaseTool
 from langchain_tests.integration_tests import RetrieversIntegrationTests, ToolsIntegrationTests
 from langchain_tests.unit_tests import ToolsUnitTests
-from lc_fakes import FakeBackend
+from support.spy import SpyBackend
 
 from langchain_memobase import (
     MemobaseAddProfileTool,
@@ -27,7 +27,7 @@ USER = "alice@example.com"
 
 def seeded_memobase() -> Memobase:
     """A user with more profile rows and matching events than any test asks for."""
-    backend = FakeBackend()
+    backend = SpyBackend()
     uid = to_user_uuid(USER)
     backend.add_fact(uid, "basic_info", "name", "Alice")
     backend.add_fact(uid, "work", "title", "airline pilot")

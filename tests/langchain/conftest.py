@@ -1,4 +1,5 @@
-"""Fixtures for the LangChain adapter tests: a fake backend and fake chat models."""
+"""Fixtures for the LangChain adapter tests: the in-memory engine behind a spy, and fake chat
+models."""
 
 from __future__ import annotations
 
@@ -8,18 +9,23 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage
-from lc_fakes import FacadeSpy, FakeBackend, ToolCallingFakeModel
+from lc_models import FacadeSpy, ToolCallingFakeModel
+from support.spy import SpyBackend
 
 from memobase_integrations.facade import Memobase
 
 
 @pytest.fixture
-def fake_backend() -> FakeBackend:
-    return FakeBackend()
+def fake_backend() -> Iterator[SpyBackend]:
+    """The in-memory engine behind a spy (the name is historical: nothing here is fake
+    but the chat models)."""
+    spy = SpyBackend()
+    yield spy
+    spy.close(0)
 
 
 @pytest.fixture
-def memobase(fake_backend: FakeBackend) -> Memobase:
+def memobase(fake_backend: SpyBackend) -> Memobase:
     return Memobase(fake_backend)
 
 

@@ -21,7 +21,7 @@ from langchain_core.messages import (
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import ConfigurableFieldSpec, RunnableLambda
 from langchain_core.runnables.history import RunnableWithMessageHistory
-from lc_fakes import FakeBackend
+from support.spy import SpyBackend
 
 from langchain_memobase import MemobaseChatMessageHistory
 from memobase_integrations import errors as mb_errors
@@ -148,12 +148,12 @@ def test_non_json_metadata_is_stringified_not_lost(memobase: Memobase, db_url: s
 
 # -- what reaches Memobase ------------------------------------------------------------------
 def test_add_messages_records_one_turn_of_said_text(
-    memobase: Memobase, fake_backend: FakeBackend, db_url: str
+    memobase: Memobase, fake_backend: SpyBackend, db_url: str
 ) -> None:
     history = make(memobase, db_url)
     history.add_messages(rich_transcript())
 
-    assert fake_backend.calls["record"] == 1
+    assert fake_backend.count("record") == 1
     (turn,) = fake_backend.turns
     assert turn.user_id == to_user_uuid("alice")
     assert turn.lines == [("user", "What is this?"), ("assistant", "It is a tiny PNG.")]
@@ -162,7 +162,7 @@ def test_add_messages_records_one_turn_of_said_text(
 
 
 def test_same_messages_added_again_are_recorded_once(
-    memobase: Memobase, fake_backend: FakeBackend, db_url: str
+    memobase: Memobase, fake_backend: SpyBackend, db_url: str
 ) -> None:
     history = make(memobase, db_url)
     with_ids = [HumanMessage("I love chess.", id="m1"), AIMessage("Nice!", id="m2")]
@@ -173,24 +173,24 @@ def test_same_messages_added_again_are_recorded_once(
 
 
 def test_tool_only_batch_records_nothing(
-    memobase: Memobase, fake_backend: FakeBackend, db_url: str
+    memobase: Memobase, fake_backend: SpyBackend, db_url: str
 ) -> None:
     history = make(memobase, db_url)
     history.add_messages([ToolMessage("result", tool_call_id="c")])
-    assert fake_backend.calls["record"] == 0
+    assert fake_backend.count("record") == 0
     assert len(history.messages) == 1
 
 
 def test_record_false_keeps_a_transcript_only(
-    memobase: Memobase, fake_backend: FakeBackend, db_url: str
+    memobase: Memobase, fake_backend: SpyBackend, db_url: str
 ) -> None:
     history = make(memobase, db_url, record=False)
     history.add_messages(batch("x"))
-    assert fake_backend.calls["record"] == 0 and len(history.messages) == 3
+    assert fake_backend.count("record") == 0 and len(history.messages) == 3
 
 
 def test_messages_never_contain_the_profile_and_are_stable(
-    memobase: Memobase, fake_backend: FakeBackend, db_url: str
+    memobase: Memobase, fake_backend: SpyBackend, db_url: str
 ) -> None:
     history = make(memobase, db_url)
     history.add_messages(batch("one"))
@@ -203,7 +203,7 @@ def test_messages_never_contain_the_profile_and_are_stable(
 
 
 async def test_get_context_async_and_options(
-    memobase: Memobase, fake_backend: FakeBackend, db_url: str
+    memobase: Memobase, fake_backend: SpyBackend, db_url: str
 ) -> None:
     fake_backend.add_fact(to_user_uuid("alice"), "work", "title", "nurse")
     fake_backend.add_fact(to_user_uuid("alice"), "interest", "games", "chess")
@@ -214,14 +214,14 @@ async def test_get_context_async_and_options(
 
 
 def test_clear_keeps_the_memobase_memory(
-    memobase: Memobase, fake_backend: FakeBackend, db_url: str
+    memobase: Memobase, fake_backend: SpyBackend, db_url: str
 ) -> None:
     fake_backend.add_fact(to_user_uuid("alice"), "basic_info", "name", "Alice")
     history = make(memobase, db_url)
     history.add_messages(batch("x"))
     history.clear()
     assert history.messages == []
-    assert fake_backend.calls["delete_user"] == 0
+    assert fake_backend.count("delete_user") == 0
     assert "basic_info::name: Alice" in history.get_context()
 
 
@@ -239,7 +239,7 @@ def test_users_and_sessions_are_separate(memobase: Memobase, db_url: str) -> Non
 
 
 def test_memobase_failure_fail_open_and_strict(
-    memobase: Memobase, fake_backend: FakeBackend, db_url: str
+    memobase: Memobase, fake_backend: SpyBackend, db_url: str
 ) -> None:
     fake_backend.fail["record"] = mb_errors.ServerError("errno 500")
     make(memobase, db_url, session="open").add_messages(batch("x"))  # logged, not raised
@@ -253,9 +253,13 @@ def test_memobase_failure_fail_open_and_strict(
         strict.get_context()
 
 
-def test_configuration_errors(memobase: Memobase, db_url: str) -> None:
-    with pytest.raises(mb_errors.ConfigurationError, match="database_url="):
-        MemobaseChatMessageHistory(memobase, "alice", "s1")  # the fake backend has no DB
+def test_configuration_errors(memobase: Memobase, db_url: str, tmp_path: Path) -> None:
+    remote = Memobase.remote("http://127.0.0.1:9", "key", outbox_path=tmp_path / "outbox.db")
+    try:
+        with pytest.raises(mb_errors.ConfigurationError, match="database_url="):
+            MemobaseChatMessageHistory(remote, "alice", "s1")  # a server offers no SQL database
+    finally:
+        remote.close(0)
     with pytest.raises(mb_errors.ConfigurationError, match="session_id"):
         MemobaseChatMessageHistory(memobase, "alice", "", database_url=db_url)
     with pytest.raises(mb_errors.InvalidUserIdError):
@@ -317,7 +321,7 @@ def _cfg(user: str, session: str) -> Any:
 
 
 def test_rwmh_with_user_and_session_ids(
-    memobase: Memobase, fake_backend: FakeBackend, db_url: str
+    memobase: Memobase, fake_backend: SpyBackend, db_url: str
 ) -> None:
     chain = _rwmh(memobase, db_url)
     first = chain.invoke({"question": "I am Alice"}, _cfg("alice", "shared"))
@@ -344,7 +348,7 @@ def test_rwmh_with_user_and_session_ids(
 
 
 async def test_rwmh_async_with_user_and_session_ids(
-    memobase: Memobase, fake_backend: FakeBackend, db_url: str
+    memobase: Memobase, fake_backend: SpyBackend, db_url: str
 ) -> None:
     chain = _rwmh(memobase, db_url)
     await chain.ainvoke({"question": "I am Alice"}, _cfg("alice", "s"))
@@ -360,7 +364,7 @@ async def test_rwmh_async_with_user_and_session_ids(
 
 
 def test_get_context_as_a_prompt_variable(
-    memobase: Memobase, fake_backend: FakeBackend, db_url: str
+    memobase: Memobase, fake_backend: SpyBackend, db_url: str
 ) -> None:
     from langchain_core.runnables import RunnablePassthrough
 

@@ -16,7 +16,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
-from lc_fakes import FacadeSpy, FakeBackend, ToolCallingFakeModel, tool_call
+from lc_models import FacadeSpy, ToolCallingFakeModel, tool_call
+from support.spy import SpyBackend
 
 from langchain_memobase import MemobaseMiddleware, MissingUserIdError
 from memobase_integrations import errors as mb_errors
@@ -49,7 +50,7 @@ def texts(messages: list[Any]) -> str:
 
 # -- injection ------------------------------------------------------------------------------
 def test_context_is_appended_to_the_one_system_message(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     fake_backend.add_fact(to_user_uuid("alice"), "basic_info", "name", "Alice")
     model = make_model(*weather_turn("Sunny."))
@@ -76,7 +77,7 @@ def test_context_is_appended_to_the_one_system_message(
 
 
 def test_no_system_prompt_makes_the_context_the_system_message(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     fake_backend.add_fact(to_user_uuid("alice"), "work", "title", "pilot")
     model = make_model("hi")
@@ -101,7 +102,7 @@ def test_empty_memory_leaves_the_request_untouched(
 
 
 async def test_list_content_system_message_gets_a_text_block_appended(
-    memobase: Memobase, fake_backend: FakeBackend
+    memobase: Memobase, fake_backend: SpyBackend
 ) -> None:
     """Provider-specific blocks (e.g. cache_control) of the static prefix are kept as is."""
     fake_backend.add_fact(to_user_uuid("alice"), "basic_info", "name", "Alice")
@@ -132,7 +133,7 @@ async def test_list_content_system_message_gets_a_text_block_appended(
 
 
 def test_memory_never_enters_the_graph_state(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     fake_backend.add_fact(to_user_uuid("alice"), "basic_info", "name", "Alice-Secret-Name")
     model = make_model(*weather_turn("Sunny."), "Second answer.")
@@ -159,7 +160,7 @@ def test_memory_never_enters_the_graph_state(
 
 # -- one read and one record per invocation -------------------------------------------------
 def test_tool_loop_reads_once_and_records_the_turn_once(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     model = make_model(*weather_turn("It is sunny in Paris."))
     agent = create_agent(
@@ -172,8 +173,8 @@ def test_tool_loop_reads_once_and_records_the_turn_once(
 
     assert len(model.seen) == 2
     assert any(isinstance(m, ToolMessage) for m in result["messages"])
-    assert fake_backend.calls["context"] == 1
-    assert fake_backend.calls["record"] == 1
+    assert fake_backend.count("context") == 1
+    assert fake_backend.count("record") == 1
     (turn,) = fake_backend.turns
     assert turn.user_id == to_user_uuid("alice")
     assert turn.lines == [
@@ -186,7 +187,7 @@ def test_tool_loop_reads_once_and_records_the_turn_once(
 
 
 async def test_async_tool_loop_reads_once_and_records_once(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     model = make_model(*weather_turn("Sunny."))
     agent = create_agent(
@@ -196,7 +197,7 @@ async def test_async_tool_loop_reads_once_and_records_once(
     )
     await agent.ainvoke({"messages": [HumanMessage("Weather?")]})
 
-    assert fake_backend.calls["context"] == 1
+    assert fake_backend.count("context") == 1
     assert [t.lines for t in fake_backend.turns] == [
         [("user", "Weather?"), ("assistant", "Sunny.")]
     ]
@@ -208,7 +209,7 @@ def _three_turns() -> list[str]:
 
 
 def test_checkpointer_three_turns_three_records_no_repeats(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel, spy: FacadeSpy
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel, spy: FacadeSpy
 ) -> None:
     model = make_model(*weather_turn("a1"), "a2", "a3")
     agent = create_agent(
@@ -232,7 +233,7 @@ def test_checkpointer_three_turns_three_records_no_repeats(
 
 
 def test_without_checkpointer_resent_history_is_not_recorded_again(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     model = make_model("a1", "a2", "a3")
     agent = create_agent(model, middleware=[MemobaseMiddleware(memobase, user_id="alice")])
@@ -250,7 +251,7 @@ def test_without_checkpointer_resent_history_is_not_recorded_again(
 
 
 def test_replaying_the_same_user_message_is_not_recorded_twice(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     model = make_model("a1", "a1 again")
     agent = create_agent(model, middleware=[MemobaseMiddleware(memobase, user_id="alice")])
@@ -258,7 +259,7 @@ def test_replaying_the_same_user_message_is_not_recorded_twice(
     agent.invoke({"messages": [question]})
     agent.invoke({"messages": [question]})  # a client retry with the same message id
 
-    assert fake_backend.calls["record"] == 2
+    assert fake_backend.count("record") == 2
     assert len(fake_backend.turns) == 1
     assert fake_backend.turns[0].turn_id == turn_id(
         "langchain", [Said("user", "I work as a nurse.", key="client-msg-7")]
@@ -266,7 +267,7 @@ def test_replaying_the_same_user_message_is_not_recorded_twice(
 
 
 def test_summarization_middleware_summaries_are_never_recorded(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel, spy: FacadeSpy
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel, spy: FacadeSpy
 ) -> None:
     model = make_model("a1", "a2", "a3", "a4", "a5")
     summarizer = GenericFakeChatModel(messages=iter(["SUMMARY-TEXT"] * 10))
@@ -296,7 +297,7 @@ def test_summarization_middleware_summaries_are_never_recorded(
 
 
 def test_summarization_inside_a_tool_loop_keeps_the_turn(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel, spy: FacadeSpy
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel, spy: FacadeSpy
 ) -> None:
     """The user message may be summarised away mid-turn; the turn is still recorded whole."""
     model = make_model(
@@ -330,7 +331,7 @@ def test_summarization_inside_a_tool_loop_keeps_the_turn(
 
 # -- users ----------------------------------------------------------------------------------
 def test_alice_and_bob_on_the_same_thread_id_never_share_memory(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     fake_backend.add_fact(to_user_uuid("alice"), "basic_info", "name", "ALICE-FACT")
     fake_backend.add_fact(to_user_uuid("bob"), "basic_info", "name", "BOB-FACT")
@@ -358,7 +359,7 @@ def test_alice_and_bob_on_the_same_thread_id_never_share_memory(
 
 
 def test_user_id_from_config_configurable(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     fake_backend.add_fact(to_user_uuid("carol"), "basic_info", "name", "CAROL")
     model = make_model("ok")
@@ -369,7 +370,7 @@ def test_user_id_from_config_configurable(
 
 
 def test_custom_resolver(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     model = make_model("ok")
     mw = MemobaseMiddleware(memobase, user_id_from=lambda rt: f"tenant-1:{rt.context.user_id}")
@@ -380,18 +381,18 @@ def test_custom_resolver(
 
 
 def test_missing_user_id_fails_clearly(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     agent = create_agent(make_model("ok"), middleware=[MemobaseMiddleware(memobase)])
     with pytest.raises(MissingUserIdError, match=r"context=Ctx\(user_id=") as info:
         agent.invoke({"messages": [HumanMessage("hi")]})
     assert isinstance(info.value, mb_errors.MemobaseError)
     assert "configurable" in str(info.value)
-    assert fake_backend.calls["context"] == 0 and fake_backend.turns == []
+    assert fake_backend.count("context") == 0 and fake_backend.turns == []
 
 
 async def test_missing_user_id_fails_clearly_async(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     agent = create_agent(
         make_model("ok"), middleware=[MemobaseMiddleware(memobase)], context_schema=Ctx
@@ -420,7 +421,7 @@ def test_two_middlewares_can_be_stacked_with_names(
 
 # -- options --------------------------------------------------------------------------------
 def test_options_reach_the_context_call(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     fake_backend.add_fact(to_user_uuid("alice"), "basic_info", "name", "Alice")
     fake_backend.add_fact(to_user_uuid("alice"), "work", "title", "nurse")
@@ -448,32 +449,32 @@ def test_options_reach_the_context_call(
 
 
 def test_record_false_reads_but_never_records(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     agent = create_agent(
         make_model("ok"), middleware=[MemobaseMiddleware(memobase, user_id="a", record=False)]
     )
     agent.invoke({"messages": [HumanMessage("hi")]})
-    assert fake_backend.calls["context"] == 1
-    assert fake_backend.calls["record"] == 0
+    assert fake_backend.count("context") == 1
+    assert fake_backend.count("record") == 0
 
 
 def test_flush_after_turn(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     agent = create_agent(
         make_model("ok"),
         middleware=[MemobaseMiddleware(memobase, user_id="a", flush_after_turn=True)],
     )
     agent.invoke({"messages": [HumanMessage("hi")]})
-    assert fake_backend.calls["flush"] == 1
+    assert fake_backend.count("flush") == 1
     default = create_agent(make_model("ok"), middleware=[MemobaseMiddleware(memobase, user_id="a")])
     default.invoke({"messages": [HumanMessage("hi")]})
-    assert fake_backend.calls["flush"] == 1
+    assert fake_backend.count("flush") == 1
 
 
 def test_interrupted_turn_is_recorded_when_resumed(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel, spy: FacadeSpy
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel, spy: FacadeSpy
 ) -> None:
     """A human-in-the-loop pause: before_agent ran in the first call, after_agent in the
     resume; the turn is recorded once, and the resumed model call still gets the memory."""
@@ -507,7 +508,7 @@ def test_interrupted_turn_is_recorded_when_resumed(
 @pytest.mark.parametrize("method", ["context", "record"])
 def test_fail_open_answers_and_logs_when_the_backend_errors(
     memobase: Memobase,
-    fake_backend: FakeBackend,
+    fake_backend: SpyBackend,
     make_model: MakeModel,
     caplog: pytest.LogCaptureFixture,
     method: str,
@@ -528,7 +529,7 @@ def test_fail_open_answers_and_logs_when_the_backend_errors(
 @pytest.mark.parametrize("method", ["context", "record"])
 async def test_fail_open_async_answers_when_the_backend_times_out(
     memobase: Memobase,
-    fake_backend: FakeBackend,
+    fake_backend: SpyBackend,
     make_model: MakeModel,
     caplog: pytest.LogCaptureFixture,
     method: str,
@@ -548,7 +549,7 @@ async def test_fail_open_async_answers_when_the_backend_times_out(
 
 
 def test_fail_open_sync_answers_when_the_backend_times_out(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     fake_backend.delay = 0.5
     agent = create_agent(
@@ -560,7 +561,7 @@ def test_fail_open_sync_answers_when_the_backend_times_out(
 
 
 def test_strict_raises_the_backend_error(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     fake_backend.fail["context"] = mb_errors.ServiceUnavailableError("LLM quota exhausted")
     agent = create_agent(
@@ -572,7 +573,7 @@ def test_strict_raises_the_backend_error(
 
 
 async def test_strict_async_raises_a_timeout(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     fake_backend.delay = 1.0
     agent = create_agent(
@@ -584,7 +585,7 @@ async def test_strict_async_raises_a_timeout(
 
 
 def test_strict_sync_raises_a_timeout(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     fake_backend.delay = 0.5
     agent = create_agent(
@@ -596,7 +597,7 @@ def test_strict_sync_raises_a_timeout(
 
 
 def test_strict_wraps_unexpected_exceptions_in_memobase_error(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     fake_backend.fail["record"] = KeyError("boom")
     agent = create_agent(
@@ -609,7 +610,7 @@ def test_strict_wraps_unexpected_exceptions_in_memobase_error(
 
 
 def test_very_long_message_ids_give_a_short_stable_turn_id(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     agent = create_agent(
         make_model("a", "b"), middleware=[MemobaseMiddleware(memobase, user_id="alice")]

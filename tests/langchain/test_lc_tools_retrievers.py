@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import ToolMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from lc_fakes import FakeBackend
 from pydantic import BaseModel
+from support.spy import SpyBackend
 
 from langchain_memobase import (
     MemobaseAddProfileTool,
@@ -25,7 +25,7 @@ BOB = to_user_uuid("bob")
 
 
 @pytest.fixture
-def seeded(fake_backend: FakeBackend) -> FakeBackend:
+def seeded(fake_backend: SpyBackend) -> SpyBackend:
     fake_backend.add_fact(ALICE, "basic_info", "name", "Alice")
     fake_backend.add_fact(ALICE, "work", "title", "airline pilot")
     fake_backend.add_fact(ALICE, "interest", "games", "plays chess")
@@ -36,13 +36,13 @@ def seeded(fake_backend: FakeBackend) -> FakeBackend:
 
 
 def test_profile_retriever_ranks_by_query_words_and_binds_the_user(
-    memobase: Memobase, seeded: FakeBackend
+    memobase: Memobase, seeded: SpyBackend
 ) -> None:
     retriever = MemobaseProfileRetriever(memobase=memobase, user_id="alice", k=2)
     docs = retriever.invoke("what is her work title")
     assert [d.page_content for d in docs] == [
         "work::title: airline pilot",
-        "basic_info::name: Alice",  # no overlap: Memobase order breaks the tie
+        "interest::games: plays chess",  # no overlap: Memobase order (newest first) breaks the tie
     ]
     assert docs[0].metadata["topic"] == "work"
     assert docs[0].metadata["user_id"] == str(ALICE)
@@ -51,22 +51,22 @@ def test_profile_retriever_ranks_by_query_words_and_binds_the_user(
 
 
 async def test_profile_retriever_async_with_topic_filter(
-    memobase: Memobase, seeded: FakeBackend
+    memobase: Memobase, seeded: SpyBackend
 ) -> None:
     retriever = MemobaseProfileRetriever(memobase=memobase, user_id="alice", only_topics=["work"])
     docs = await retriever.ainvoke("anything")
     assert [d.page_content for d in docs] == ["work::title: airline pilot"]
 
 
-def test_event_retriever_documents(memobase: Memobase, seeded: FakeBackend) -> None:
+def test_event_retriever_documents(memobase: Memobase, seeded: SpyBackend) -> None:
     docs = MemobaseEventRetriever(memobase=memobase, user_id="alice").invoke("chess")
     assert [d.page_content for d in docs] == ["Alice won a chess tournament"]
     assert docs[0].metadata["tags"] == {"emotion": "proud"}
-    assert docs[0].metadata["similarity"] == 0.9
+    assert docs[0].metadata["similarity"] == 1.0  # by words: a share of the best match's score
     assert docs[0].metadata["user_id"] == str(ALICE)
 
 
-def test_k_must_be_positive(memobase: Memobase, seeded: FakeBackend) -> None:
+def test_k_must_be_positive(memobase: Memobase, seeded: SpyBackend) -> None:
     retriever = MemobaseProfileRetriever(memobase=memobase, user_id="alice")
     with pytest.raises(mb_errors.ConfigurationError, match="k must be a positive integer"):
         retriever.invoke("q", k=0)
@@ -98,17 +98,17 @@ def test_add_profile_tool_is_off_by_default(memobase: Memobase) -> None:
     assert [t.name for t in with_writes][-1] == "memobase_add_profile"
 
 
-def test_profile_tool_output(memobase: Memobase, seeded: FakeBackend) -> None:
+def test_profile_tool_output(memobase: Memobase, seeded: SpyBackend) -> None:
     tool = MemobaseProfileTool(memobase=memobase, user_id="alice")
-    assert tool.invoke({}) == (
-        "- basic_info::name: Alice\n- work::title: airline pilot\n- interest::games: plays chess"
+    assert tool.invoke({}) == (  # Memobase's order: newest first
+        "- interest::games: plays chess\n- work::title: airline pilot\n- basic_info::name: Alice"
     )
     assert tool.invoke({"topics": ["work"]}) == "- work::title: airline pilot"
     empty = MemobaseProfileTool(memobase=memobase, user_id="nobody")
     assert empty.invoke({}) == "Nothing is remembered about this user yet."
 
 
-async def test_search_events_tool_output(memobase: Memobase, seeded: FakeBackend) -> None:
+async def test_search_events_tool_output(memobase: Memobase, seeded: SpyBackend) -> None:
     tool = MemobaseSearchEventsTool(memobase=memobase, user_id="alice")
     text = await tool.ainvoke({"query": "chess"})
     assert text.startswith("- [")
@@ -118,17 +118,18 @@ async def test_search_events_tool_output(memobase: Memobase, seeded: FakeBackend
 
 
 def test_add_profile_tool_writes_for_the_bound_user(
-    memobase: Memobase, fake_backend: FakeBackend
+    memobase: Memobase, fake_backend: SpyBackend
 ) -> None:
     tool = MemobaseAddProfileTool(memobase=memobase, user_id="alice")
     out = tool.invoke({"topic": "interest", "sub_topic": "food", "content": "loves tea"})
     assert out.startswith("Remembered interest::food")
-    assert [p.describe() for p in fake_backend.profiles[ALICE]] == ["interest::food: loves tea"]
-    assert BOB not in fake_backend.profiles
+    alice = memobase.user("alice").profile()
+    assert [p.describe() for p in alice] == ["interest::food: loves tea"]
+    assert memobase.user("bob").profile() == []
 
 
 def test_memory_errors_reach_the_model_as_the_tool_result(
-    memobase: Memobase, fake_backend: FakeBackend
+    memobase: Memobase, fake_backend: SpyBackend
 ) -> None:
     fake_backend.fail["profile"] = mb_errors.ServiceUnavailableError("LLM quota exhausted")
     tool = MemobaseProfileTool(memobase=memobase, user_id="alice")

@@ -35,7 +35,7 @@ from typing import Any
 
 from memobase_integrations.backends.base import Backend, ContextOptions, RecordReceipt
 from memobase_integrations.messages import Message, turn_to_blobs
-from memobase_integrations.models import ChatBlob, Profile
+from memobase_integrations.models import ChatBlob, EventData, EventTag, Profile, UserEvent
 from memobase_integrations.testing import InMemoryBackend
 
 __all__ = ["Call", "RecordedTurn", "SpyBackend"]
@@ -77,12 +77,12 @@ class RecordedTurn:
 class SpyBackend(InMemoryBackend):
     """See the module doc."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, delay: float = 0.0, **options: Any) -> None:
         super().__init__(**options)
         self.calls: Counter[str] = Counter()
         self.log: list[Call] = []
         self.fail: dict[str, BaseException] = {}
-        self.delay = 0.0
+        self.delay = delay
         self.sync_on_loop: list[str] = []
         self.loops: set[int] = set()
         self.in_flight = 0
@@ -156,6 +156,28 @@ class SpyBackend(InMemoryBackend):
             for text in texts:
                 self.record(user_id, turn_to_blobs([Message.of("user", text)]), str(uuid.uuid4()))
                 self.flush(user_id)
+
+    def add_event(
+        self, user_id: uuid.UUID, tip: str, tags: dict[str, str] | None = None
+    ) -> UserEvent:
+        """An event with exactly this tip and these tags, made the real way: a turn is
+        processed into an event (its profile rows are removed again), then ``update_event``
+        sets the tip and tags."""
+        with self.quietly():
+            rows_before = {p.id for p in self._profiles(user_id)}
+            events_before = {e.id for e in self.events(user_id, topk=10_000)}
+            self.seed(user_id, "I'm going to Paris next week.")
+            for row in self._profiles(user_id):
+                if row.id not in rows_before:
+                    self.delete_profile(user_id, row.id)
+            (event,) = [e for e in self.events(user_id, topk=10_000) if e.id not in events_before]
+            data = EventData(
+                event_tip=tip,
+                event_tags=[EventTag(tag=k, value=v) for k, v in (tags or {}).items()],
+            )
+            self.update_event(user_id, event.id, data)
+            (updated,) = [e for e in self.events(user_id, topk=10_000) if e.id == event.id]
+            return updated
 
     def process(self, user_id: uuid.UUID) -> None:
         """Tell the listeners the user was processed, as the backend does after a flush."""
