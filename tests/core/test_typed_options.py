@@ -14,19 +14,19 @@ import httpx
 import pytest
 
 from memobase_integrations import options as construction
-from memobase_integrations.backends.base import (
-    Backend,
+from memobase_integrations.backends.base import Backend
+from memobase_integrations.backends.embedded import EmbeddedBackend
+from memobase_integrations.backends.remote import RemoteBackend
+from memobase_integrations.engine.config import ProfileConfig
+from memobase_integrations.facade import Memobase, UserMemory
+from memobase_integrations.settings import FlushPolicy, LLMSettings
+from memobase_integrations.values import (
     ContextKwargs,
     ContextOptions,
     ProfileKwargs,
     ProfileOptions,
     SearchKwargs,
 )
-from memobase_integrations.backends.embedded import EmbeddedBackend
-from memobase_integrations.backends.remote import RemoteBackend
-from memobase_integrations.engine.config import ProfileConfig
-from memobase_integrations.facade import Memobase, UserMemory
-from memobase_integrations.settings import FlushPolicy, LLMSettings
 
 #: What ``options.py`` imports for the type checker only.
 TYPE_CHECKING_NAMES = {

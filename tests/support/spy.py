@@ -33,10 +33,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from memobase_integrations.backends.base import Backend, ContextOptions, RecordReceipt
+from memobase_integrations.backends.base import Backend
 from memobase_integrations.messages import Message, turn_to_blobs
 from memobase_integrations.models import ChatBlob, EventData, EventTag, Profile, UserEvent
 from memobase_integrations.testing import InMemoryBackend
+from memobase_integrations.values import ContextOptions, RecordReceipt
 
 __all__ = ["Call", "RecordedTurn", "SpyBackend"]
 
