@@ -180,10 +180,13 @@ class Memobase:
         """``max_blob_tokens``: the size ChatBlobs are cut to (well below Memobase's 16384
         processing cap). ``max_turn_chars``: the most text one ``record`` may carry (see
         :data:`~.messages.DEFAULT_MAX_TURN_CHARS`; ``None`` for no limit)."""
-        if not callable(getattr(backend, "add_listener", None)):  # fakes need not be complete
+        missing = _missing_methods(backend)
+        if missing:  # a partial backend would fail later, on some call, far from here
             raise ConfigurationError(
-                f"Memobase() needs a backend (EmbeddedBackend or RemoteBackend), got "
-                f"{type(backend).__name__}. Use Memobase.embedded(), .remote() or .from_env()."
+                f"Memobase() needs a backend (EmbeddedBackend, RemoteBackend, or "
+                f"testing.InMemoryBackend in tests), got {type(backend).__name__}, which lacks "
+                f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. Use "
+                "Memobase.embedded(), .remote() or .from_env()."
             )
         limits = _check_limits(max_blob_tokens, max_turn_chars, "Memobase()")
         self.max_blob_tokens: int = limits["max_blob_tokens"]
@@ -894,6 +897,15 @@ class UserMemory:
 
     async def adiscard_failed(self) -> int:
         return await self._backend.adiscard_failed(self.id)
+
+
+def _missing_methods(backend: object) -> list[str]:
+    """The Backend protocol's methods ``backend`` does not have."""
+    return [
+        name
+        for name, member in vars(Backend).items()
+        if not name.startswith("_") and callable(member) and not hasattr(backend, name)
+    ]
 
 
 # -- argument checks (see arguments.py) -------------------------------------------------------

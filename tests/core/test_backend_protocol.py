@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from memobase_integrations import ConfigurationError, Memobase
 from memobase_integrations.backends.base import Backend
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.backends.remote import RemoteBackend
@@ -75,3 +76,11 @@ def test_the_in_memory_backend_is_a_backend() -> None:
         assert backend.kind == "memory" and backend.worker_mode is None
     finally:
         backend.close(0)
+
+
+def test_the_facade_refuses_a_partial_backend_and_names_what_it_lacks() -> None:
+    class Partial:
+        def add_listener(self, listener: Any) -> None: ...
+
+    with pytest.raises(ConfigurationError, match=r"lacks record, arecord, .*\.\.\."):
+        Memobase(Partial())  # type: ignore[arg-type]
