@@ -22,7 +22,7 @@ from langchain_core.chat_history import BaseChatMessageHistory, InMemoryChatMess
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, messages_to_dict
 from langchain_core.runnables import RunnableLambda
 from langchain_core.runnables.history import RunnableWithMessageHistory
-from lc_fakes import FakeBackend
+from support.spy import SpyBackend
 
 from langchain_memobase import MemobaseChatMessageHistory
 from memobase_integrations.facade import Memobase
@@ -33,12 +33,12 @@ KINDS = ("control", "memobase")
 
 
 @pytest.fixture
-def backend() -> FakeBackend:
-    return FakeBackend()
+def backend() -> SpyBackend:
+    return SpyBackend()
 
 
 @pytest.fixture
-def factory(request: pytest.FixtureRequest, backend: FakeBackend, tmp_path: Path) -> Factory:
+def factory(request: pytest.FixtureRequest, backend: SpyBackend, tmp_path: Path) -> Factory:
     memobase = Memobase(backend)
     controls: dict[str, InMemoryChatMessageHistory] = {}
 
@@ -90,7 +90,7 @@ def _echo(messages: list[BaseMessage]) -> AIMessage:
 
 
 @pytest.mark.parametrize("factory", KINDS, indirect=True)
-async def test_rwmh_messages_in_messages_out(factory: Factory, backend: FakeBackend) -> None:
+async def test_rwmh_messages_in_messages_out(factory: Factory, backend: SpyBackend) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         chain = RunnableWithMessageHistory(RunnableLambda(_echo), factory)

@@ -33,7 +33,8 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
-from lc_fakes import FakeBackend, ToolCallingFakeModel, tool_call
+from lc_models import ToolCallingFakeModel, tool_call
+from support.spy import SpyBackend
 
 from langchain_memobase import MemobaseMiddleware
 from memobase_integrations.facade import Memobase
@@ -132,7 +133,7 @@ CELLS: dict[str, Cell] = {
 @pytest.mark.parametrize("name", sorted(CELLS))
 async def test_composition_matrix(name: str, ours_first: bool) -> None:
     cell = CELLS[name]
-    backend = FakeBackend()
+    backend = SpyBackend()
     backend.add_fact(to_user_uuid("alice"), "basic_info", "name", "Alice")
     memobase = Memobase(backend)
     ours = MemobaseMiddleware(memobase, user_id="alice")

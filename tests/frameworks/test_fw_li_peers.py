@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from engine_runs import MODES, Mode, run_turn
-from li_fakes import FakeBackend, RecordingFunctionLLM, RecordingLLM, StaticRetriever, pack
+from li_models import RecordingFunctionLLM, RecordingLLM, StaticRetriever
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.chat_engine import (
@@ -27,6 +27,7 @@ from llama_index.core.chat_engine import (
 from llama_index.core.chat_engine.types import BaseChatEngine
 from llama_index.core.memory import InsertMethod, Memory
 from llama_index.core.tools import FunctionTool
+from support.spy import SpyBackend
 
 from llamaindex_memobase import MemobaseMemory
 from memobase_integrations.facade import Memobase
@@ -37,11 +38,11 @@ PROFILE = "basic_info::name: Alice"
 KINDS = ("control", "memobase-new", "memobase-seeded")
 
 
-def make(kind: str, backend: FakeBackend, **kwargs: Any) -> Memory:
+def make(kind: str, backend: SpyBackend, **kwargs: Any) -> Memory:
     if kind == "control":
         return Memory.from_defaults(**kwargs)
     if kind == "memobase-seeded":
-        backend.set_context(ALICE, pack([PROFILE]))
+        backend.set_profile(ALICE, [PROFILE])
     return MemobaseMemory.from_defaults("alice", Memobase(backend), **kwargs)  # type: ignore[arg-type]
 
 
@@ -57,7 +58,7 @@ def said(messages: list[ChatMessage]) -> list[tuple[str, str]]:
 # -- Memory behaviours -------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 async def test_put_get_order_set_and_reset(kind: str) -> None:
-    backend = FakeBackend()
+    backend = SpyBackend()
     memory = make(kind, backend)
     await memory.aput(ChatMessage(role=MessageRole.USER, content="Hi, I'm Alice."))
     await memory.aput_messages(
@@ -91,7 +92,7 @@ async def test_put_get_order_set_and_reset(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_token_limited_history_keeps_the_latest_messages(kind: str) -> None:
-    backend = FakeBackend()
+    backend = SpyBackend()
     memory = make(kind, backend, token_limit=200, chat_history_token_ratio=0.5)
     for i in range(30):
         role = MessageRole.USER if i % 2 == 0 else MessageRole.ASSISTANT
@@ -123,7 +124,7 @@ ENGINES: dict[str, EngineFactory] = {
 async def test_chat_engines_against_the_control(engine: str, mode: Mode) -> None:
     histories = {}
     for kind in ("control", "memobase-seeded"):
-        backend = FakeBackend()
+        backend = SpyBackend()
         memory = make(kind, backend)
         llm = RecordingLLM(script=["First answer.", "Second answer."])
         chat = ENGINES[engine](llm, memory)
@@ -170,7 +171,7 @@ AGENTS: dict[str, Callable[[], Any]] = {
 async def test_agents_against_the_control(agent: str) -> None:
     results = {}
     for kind in ("control", "memobase-seeded"):
-        backend = FakeBackend()
+        backend = SpyBackend()
         memory = make(kind, backend, insert_method=InsertMethod.SYSTEM)
         result = await AGENTS[agent]().run(user_msg="Weather in Oslo?", memory=memory)
         results[kind] = (str(result), said(await memory.aget_all()))

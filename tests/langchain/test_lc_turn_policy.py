@@ -25,8 +25,9 @@ from langchain_core.outputs import ChatResult
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
-from lc_fakes import FakeBackend, ToolCallingFakeModel, tool_call
+from lc_models import ToolCallingFakeModel, tool_call
 from pydantic import BaseModel
+from support.spy import SpyBackend
 
 from langchain_memobase import MemobaseMiddleware
 from memobase_integrations.facade import Memobase
@@ -36,7 +37,7 @@ MakeModel = Callable[..., ToolCallingFakeModel]
 EMAIL = "alice.smith@example.com"
 
 
-def _lines(backend: FakeBackend) -> list[list[tuple[str, str]]]:
+def _lines(backend: SpyBackend) -> list[list[tuple[str, str]]]:
     return [t.lines for t in backend.turns]
 
 
@@ -47,7 +48,7 @@ def _ordered(ours: AgentMiddleware[Any, Any], other: Any, ours_first: bool) -> l
 # -- case 1: what is recorded is what the model was allowed to see ------------------------
 @pytest.mark.parametrize("ours_first", [True, False], ids=["memobase-first", "pii-first"])
 def test_pii_redacted_input_is_what_gets_recorded(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel, ours_first: bool
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel, ours_first: bool
 ) -> None:
     model = make_model("Noted.")
     pii = PIIMiddleware("email", strategy="redact", apply_to_input=True)
@@ -68,7 +69,7 @@ def test_pii_redacted_input_is_what_gets_recorded(
 
 @pytest.mark.parametrize("ours_first", [True, False], ids=["memobase-first", "pii-first"])
 async def test_pii_redaction_holds_under_ainvoke(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel, ours_first: bool
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel, ours_first: bool
 ) -> None:
     pii = PIIMiddleware("email", strategy="redact", apply_to_input=True)
     agent = create_agent(
@@ -82,7 +83,7 @@ async def test_pii_redaction_holds_under_ainvoke(
 # -- case 2: memory survives a dynamic prompt in any order ------------------------------
 @pytest.mark.parametrize("ours_first", [True, False], ids=["memobase-first", "prompt-first"])
 async def test_memory_survives_a_dynamic_prompt(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel, ours_first: bool
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel, ours_first: bool
 ) -> None:
     fake_backend.add_fact(to_user_uuid("alice"), "basic_info", "name", "Alice")
 
@@ -105,7 +106,7 @@ async def test_memory_survives_a_dynamic_prompt(
 
 
 def test_a_prompt_built_on_ours_does_not_get_the_memory_twice(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     fake_backend.add_fact(to_user_uuid("alice"), "basic_info", "name", "Alice")
 
@@ -134,7 +135,7 @@ class FailingModel(ToolCallingFakeModel):
 
 @pytest.mark.parametrize("ours_first", [True, False], ids=["memobase-first", "retry-first"])
 def test_model_retry_give_up_text_is_not_recorded(
-    memobase: Memobase, fake_backend: FakeBackend, ours_first: bool
+    memobase: Memobase, fake_backend: SpyBackend, ours_first: bool
 ) -> None:
     retry = ModelRetryMiddleware(
         max_retries=1, retry_on=(RuntimeError,), initial_delay=0.0, jitter=False
@@ -151,7 +152,7 @@ def test_model_retry_give_up_text_is_not_recorded(
 
 @pytest.mark.parametrize("ours_first", [True, False], ids=["memobase-first", "limit-first"])
 def test_model_call_limit_text_is_not_recorded_nor_the_user_twice(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel, ours_first: bool
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel, ours_first: bool
 ) -> None:
     @tool
     def lookup(city: str) -> str:
@@ -184,7 +185,7 @@ class Weather(BaseModel):
 
 
 def test_tool_strategy_structured_answer_is_recorded(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     model = make_model(tool_call("Weather", {"city": "Paris", "forecast": "sunny"}, "s1"))
     agent = create_agent(
@@ -203,7 +204,7 @@ def test_tool_strategy_structured_answer_is_recorded(
 
 # -- case 5: a return_direct tool's result is the answer ---------------------------------
 def test_return_direct_tool_answer_is_recorded_and_not_repeated(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     @tool(return_direct=True)
     def balance(account: str) -> str:
@@ -229,7 +230,7 @@ def test_return_direct_tool_answer_is_recorded_and_not_repeated(
 
 # -- case 6: several user messages in one invocation are all recorded ----------------------
 async def test_every_user_message_of_an_invocation_is_recorded(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     agent = create_agent(
         make_model("Welcome to Lisbon!", "Good night."),
@@ -255,7 +256,7 @@ async def test_every_user_message_of_an_invocation_is_recorded(
 
 # -- case 7: edit-and-regenerate records the edited text as a new turn --------------------
 def test_edited_user_message_is_a_new_turn(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     agent = create_agent(
         make_model("Paris is lovely.", "Rome is lovely."),
@@ -284,7 +285,7 @@ def test_edited_user_message_is_a_new_turn(
 
 
 def test_a_replay_of_the_edited_message_is_still_a_no_op(
-    memobase: Memobase, fake_backend: FakeBackend, make_model: MakeModel
+    memobase: Memobase, fake_backend: SpyBackend, make_model: MakeModel
 ) -> None:
     agent = create_agent(
         make_model("a1", "a2", "a3"), middleware=[MemobaseMiddleware(memobase, user_id="alice")]

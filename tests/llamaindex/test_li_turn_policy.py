@@ -12,10 +12,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from li_fakes import FakeBackend, RecordingLLM, pack
+from li_models import RecordingLLM, pack
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.memory import Memory, StaticMemoryBlock
+from support.spy import SpyBackend
 
 from llamaindex_memobase import MemobaseMemory, MemobaseMemoryBlock
 from memobase_integrations.errors import ConfigurationError
@@ -29,7 +30,7 @@ LONG = " ".join(f"word{i % 97}" for i in range(2500))
 # -- case 8: token pressure with a block that has nothing to say ------------------------------
 @pytest.mark.parametrize("kind", ["memobase", "plain-memory-control"])
 def test_long_message_under_a_small_token_limit_does_not_crash(
-    mb: Memobase, backend: FakeBackend, kind: str
+    mb: Memobase, backend: SpyBackend, kind: str
 ) -> None:
     llm = RecordingLLM(answer="Got it.")
     memory: Memory
@@ -52,7 +53,7 @@ def test_long_message_under_a_small_token_limit_does_not_crash(
 
 
 async def test_an_extra_block_under_token_pressure_does_not_crash(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
     static = StaticMemoryBlock(name="rules", static_content="Be brief. " * 50, priority=2)
     memory = MemobaseMemory.from_defaults("newcomer", mb, token_limit=2000, memory_blocks=[static])
@@ -149,7 +150,7 @@ def _turn(user: str, answer: str) -> list[ChatMessage]:
     ]
 
 
-async def test_a_replayed_put_records_the_turn_once(mb: Memobase, backend: FakeBackend) -> None:
+async def test_a_replayed_put_records_the_turn_once(mb: Memobase, backend: SpyBackend) -> None:
     memory = MemobaseMemory.from_defaults("newcomer", mb, session_id="s1")
     await memory.aput_messages(_turn("I live in Paris.", "Lovely."))
     await memory.aput_messages(_turn("I live in Paris.", "Lovely."))  # replayed
@@ -160,7 +161,7 @@ async def test_a_replayed_put_records_the_turn_once(mb: Memobase, backend: FakeB
 
 
 async def test_turn_ids_are_the_same_in_a_fresh_process_and_differ_by_session(
-    mb: Memobase, backend: FakeBackend
+    mb: Memobase, backend: SpyBackend
 ) -> None:
     first = MemobaseMemory.from_defaults("newcomer", mb, session_id="s1")
     await first.aput_messages(_turn("Hi", "Hello"))
@@ -170,7 +171,7 @@ async def test_turn_ids_are_the_same_in_a_fresh_process_and_differ_by_session(
     await other.aput_messages(_turn("Hi", "Hello"))
     await first.aput_messages(_turn("Hi", "Hello again!"))
 
-    ids = [t for t, _ in backend.turns[NEWCOMER]]
+    ids = [t.turn_id for t in backend.turns_of(NEWCOMER)]
     assert len(ids) == 3 and len(set(ids)) == 3
     assert backend.recorded(NEWCOMER) == [
         [("user", "Hi"), ("assistant", "Hello")],
@@ -179,7 +180,7 @@ async def test_turn_ids_are_the_same_in_a_fresh_process_and_differ_by_session(
     ]
 
 
-async def test_framework_text_does_not_answer_a_turn(mb: Memobase, backend: FakeBackend) -> None:
+async def test_framework_text_does_not_answer_a_turn(mb: Memobase, backend: SpyBackend) -> None:
     memory = MemobaseMemory.from_defaults("newcomer", mb)
     await memory.aput_messages(
         [
