@@ -25,8 +25,10 @@ def fake_backend() -> Iterator[SpyBackend]:
 
 
 @pytest.fixture
-def memobase(fake_backend: SpyBackend) -> Memobase:
-    return Memobase(fake_backend)
+def memobase(fake_backend: SpyBackend) -> Iterator[Memobase]:
+    facade = Memobase(fake_backend)
+    yield facade
+    facade.close(0)  # stops the context refresher before the store goes away
 
 
 @pytest.fixture

@@ -20,8 +20,10 @@ def backend() -> Iterator[SpyBackend]:
 
 
 @pytest.fixture
-def mb(backend: SpyBackend) -> Memobase:
-    return Memobase(backend)
+def mb(backend: SpyBackend) -> Iterator[Memobase]:
+    memobase = Memobase(backend)
+    yield memobase
+    memobase.close(0)  # stops the context refresher before the store goes away
 
 
 @pytest.fixture
