@@ -56,7 +56,7 @@ _RANGES: dict[str, Any] = {
     "offset": Field(ge=0),
     "page": Field(ge=0),
     "page_size": Field(ge=1),
-    "last_days": Field(ge=1),
+    "last_days": Field(ge=1, le=366),
     "profile_event_ratio": Field(ge=0.0, le=1.0, allow_inf_nan=False),
     "event_similarity_threshold": Field(allow_inf_nan=False),
     "similarity_threshold": Field(allow_inf_nan=False),
@@ -238,6 +238,18 @@ def check_count(
     """An ``int >= 1`` (``None`` too when ``optional``)."""
     hint: Any = int | None if optional else int
     return _checked(value, Annotated[hint, Field(ge=1)], name, where, error=error)
+
+
+#: The longest usage window, in days: one entry per day is built (days without activity
+#: included, as the server does), so an unbounded window would allocate without end or
+#: overflow the calendar. ``serve`` refuses the same range.
+MAX_USAGE_DAYS = 366
+
+
+def check_usage_days(value: Any, where: str) -> int:
+    """``last_days`` of the usage calls: an ``int`` in ``1..MAX_USAGE_DAYS``."""
+    days: int = _checked(value, Annotated[int, Field(ge=1, le=MAX_USAGE_DAYS)], "last_days", where)
+    return days
 
 
 def check_bool(value: Any, name: str, where: str) -> bool:

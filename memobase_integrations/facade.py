@@ -31,6 +31,7 @@ from .arguments import (
     check_search_options,
     check_text,
     check_timeout,
+    check_usage_days,
     check_uuid,
 )
 from .backends.base import Backend
@@ -419,10 +420,10 @@ class Memobase:
 
     def daily_usage(self, last_days: int = 7) -> list[DailyUsage]:
         """Inserts and LLM tokens per day, today first."""
-        return self.backend.daily_usage(check_arg(last_days, int, "last_days", "daily_usage()"))
+        return self.backend.daily_usage(check_usage_days(last_days, "daily_usage()"))
 
     async def adaily_usage(self, last_days: int = 7) -> list[DailyUsage]:
-        days = check_arg(last_days, int, "last_days", "adaily_usage()")
+        days = check_usage_days(last_days, "adaily_usage()")
         return await self.backend.adaily_usage(days)
 
     def close(self, timeout: float | None = None) -> None:

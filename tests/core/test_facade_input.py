@@ -114,6 +114,9 @@ def test_a_lone_surrogate_in_a_user_id_is_refused(mb: Memobase) -> None:
         (lambda u: u.delete_blob("\ud800"), ValidationError, "must be a UUID"),
         (lambda u: u.memobase.get_all_users(limit=-1), ValidationError, "limit got -1"),
         (lambda u: u.memobase.daily_usage(0), ValidationError, "last_days got 0"),
+        # One entry per day is built: an unbounded window allocated without end (the fuzz
+        # test hung on it) and overflowed the calendar with OverflowError.
+        (lambda u: u.memobase.daily_usage(10**6), ValidationError, "last_days got 1000000"),
         (lambda u: u.memobase.add_user([1]), ValidationError, "must be a dict"),
     ],
 )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from ...arguments import MAX_USAGE_DAYS
 from ...models import ErrorCode
 from ..config import MAX_PROFILE_CONFIG_CHARS
 from ..envelope import ServerAnswer, ok
@@ -63,5 +64,7 @@ async def project_users(
 
 
 @router.get("/project/usage", summary="Inserts and LLM tokens per day")
-async def usage(mb: Mb, last_days: Annotated[int, Query(ge=1, le=366)] = 7) -> JSONResponse:
+async def usage(
+    mb: Mb, last_days: Annotated[int, Query(ge=1, le=MAX_USAGE_DAYS)] = 7
+) -> JSONResponse:
     return ok(await mb.adaily_usage(last_days))
