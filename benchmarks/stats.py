@@ -26,6 +26,7 @@ __all__ = [
     "bootstrap_quantile",
     "bootstrap_quantile_diff",
     "bootstrap_quantile_diff_independent",
+    "bootstrap_quantile_ratio",
     "ms",
     "percentile",
     "summary_ms",
@@ -81,6 +82,26 @@ def bootstrap_quantile_diff(
     idx = _rng(seed).integers(0, len(a), size=(replicates, len(a)))
     diffs = np.percentile(a[idx], q, axis=1) - np.percentile(b[idx], q, axis=1)
     low, high = np.percentile(diffs, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def bootstrap_quantile_ratio(
+    system: Sequence[float],
+    baseline: Sequence[float],
+    q: float,
+    *,
+    replicates: int = BOOTSTRAP_REPLICATES,
+    seed: int = 14,
+) -> Interval:
+    """95% interval of ``percentile(system, q) / percentile(baseline, q)`` over paired samples
+    (the same indices are resampled; the baseline's quantile must be positive)."""
+    a = np.asarray(system, dtype=float)
+    b = np.asarray(baseline, dtype=float)
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"need two paired samples of equal length >= 2, got {len(a)}/{len(b)}")
+    idx = _rng(seed).integers(0, len(a), size=(replicates, len(a)))
+    ratios = np.percentile(a[idx], q, axis=1) / np.percentile(b[idx], q, axis=1)
+    low, high = np.percentile(ratios, [2.5, 97.5])
     return float(low), float(high)
 
 
