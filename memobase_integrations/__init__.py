@@ -8,7 +8,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .__about__ import __version__
-from .context_text import is_empty_context, neutralize_placeholders, truncate_context
 from .errors import (
     DEPRECATED_ALIASES,
     AuthenticationError,
@@ -28,44 +27,87 @@ from .errors import (
     ValidationError,
     deprecated_alias,
 )
-from .facade import Memobase, UserMemory
-from .ids import string_to_uuid, to_user_uuid
-from .messages import Message, turn_to_blobs
-from .models import (
-    BlobType,
-    ChatBlob,
-    ChatModalResponse,
-    OpenAICompatibleMessage,
-    Profile,
-    SummaryBlob,
-    UserEvent,
-)
-from .settings import FlushPolicy, LLMSettings
-from .turns import (
-    SYNTHETIC_PATTERNS,
-    Said,
-    Turn,
-    current_turn,
-    is_answer,
-    is_synthetic,
-    split_turns,
-    structured_text,
-    turn_id,
-)
-from .values import (
-    ContextKwargs,
-    ContextOptions,
-    FailedTurn,
-    MemoryStatus,
-    ProfileKwargs,
-    ProfileOptions,
-    RecordReceipt,
-    SearchKwargs,
-    UserStatus,
-)
 
 if TYPE_CHECKING:
     from . import testing as testing
+    from .context_text import is_empty_context, neutralize_placeholders, truncate_context
+    from .facade import Memobase, UserMemory
+    from .ids import string_to_uuid, to_user_uuid
+    from .messages import Message, turn_to_blobs
+    from .models import (
+        BlobType,
+        ChatBlob,
+        ChatModalResponse,
+        OpenAICompatibleMessage,
+        Profile,
+        SummaryBlob,
+        UserEvent,
+    )
+    from .settings import FlushPolicy, LLMSettings
+    from .turns import (
+        SYNTHETIC_PATTERNS,
+        Said,
+        Turn,
+        current_turn,
+        is_answer,
+        is_synthetic,
+        split_turns,
+        structured_text,
+        turn_id,
+    )
+    from .values import (
+        ContextKwargs,
+        ContextOptions,
+        FailedTurn,
+        MemoryStatus,
+        ProfileKwargs,
+        ProfileOptions,
+        RecordReceipt,
+        SearchKwargs,
+        UserStatus,
+    )
+
+#: Public names and the module each lives in, imported on first access (PEP 562) so that
+#: ``import memobase_integrations`` costs only the exception classes: pydantic, httpx,
+#: tiktoken, SQLAlchemy and openai load when the code that needs them is first used.
+_LAZY: dict[str, str] = {
+    "is_empty_context": "context_text",
+    "neutralize_placeholders": "context_text",
+    "truncate_context": "context_text",
+    "Memobase": "facade",
+    "UserMemory": "facade",
+    "string_to_uuid": "ids",
+    "to_user_uuid": "ids",
+    "Message": "messages",
+    "turn_to_blobs": "messages",
+    "BlobType": "models",
+    "ChatBlob": "models",
+    "ChatModalResponse": "models",
+    "OpenAICompatibleMessage": "models",
+    "Profile": "models",
+    "SummaryBlob": "models",
+    "UserEvent": "models",
+    "FlushPolicy": "settings",
+    "LLMSettings": "settings",
+    "SYNTHETIC_PATTERNS": "turns",
+    "Said": "turns",
+    "Turn": "turns",
+    "current_turn": "turns",
+    "is_answer": "turns",
+    "is_synthetic": "turns",
+    "split_turns": "turns",
+    "structured_text": "turns",
+    "turn_id": "turns",
+    "ContextKwargs": "values",
+    "ContextOptions": "values",
+    "FailedTurn": "values",
+    "MemoryStatus": "values",
+    "ProfileKwargs": "values",
+    "ProfileOptions": "values",
+    "RecordReceipt": "values",
+    "SearchKwargs": "values",
+    "UserStatus": "values",
+}
 
 
 __all__ = [
@@ -125,11 +167,20 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``memobase_integrations.testing`` (the offline stand-in LLM) is imported on first use,
-    so ``import memobase_integrations`` stays light and the README's
-    ``memobase_integrations.testing.StandInLLM()`` works as written."""
+    """The public names of :data:`_LAZY`, ``memobase_integrations.testing`` (the offline
+    stand-in LLM) and the deprecated aliases, resolved on first use; a public name is then
+    cached in the module's namespace."""
     if name == "testing":
         return importlib.import_module(f"{__name__}.testing")
     if name in DEPRECATED_ALIASES:  # ConnectionError, TimeoutError (0.1.0 names)
         return deprecated_alias(__name__, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -7,7 +7,9 @@ SHA-256 for it), so we build the fast Rust encoder from that file and never touc
 The encoder is built with ``tiktoken.Encoding(...)`` directly: no tiktoken global (its loader,
 its registry) is replaced, even for a moment, because another thread may be using tiktoken at
 the same time. The first use builds it once under a lock (it takes about a second), however
-many threads race for it.
+many threads race for it. :func:`preload` starts that build on a background thread (the
+backends call it at construction), so no request pays for it; code on a request path that
+must not wait asks :func:`count_tokens_if_ready` and falls back to :func:`token_bound`.
 """
 
 from __future__ import annotations
@@ -15,13 +17,25 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import logging
 import threading
 from importlib import resources
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import tiktoken
+if TYPE_CHECKING:
+    import tiktoken
 
-__all__ = ["count_tokens", "encoding", "truncate_tokens"]
+__all__ = [
+    "count_tokens",
+    "count_tokens_if_ready",
+    "encoding",
+    "is_ready",
+    "preload",
+    "token_bound",
+    "truncate_tokens",
+]
+
+logger = logging.getLogger(__name__)
 
 # tiktoken verifies o200k_base against this digest (tiktoken_ext/openai_public.py).
 _O200K_SHA256: Final = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
@@ -60,6 +74,8 @@ def _load_o200k_ranks() -> dict[bytes, int]:
 
 def build_o200k() -> tiktoken.Encoding:
     """A new ``o200k_base`` encoder from the bundled file (slow: use :func:`encoding`)."""
+    import tiktoken  # here, not at module import: ``import memobase_integrations`` stays light
+
     return tiktoken.Encoding(
         name="o200k_base",
         pat_str=O200K_PATTERN,
@@ -74,6 +90,29 @@ class _Lazy:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._value: tiktoken.Encoding | None = None
+        self._loader: threading.Thread | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._value is not None
+
+    def preload(self) -> None:
+        """Build the encoder on a daemon thread, once (a no-op when built or under way)."""
+        if self._value is not None or self._loader is not None:
+            return
+        with self._lock:
+            if self._value is not None or self._loader is not None:
+                return
+            self._loader = threading.Thread(
+                target=self._load, name="memobase-tokenizer-preload", daemon=True
+            )
+        self._loader.start()
+
+    def _load(self) -> None:
+        try:
+            self.get()
+        except Exception:  # the next count_tokens() raises it again, where it can be handled
+            logger.warning("memobase: preloading the o200k tokenizer failed", exc_info=True)
 
     def get(self) -> tiktoken.Encoding:
         value = self._value
@@ -91,6 +130,30 @@ _ENCODING = _Lazy()
 def encoding() -> tiktoken.Encoding:
     """The ``o200k_base`` encoder, built once per process from the bundled file."""
     return _ENCODING.get()
+
+
+def preload() -> None:
+    """Start building the encoder on a background thread now (idempotent, never blocks)."""
+    _ENCODING.preload()
+
+
+def is_ready() -> bool:
+    """Whether the encoder is built (counting does not wait)."""
+    return _ENCODING.ready
+
+
+def token_bound(text: str) -> int:
+    """An upper bound on ``count_tokens(text)`` that needs no encoder: the UTF-8 length.
+    ``o200k_base`` is a byte-level BPE, so each token stands for at least one byte."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def count_tokens_if_ready(text: str) -> int | None:
+    """``count_tokens(text)`` when the encoder is built, else ``None`` (never waits)."""
+    if not text:
+        return 0
+    value = _ENCODING._value
+    return None if value is None else len(value.encode_ordinary(text))
 
 
 def count_tokens(text: str) -> int:

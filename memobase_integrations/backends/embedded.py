@@ -113,6 +113,7 @@ from ..models import (
 from ..options import WorkerMode
 from ..queue import Disposition, decide, retry_delay, with_default_error
 from ..settings import FlushPolicy, LLMSettings
+from .. import tokens
 from ..tokens import count_tokens
 from ..values import (
     BufferStatus,
@@ -210,6 +211,9 @@ class EmbeddedBackend:
             raise ConfigurationError(
                 f"worker must be 'auto', 'thread' or 'process', got {worker!r}."
             )
+        # The o200k encoder takes about a second to build: start now, on a background thread,
+        # so neither the first record() nor the first flush pays for it.
+        tokens.preload()
         settings = llm if llm is not None else LLMSettings.from_env()
         self.policy = policy or FlushPolicy()
         self.llm = LLMClient(settings)
@@ -230,6 +234,11 @@ class EmbeddedBackend:
         self._claims_lock = threading.Lock()
         self._hint_lock = threading.Lock()
         self._buffered_hint: dict[uuid.UUID, int] = {}
+        # Buffer rows recorded with an upper-bound token size while the tokenizer was still
+        # loading, and whether a thread is correcting them (see _correct_estimates).
+        self._estimates: list[tuple[uuid.UUID, str]] = []
+        self._estimates_lock = threading.Lock()
+        self._correcting = False
         self._closed = False
         self._next_ledger_prune = 0.0
         self._metered_lock = threading.Lock()
@@ -368,7 +377,10 @@ class EmbeddedBackend:
                     f"record() stores ChatBlobs only, got {type(blob).__name__}; use insert() "
                     "for other blob types."
                 )
-        receipt, added = self.store.record_turn(user_id, turn_id, blobs)
+        estimates: list[tuple[uuid.UUID, str]] = []
+        receipt, added = self.store.record_turn(user_id, turn_id, blobs, estimates=estimates)
+        if estimates:
+            self._queue_estimates(estimates)
         if added and self._worker is not None:
             # A cheap local hint instead of a SUM query on the hot path: wake the worker when
             # this process alone has buffered enough for the user. The worker's own poll
@@ -382,6 +394,40 @@ class EmbeddedBackend:
             if due:
                 self._worker.wake()
         return receipt
+
+    def _queue_estimates(self, estimates: list[tuple[uuid.UUID, str]]) -> None:
+        """Hand rows recorded with an upper-bound token size (the tokenizer was loading) to
+        a background thread that writes their exact counts once it can."""
+        with self._estimates_lock:
+            self._estimates.extend(estimates)
+            if self._correcting:
+                return
+            self._correcting = True
+        threading.Thread(
+            target=self._correct_estimates, name="memobase-token-counts", daemon=True
+        ).start()
+
+    def _correct_estimates(self) -> None:
+        """Exact token counts for the queued rows, off the request path: waits for the
+        tokenizer, then one UPDATE per batch, until no row is left. Until then a bound can
+        only make a buffer due early, never late; a row already flushed is simply not there
+        any more (the UPDATE changes nothing)."""
+        while True:
+            with self._estimates_lock:
+                batch, self._estimates = self._estimates, []
+                if not batch:
+                    self._correcting = False
+                    return
+            try:
+                sizes = {blob_id: count_tokens(text) for blob_id, text in batch}
+                self.store.set_token_sizes(sizes)
+            except Exception:
+                logger.warning(
+                    "memobase: could not write exact token counts for %d buffered blobs; "
+                    "their upper bounds stay (a flush may come early)",
+                    len(batch),
+                    exc_info=True,
+                )
 
     async def arecord(
         self, user_id: uuid.UUID, blobs: Sequence[ChatBlob], turn_id: str

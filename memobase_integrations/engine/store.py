@@ -38,6 +38,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from .. import tokens
 from ..errors import (
     ConfigurationError,
     MemobaseConnectionError,
@@ -67,6 +68,7 @@ from . import fts
 from . import schema as t
 from .plan import Claim, ClaimedBlob, FlushPlan, StoredProfile
 from .search import event_text
+from .sqlite_record import SQLiteRecorder
 
 __all__ = [
     "BUSY",
@@ -233,6 +235,10 @@ class Store:
         )
         self._insert_blobs = sa.insert(t.blobs)
         self._insert_buffer = sa.insert(t.buffer)
+        # On a SQLite file the record transaction runs on the driver's cursor (see the module).
+        self._sqlite_recorder = (
+            SQLiteRecorder(self.engine) if self.dialect == "sqlite" and not self._memory else None
+        )
 
     @property
     def in_memory(self) -> bool:
@@ -526,13 +532,26 @@ class Store:
 
     # -- recording ------------------------------------------------------------------------------
     def record_turn(
-        self, user_id: uuid.UUID, turn_id: str, blobs: Sequence[ChatBlob]
+        self,
+        user_id: uuid.UUID,
+        turn_id: str,
+        blobs: Sequence[ChatBlob],
+        *,
+        estimates: list[tuple[uuid.UUID, str]] | None = None,
     ) -> tuple[RecordReceipt, int]:
         """Write a turn's blobs and buffer rows in one transaction; a replay is a no-op.
 
         Returns the receipt and the tokens the turn added to the buffer (0 for a replay). This
         is the hot path: three prepared statements in one short transaction (four the first
         time a user is seen by this process), no aggregate query.
+
+        Each buffer row's ``token_size`` is its rendered text's exact o200k count, one
+        tokenizer pass per blob. With ``estimates`` given, a caller that must not wait for
+        the tokenizer to load (:func:`..tokens.preload`) gets the text's UTF-8 length instead,
+        an upper bound (every o200k token covers at least one byte), and the ``(blob id,
+        rendered text)`` of each such row appended to ``estimates``, to set the exact count
+        later with :meth:`set_token_sizes`. An upper bound can make a buffer due early,
+        never late: no turn waits longer than the policy says.
         """
         if not turn_id or len(turn_id) > 255:
             raise ValueError("turn_id must be a non-empty string of at most 255 characters")
@@ -540,9 +559,17 @@ class Store:
         ids = [turn_blob_id(user_id, turn_id, i) for i in range(len(blobs))]
         blob_rows: list[dict[str, Any]] = []
         buffer_rows: list[dict[str, Any]] = []
+        estimated: list[tuple[uuid.UUID, str]] = []
         for part, (blob_id, blob) in enumerate(zip(ids, blobs, strict=True)):
             blob_rows.append(self._blob_row(user_id, blob_id, blob, now, turn_id, part))
-            buffer_rows.append(self._buffer_row(user_id, blob_id, blob, now, turn_id))
+            text = render_blob(blob, blob.created_at or now)
+            size = count_tokens(text) if estimates is None else tokens.count_tokens_if_ready(text)
+            if size is None:
+                size = tokens.token_bound(text)
+                estimated.append((blob_id, text))
+            buffer_rows.append(
+                self._buffer_row(user_id, blob_id, blob, now, turn_id, token_size=size)
+            )
         turn_row = {
             "user_id": user_id,
             "turn_id": turn_id,
@@ -558,8 +585,25 @@ class Store:
                 known = self._record(user_id, turn_row, blob_rows, buffer_rows, now)
         if known is not None:
             return RecordReceipt(turn_id=turn_id, blob_ids=known, duplicate=True), 0
+        if estimates is not None:
+            estimates.extend(estimated)
         added = sum(int(r["token_size"]) for r in buffer_rows)
         return RecordReceipt(turn_id=turn_id, blob_ids=tuple(ids)), added
+
+    def set_token_sizes(self, sizes: Mapping[uuid.UUID, int]) -> int:
+        """Replace the token sizes of these blobs' buffer rows (exact counts for the upper
+        bounds ``record_turn(estimates=...)`` wrote). Returns the rows changed."""
+        if not sizes:
+            return 0
+        b = t.buffer.c
+        stmt = (
+            sa.update(t.buffer)
+            .where(b.blob_id == sa.bindparam("b_blob_id"))
+            .values(token_size=sa.bindparam("b_size"))
+        )
+        rows = [{"b_blob_id": k, "b_size": v} for k, v in sizes.items()]
+        with self.guard("correcting token counts"), self._write() as conn:
+            return int(conn.execute(stmt, rows).rowcount or 0)
 
     def _record(
         self,
@@ -570,20 +614,34 @@ class Store:
         now: datetime,
     ) -> tuple[uuid.UUID, ...] | None:
         """The record transaction; returns the stored blob ids if the turn was a replay."""
-        with self._write() as conn:
-            if user_id not in self._known_users:
-                self._ensure_user(conn, self._insert_ignore(t.users), user_id, now)
-            inserted = conn.execute(self._insert_turn, turn_row).first()
-            if inserted is None:
-                stored = conn.execute(
-                    sa.select(t.turns.c.blob_ids).where(
-                        t.turns.c.user_id == user_id, t.turns.c.turn_id == turn_row["turn_id"]
-                    )
-                ).scalar_one()
-                return tuple(uuid.UUID(x) for x in stored)
-            if blob_rows:
-                conn.execute(self._insert_blobs, blob_rows)
-                conn.execute(self._insert_buffer, buffer_rows)
+        if self._sqlite_recorder is not None:
+            with self._serialized(), self._writer():
+                stored = self._sqlite_recorder.record(
+                    user_id,
+                    turn_row,
+                    blob_rows,
+                    buffer_rows,
+                    now,
+                    ensure_user=user_id not in self._known_users,
+                )
+            if stored is not None:
+                return stored
+        else:
+            with self._write() as conn:
+                if user_id not in self._known_users:
+                    self._ensure_user(conn, self._insert_ignore(t.users), user_id, now)
+                inserted = conn.execute(self._insert_turn, turn_row).first()
+                if inserted is None:
+                    stored = conn.execute(
+                        sa.select(t.turns.c.blob_ids).where(
+                            t.turns.c.user_id == user_id,
+                            t.turns.c.turn_id == turn_row["turn_id"],
+                        )
+                    ).scalar_one()
+                    return tuple(uuid.UUID(x) for x in stored)
+                if blob_rows:
+                    conn.execute(self._insert_blobs, blob_rows)
+                    conn.execute(self._insert_buffer, buffer_rows)
         if len(self._known_users) > 100_000:
             self._known_users.clear()
         self._known_users.add(user_id)
@@ -636,13 +694,17 @@ class Store:
         blob: ChatBlob | SummaryBlob,
         now: datetime,
         turn_id: str | None = None,
+        *,
+        token_size: int | None = None,
     ) -> dict[str, Any]:
+        if token_size is None:
+            token_size = count_tokens(render_blob(blob, blob.created_at or now))
         return {
             "user_id": user_id,
             "blob_id": blob_id,
             "turn_id": turn_id,
             "blob_type": str(blob.type),
-            "token_size": count_tokens(render_blob(blob, blob.created_at or now)),
+            "token_size": token_size,
             "status": IDLE,
             "attempts": 0,
             "created_at": now,

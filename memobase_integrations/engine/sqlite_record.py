@@ -1,0 +1,165 @@
+"""``record``'s transaction on a SQLite file, on the driver's cursor (issue 13: a lean hot path).
+
+``Store.record_turn`` is the request path's only write. Through SQLAlchemy Core each of its
+statements cost more Python than SQLite's own work (statement cache lookup, parameter
+processing, result set-up, the ``begin`` event), so on a SQLite file the transaction runs here
+instead, on the pooled DBAPI connection:
+
+* the SQL text is built once, at store construction, from the tables in :mod:`.schema`
+  (the same columns, the same ``ON CONFLICT DO NOTHING``);
+* values go through the very bind processors SQLAlchemy would apply (taken once from the
+  dialect), so the rows are byte-for-byte what the Core path writes and every other query
+  reads them unchanged;
+* ``BEGIN IMMEDIATE`` / ``COMMIT`` are issued directly, as the engine's ``begin`` hook does;
+* a driver error is re-raised as the SQLAlchemy exception the Core path would raise, so the
+  store's handling (``guard``, the retry when the user row vanished) is the same.
+
+PostgreSQL and in-memory SQLite keep the Core path (their costs are elsewhere: the network
+round trip; a shared single connection).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import schema as t
+
+__all__ = ["SQLiteRecorder"]
+
+Processor = Callable[[Any], Any] | None
+
+
+def _insert_sql(table: sa.Table, columns: Sequence[str], tail: str = "") -> str:
+    names = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table.name} ({names}) VALUES ({marks}){tail}"
+
+
+class _Rows:
+    """Dict rows to the driver's parameter tuples, through the dialect's bind processors."""
+
+    def __init__(self, table: sa.Table, columns: Sequence[str], dialect: sa.Dialect) -> None:
+        self.columns = tuple(columns)
+        self.procs: tuple[Processor, ...] = tuple(
+            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+        )
+
+    def __call__(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            row[name] if proc is None else proc(row[name])
+            for name, proc in zip(self.columns, self.procs, strict=True)
+        )
+
+
+class SQLiteRecorder:
+    """The record transaction for one SQLite engine (built once per :class:`.store.Store`)."""
+
+    _TURN = ("user_id", "turn_id", "blob_ids", "created_at")
+    _BLOB = (
+        "id",
+        "user_id",
+        "turn_id",
+        "part",
+        "blob_type",
+        "blob_data",
+        "fields",
+        "created_at",
+        "updated_at",
+    )
+    _BUFFER = (
+        "user_id",
+        "blob_id",
+        "turn_id",
+        "blob_type",
+        "token_size",
+        "status",
+        "attempts",
+        "created_at",
+        "updated_at",
+    )
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        dialect = engine.dialect
+        self._dbapi_error = dialect.loaded_dbapi.Error
+        self._user_sql = _insert_sql(
+            t.users, ("id", "data", "created_at", "updated_at"), " ON CONFLICT (id) DO NOTHING"
+        )
+        self._turn_sql = _insert_sql(
+            t.turns, self._TURN, " ON CONFLICT (user_id, turn_id) DO NOTHING"
+        )
+        self._blob_sql = _insert_sql(t.blobs, self._BLOB)
+        self._buffer_sql = _insert_sql(t.buffer, self._BUFFER)
+        self._stored_sql = "SELECT blob_ids FROM mb_turns WHERE user_id = ? AND turn_id = ?"
+        self._users = _Rows(t.users, ("id", "data", "created_at", "updated_at"), dialect)
+        self._turns = _Rows(t.turns, self._TURN, dialect)
+        self._blobs = _Rows(t.blobs, self._BLOB, dialect)
+        self._buffer = _Rows(t.buffer, self._BUFFER, dialect)
+        uuid_proc = t.turns.c.user_id.type.dialect_impl(dialect).bind_processor(dialect)
+        assert uuid_proc is not None
+        self._uuid = uuid_proc
+
+    def record(
+        self,
+        user_id: uuid.UUID,
+        turn_row: dict[str, Any],
+        blob_rows: list[dict[str, Any]],
+        buffer_rows: list[dict[str, Any]],
+        now: datetime,
+        *,
+        ensure_user: bool,
+    ) -> tuple[uuid.UUID, ...] | None:
+        """Write the turn in one ``BEGIN IMMEDIATE`` transaction; returns the stored blob ids
+        when the turn was recorded before (nothing is written then), else ``None``.
+
+        The caller holds the store's write lock. Driver errors become SQLAlchemy's exceptions.
+        """
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            statement = "BEGIN IMMEDIATE"
+            params: Any = ()
+            try:
+                cur.execute(statement)
+                try:
+                    if ensure_user:
+                        statement = self._user_sql
+                        params = self._users(
+                            {"id": user_id, "data": None, "created_at": now, "updated_at": now}
+                        )
+                        cur.execute(statement, params)
+                    statement, params = self._turn_sql, self._turns(turn_row)
+                    cur.execute(statement, params)
+                    if cur.rowcount == 0:  # a replay: the ledger has the turn
+                        statement = self._stored_sql
+                        params = (self._uuid(user_id), turn_row["turn_id"])
+                        stored = cur.execute(statement, params).fetchone()[0]
+                        cur.execute("ROLLBACK")
+                        return tuple(uuid.UUID(x) for x in json.loads(stored))
+                    if blob_rows:
+                        statement = self._blob_sql
+                        params = [self._blobs(r) for r in blob_rows]
+                        cur.executemany(statement, params)
+                        statement = self._buffer_sql
+                        params = [self._buffer(r) for r in buffer_rows]
+                        cur.executemany(statement, params)
+                    statement, params = "COMMIT", ()
+                    cur.execute(statement)
+                except BaseException:
+                    if raw.driver_connection.in_transaction:  # type: ignore[union-attr]
+                        cur.execute("ROLLBACK")
+                    raise
+            except self._dbapi_error as exc:
+                raise sa.exc.DBAPIError.instance(statement, params, exc, self._dbapi_error) from exc
+            finally:
+                cur.close()
+        finally:
+            raw.close()
+        return None
