@@ -70,6 +70,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
+from .. import tokens
 from ..engine.config import ProfileConfig, ResolvedConfig
 from ..engine.context import pack_context, truncate_profiles
 from ..engine.fts import Kind
@@ -113,7 +114,6 @@ from ..models import (
 from ..options import WorkerMode
 from ..queue import Disposition, decide, retry_delay, with_default_error
 from ..settings import FlushPolicy, LLMSettings
-from .. import tokens
 from ..tokens import count_tokens
 from ..values import (
     BufferStatus,
