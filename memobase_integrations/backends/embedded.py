@@ -82,6 +82,7 @@ from ..engine.prompts import Step, pick_profiles_prompt
 from ..engine.search import Scored, bm25, fuse, query_terms, relative
 from ..engine.store import (
     BUSY,
+    ConfigState,
     DueUser,
     LeaseLostError,
     Store,
@@ -227,7 +228,8 @@ class EmbeddedBackend:
         self.keep_processed_blobs = keep_processed_blobs
         self._listeners: list[ProcessedListener] = []
         self._config_lock = threading.Lock()
-        self._config_cache: tuple[str | None, ResolvedConfig] | None = None
+        #: The resolved project config and the store version it was resolved from.
+        self._config_cache: tuple[object, ResolvedConfig] | None = None
         host = socket.gethostname()[:48]
         self._owner_prefix = f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._claims = 0
@@ -341,15 +343,27 @@ class EmbeddedBackend:
             self.store.set_profile_config(text)
 
     def _resolved_config(self) -> ResolvedConfig:
-        """The project config, re-read from the store so another process's change applies."""
-        text = self.store.get_profile_config()
+        """The project config, resolved once per version: each call checks the version in
+        the store (one primary-key read), so another process's change applies at once."""
         with self._config_lock:
-            if self._config_cache is not None and self._config_cache[0] == text:
-                return self._config_cache[1]
+            cached = self._config_cache
+        return self._resolve_config(
+            self.store.profile_config_if_changed(None if cached is None else cached[0])
+        )
+
+    def _resolve_config(self, state: ConfigState | None) -> ResolvedConfig:
+        """``state`` is what the store returned for the cached version: ``None`` when it is
+        still current, else the new version and its text, resolved here and cached."""
+        with self._config_lock:
+            cached = self._config_cache
+            if state is None and cached is not None:
+                return cached[1]
+        if state is None:  # the cache was dropped meanwhile (set_profile_config)
+            return self._resolved_config()
         # Stored by this or another version: keys it does not know are skipped, not fatal.
-        resolved = ProfileConfig.from_yaml(text, unknown_keys="ignore").resolve()
+        resolved = ProfileConfig.from_yaml(state.text, unknown_keys="ignore").resolve()
         with self._config_lock:
-            self._config_cache = (text, resolved)
+            self._config_cache = (state.stamp, resolved)
         return resolved
 
     # -- listeners --------------------------------------------------------------------------
@@ -724,11 +738,25 @@ class EmbeddedBackend:
         or the call fails); the LLM profile filter runs only with
         ``full_profile_and_only_search_event=False``, as on the server.
         """
-        cfg = self._resolved_config()
-        profiles = self._profiles(user_id)
-        if options.chats and not options.full_profile_and_only_search_event:
-            profiles = self._pick_profiles(profiles, options.chats, options.only_topics, cfg)
-        gists = self._context_gists(user_id, options)
+        if options.chats:
+            cfg = self._resolved_config()
+            profiles = self._profiles(user_id)
+            if not options.full_profile_and_only_search_event:
+                profiles = self._pick_profiles(profiles, options.chats, options.only_topics, cfg)
+            gists = self._context_gists(user_id, options)
+        else:
+            # The common read: config version, profiles and newest gists in one transaction.
+            with self._config_lock:
+                cached = self._config_cache
+            rows = self.store.context_rows(
+                user_id,
+                since=utcnow() - timedelta(days=options.time_range_in_days),
+                limit=_CONTEXT_GISTS,
+                config_stamp=None if cached is None else cached[0],
+            )
+            cfg = self._resolve_config(rows.config)
+            profiles = [p.to_model() for p in rows.profiles]
+            gists = rows.gists
         return pack_context(profiles, gists, options, cfg.language)
 
     async def acontext(self, user_id: uuid.UUID, options: ContextOptions) -> str:
@@ -949,6 +977,8 @@ class EmbeddedBackend:
         ProfileConfig.from_yaml(config_yaml)
         text = config_yaml if config_yaml and config_yaml.strip() else None
         self.store.set_profile_config(text)
+        with self._config_lock:
+            self._config_cache = None  # this process sees its own change at once
 
     async def aset_profile_config(self, config_yaml: str | None) -> None:
         await asyncio.to_thread(self.set_profile_config, config_yaml)

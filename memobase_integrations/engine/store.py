@@ -73,6 +73,8 @@ from .sqlite_record import SQLiteRecorder
 __all__ = [
     "BUSY",
     "DEFAULT_DATABASE_URL",
+    "ConfigState",
+    "ContextRows",
     "DueUser",
     "LeaseLostError",
     "Store",
@@ -130,6 +132,28 @@ def redact_url(url: sa.URL | str) -> str:
     except Exception:
         return "<unparseable database URL>"
     return parsed.render_as_string(hide_password=True)
+
+
+#: The version of a store that has no project row yet (no config was ever saved).
+_NO_CONFIG_ROW: Final = "no-config-row"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigState:
+    """The project config's version (``mb_project.updated_at``, or a marker when the row
+    does not exist) and its YAML text (``None``: the defaults)."""
+
+    stamp: object
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRows:
+    """One ``context()`` read: the config (``None`` when unchanged), profiles, gists."""
+
+    config: ConfigState | None
+    profiles: list[StoredProfile]
+    gists: list[EventGist]
 
 
 class _Busy:
@@ -235,6 +259,21 @@ class Store:
         )
         self._insert_blobs = sa.insert(t.blobs)
         self._insert_buffer = sa.insert(t.buffer)
+        # context()'s reads, built once: the project config's version, the profiles, the gists.
+        p, g, proj = t.profiles.c, t.gists.c, t.project.c
+        self._q_config_stamp = sa.select(proj.updated_at).where(proj.id == 1)
+        self._q_config = sa.select(proj.updated_at, proj.profile_config).where(proj.id == 1)
+        self._q_profiles = (
+            sa.select(t.profiles)
+            .where(p.user_id == sa.bindparam("uid"))
+            .order_by(p.updated_at.desc(), p.created_at.desc(), p.id)
+        )
+        self._q_gists = (
+            sa.select(g.id, g.content, g.created_at, g.updated_at)
+            .where(g.user_id == sa.bindparam("uid"), g.created_at >= sa.bindparam("since"))
+            .order_by(g.created_at.desc(), g.id)
+            .limit(sa.bindparam("limit", type_=sa.Integer()))
+        )
         # On a SQLite file the record transaction runs on the driver's cursor (see the module).
         self._sqlite_recorder = (
             SQLiteRecorder(self.engine) if self.dialect == "sqlite" and not self._memory else None
@@ -1302,13 +1341,11 @@ class Store:
     def list_profiles(self, user_id: uuid.UUID) -> list[StoredProfile]:
         """The user's profile rows, most recently updated first (Memobase's order); rows of
         one flush in the order it wrote them (time-ordered ids, see :func:`new_row_id`)."""
-        p = t.profiles.c
         with self.guard("reading profiles"), self._read() as conn:
-            rows = conn.execute(
-                sa.select(t.profiles)
-                .where(p.user_id == user_id)
-                .order_by(p.updated_at.desc(), p.created_at.desc(), p.id)
-            ).all()
+            return self._profiles(conn, user_id)
+
+    def _profiles(self, conn: Connection, user_id: uuid.UUID) -> list[StoredProfile]:
+        rows = conn.execute(self._q_profiles, {"uid": user_id}).all()
         return [
             StoredProfile(
                 id=r.id,
@@ -1321,6 +1358,36 @@ class Store:
             )
             for r in rows
         ]
+
+    def context_rows(
+        self, user_id: uuid.UUID, *, since: datetime, limit: int, config_stamp: object
+    ) -> ContextRows:
+        """What ``context()`` reads, in one read transaction, one query per table: the
+        project config's version (its ``updated_at``; the text only when that differs from
+        ``config_stamp``, the version the caller has resolved), the user's profile rows
+        (:meth:`list_profiles`' order) and the newest ``limit`` gists since ``since``."""
+        with self.guard("reading the context"), self._read() as conn:
+            config = self._config_if_changed(conn, config_stamp)
+            profiles = self._profiles(conn, user_id)
+            rows = conn.execute(self._q_gists, {"uid": user_id, "since": since, "limit": limit})
+            gists = [_gist_model(r) for r in rows]
+        return ContextRows(config=config, profiles=profiles, gists=gists)
+
+    def profile_config_if_changed(self, config_stamp: object) -> ConfigState | None:
+        """The project config's ``(version, text)`` when its version is not ``config_stamp``;
+        ``None`` when it is (a primary-key read of one timestamp: the cheap check that lets
+        every process cache its resolved config and still see another process's change)."""
+        with self.guard("reading the profile config"), self._read() as conn:
+            return self._config_if_changed(conn, config_stamp)
+
+    def _config_if_changed(self, conn: Connection, config_stamp: object) -> ConfigState | None:
+        stamp = conn.execute(self._q_config_stamp).scalar_one_or_none()
+        if (_NO_CONFIG_ROW if stamp is None else stamp) == config_stamp:
+            return None
+        row = None if stamp is None else conn.execute(self._q_config).first()
+        if row is None:
+            return ConfigState(stamp=_NO_CONFIG_ROW, text=None)
+        return ConfigState(stamp=row.updated_at, text=row.profile_config)
 
     def add_profile(
         self, user_id: uuid.UUID, content: str, topic: str, sub_topic: str
@@ -1425,14 +1492,21 @@ class Store:
     ) -> list[EventGist]:
         """The newest gists first; the gists of one event in the order of its memo lines."""
         g = t.gists.c
-        stmt = sa.select(g.id, g.content, g.created_at, g.updated_at).where(g.user_id == user_id)
-        if since is not None:
-            stmt = stmt.where(g.created_at >= since)
-        stmt = stmt.order_by(g.created_at.desc(), g.id)
-        if limit is not None:
-            stmt = stmt.limit(limit)
+        if since is not None and limit is not None:
+            stmt: Any = self._q_gists
+            params = {"uid": user_id, "since": since, "limit": limit}
+        else:
+            stmt = sa.select(g.id, g.content, g.created_at, g.updated_at).where(
+                g.user_id == user_id
+            )
+            if since is not None:
+                stmt = stmt.where(g.created_at >= since)
+            stmt = stmt.order_by(g.created_at.desc(), g.id)
+            if limit is not None:
+                stmt = stmt.limit(limit)
+            params = {}
         with self.guard("reading gists"), self._read() as conn:
-            rows = conn.execute(stmt).all()
+            rows = conn.execute(stmt, params).all()
         return [_gist_model(r) for r in rows]
 
     def gist_embeddings(self, user_id: uuid.UUID, since: datetime) -> list[StoredEmbedded]:
