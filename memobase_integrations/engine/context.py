@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from ..errors import ValidationError
 from ..models import EventGist, Profile
-from ..tokens import count_tokens
+from ..tokens import count_tokens, token_bound
 from ..values import ContextOptions, ProfileOptions
 
 __all__ = [
@@ -108,15 +108,33 @@ def truncate_profiles(
         ordered = ordered[:topk]
     budget = _budget(opts)
     if budget and ordered:
-        used = 0
-        keep = 1  # the first profile always stays (server quirk)
-        for i, p in enumerate(ordered):
-            used += count_tokens(p.describe())
-            if used > budget:
-                break
-            keep = i + 1
-        ordered = ordered[:keep]
+        ordered = ordered[: _fitting([p.describe() for p in ordered], budget, keep_first=True)]
     return ordered
+
+
+def _fitting(texts: Sequence[str], budget: int, *, keep_first: bool = False) -> int:
+    """How many of ``texts``, in order, fit while their running o200k count stays within
+    ``budget`` (the first one always, with ``keep_first``).
+
+    Counting is the packing's main cost, so a text is counted only when it could matter:
+    while the counted texts plus the UTF-8 lengths of the uncounted ones (an upper bound on
+    their tokens) stay within the budget, they all fit whatever their exact counts; only
+    when that bound would cross it are the uncounted texts counted. The answer is the one
+    exact running counts give.
+    """
+    exact = 0  # tokens of texts[:counted]
+    counted = 0
+    bound = 0  # upper bound on tokens of texts[counted:i]
+    for i, text in enumerate(texts):
+        size = token_bound(text)
+        if exact + bound + size <= budget:
+            bound += size
+            continue
+        exact += sum(count_tokens(x) for x in texts[counted:i]) + count_tokens(text)
+        counted, bound = i + 1, 0
+        if exact > budget:
+            return max(i, 1) if keep_first else i
+    return len(texts)
 
 
 def profile_section(profiles: Sequence[Profile]) -> str:
@@ -128,14 +146,8 @@ def event_section(gists: Sequence[EventGist], max_tokens: int) -> str:
     """Gist contents in the given order while their running token count fits."""
     if max_tokens <= 0:
         return ""
-    used = 0
-    kept: list[str] = []
-    for gist in gists:
-        used += count_tokens(gist.gist_data.content)
-        if used > max_tokens:
-            break
-        kept.append(gist.gist_data.content)
-    return "\n".join(kept)
+    texts = [g.gist_data.content for g in gists]
+    return "\n".join(texts[: _fitting(texts, max_tokens)])
 
 
 def validate_template(template: str) -> None:
@@ -196,10 +208,14 @@ def pack_context(
         profile_text = profile_section(truncate_profiles(profiles, opts, topk=None))
     else:
         profile_text = ""
-    used = count_tokens(profile_text)
     if opts.fill_window_with_events:
-        event_budget = opts.max_token_size - used
+        event_budget = opts.max_token_size - count_tokens(profile_text)
+    elif token_bound(profile_text) <= max_profile:
+        # The profile section is within its share, so its share is what bounds the events
+        # (the exact count would change nothing here and is not taken).
+        event_budget = opts.max_token_size - max_profile
     else:
+        used = count_tokens(profile_text)
         event_budget = min(opts.max_token_size - used, opts.max_token_size - max_profile)
     events = event_section(gists, event_budget)
     return render_template(profile_text, events, language, opts.customize_context_prompt)
