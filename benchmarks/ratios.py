@@ -39,7 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.conversations import Conversation, Turn
-from benchmarks.stats import Interval, bootstrap_quantile, bootstrap_quantile_ratio, percentile
+from benchmarks.stats import (
+    Interval,
+    bootstrap_quantile,
+    bootstrap_quantile_ratio,
+    percentile,
+    verdict,
+)
 
 __all__ = ["RatiosResult", "run_ratios"]
 
@@ -128,6 +134,32 @@ class RatiosResult:
     context: Ratio
     first_record: Fresh
     imports: Fresh
+
+    def targets(self) -> list[tuple[str, str, str | None]]:
+        """``(target, measured, verdict)`` per target (verdicts on the whole interval)."""
+        out: list[tuple[str, str, str | None]] = []
+        for ratio, limit in ((self.record, RECORD_RATIO_MAX), (self.context, CONTEXT_RATIO_MAX)):
+            ci = ratio.interval
+            shown = "not measured" if ci is None else f"{ratio.value}x [{ci[0]}, {ci[1]}]"
+            out.append((f"{ratio.name} <= {limit:g}x (p50)", shown, verdict(ci, limit)))
+        for fresh, limit in (
+            (self.first_record, FIRST_RECORD_MAX_MS),
+            (self.imports, IMPORT_MAX_MS),
+        ):
+            ci = fresh.interval
+            shown = "not measured" if ci is None else f"p50 {fresh.p50} ms [{ci[0]}, {ci[1]}]"
+            v = verdict(ci, limit)
+            if fresh is self.imports and any(d.get("heavy_modules_loaded") for d in fresh.details):
+                v, shown = (
+                    "missed",
+                    shown
+                    + ", loaded "
+                    + ", ".join(
+                        sorted({m for d in fresh.details for m in d["heavy_modules_loaded"]})
+                    ),
+                )
+            out.append((f"{fresh.name} <= {limit:g} ms", shown, v))
+        return out
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -21,6 +21,7 @@ from typing import Any
 from benchmarks.capacity import CapacityRow
 from benchmarks.hotpath import SystemRun, details_json
 from benchmarks.pace import PRICES, PaceRow
+from benchmarks.ratios import RatiosResult
 from benchmarks.record_bench import FlushCost, RecordResult
 from benchmarks.scale import ScalePoint
 from benchmarks.stats import (
@@ -118,6 +119,7 @@ class Report:
     flush: FlushCost | None
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    ratios: RatiosResult | None = None
     date: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     machine: str = field(default_factory=machine)
 
@@ -206,6 +208,7 @@ class Report:
             "capacity": [c.as_json() for c in self.capacity],
             "scale": [p.as_json() for p in self.scale],
             "record": [r.as_json() for r in self.records],
+            "ratios": self.ratios.as_json() if self.ratios else None,
             "prices_usd_per_mtok": PRICES,
             "targets": [t.as_json() for t in self.targets()],
             "notes": self.notes,
@@ -233,6 +236,8 @@ class Report:
                     out += self._overhead_targets(r)
         out += self._cost_targets()
         out += self._scale_targets()
+        if self.ratios is not None:
+            out += [Target(*t) for t in self.ratios.targets()]
         for rec in self.records:
             if rec.name.startswith("Memobase") and len(rec.samples) > 1:
                 low, high = bootstrap_quantile(rec.samples, 95)

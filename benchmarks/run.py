@@ -32,6 +32,7 @@ from benchmarks.hotpath import HotPlan, SystemRun, run_paired
 from benchmarks.llm import HOSTED, INSTANT, LatencyModel, ServedBenchLLM
 from benchmarks.pace import PaceRow, run_pace
 from benchmarks.probe import CallerThreadProbe
+from benchmarks.ratios import RatiosResult, run_ratios
 from benchmarks.record_bench import FlushCost, RecordResult, run_flush_cost, run_record_latency
 from benchmarks.report import Report
 from benchmarks.scale import ScalePoint, drop_postgres, prepare_postgres, run_id, run_scale
@@ -70,6 +71,10 @@ class Config:
     scale_record_samples: int
     mem0_scale_sizes: list[int]
     mem0_scale_samples: list[int]
+    ratio_record_pairs: int = 1500
+    ratio_context_users: int = 2000
+    ratio_context_samples: int = 400
+    ratio_fresh_runs: int = 7
     systems: list[str] = field(default_factory=list)
 
     @classmethod
@@ -120,6 +125,10 @@ class Config:
             scale_record_samples=20,
             mem0_scale_sizes=[50],
             mem0_scale_samples=[10],
+            ratio_record_pairs=40,
+            ratio_context_users=100,
+            ratio_context_samples=20,
+            ratio_fresh_runs=2,
         )
 
 
@@ -378,6 +387,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-mem0-scale", action="store_true")
     parser.add_argument("--skip-capacity", action="store_true")
     parser.add_argument("--skip-record", action="store_true")
+    parser.add_argument(
+        "--skip-ratios", action="store_true", help="no lean-hot-path ratios (issue 13)"
+    )
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--scale-sizes", default="", help="e.g. 1000,10000,100000")
     parser.add_argument("--keep-workdir", action="store_true")
@@ -397,6 +409,8 @@ def _total_steps(cfg: Config, specs: list[Spec], args: argparse.Namespace) -> in
         n += sum(1 for s in chosen if s.pace)
         n += len(cfg.growth_messages) * sum(1 for s in chosen if s.growth)
     if not args.skip_record:
+        n += 1
+    if not args.skip_ratios:
         n += 1
     if not args.skip_capacity:
         n += 1
@@ -476,6 +490,7 @@ def _main(args: argparse.Namespace) -> int:
     scale: list[ScalePoint] = []
     records: list[RecordResult] = []
     flush: FlushCost | None = None
+    ratios: RatiosResult | None = None
     try:
         envs = {
             "instant": BenchEnv(
@@ -503,6 +518,22 @@ def _main(args: argparse.Namespace) -> int:
             records = run_record_latency(envs["instant"], conversations, cfg.record_samples)
             flush = run_flush_cost(envs["instant"], conversations)
             progress.step("record  latency and flush cost done")
+        if not args.skip_ratios:
+            ratios = run_ratios(
+                workdir / "ratios",
+                conversations,
+                instant_llm.settings(),
+                record_pairs=cfg.ratio_record_pairs,
+                context_users=cfg.ratio_context_users,
+                context_samples=cfg.ratio_context_samples,
+                fresh_runs=cfg.ratio_fresh_runs,
+            )
+            j = ratios.as_json()
+            progress.step(
+                f"ratios  record {j['record_vs_floor']['ratio_p50']}x, context "
+                f"{j['context_vs_raw_sql']['ratio_p50']}x, first record "
+                f"{j['first_record']['p50_ms']} ms, import {j['import']['p50_ms']} ms"
+            )
         pg = _postgres_url(args)
         if not args.skip_capacity:
             if pg is None:
@@ -547,6 +578,7 @@ def _main(args: argparse.Namespace) -> int:
         scale=scale,
         records=records,
         flush=flush,
+        ratios=ratios,
         notes=notes,
         config=_config_json(cfg, conversations, args),
     )

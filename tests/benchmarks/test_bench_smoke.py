@@ -211,12 +211,34 @@ def test_quick_run_writes_the_issue_schema(tmp_path: Path) -> None:
     for worker in ("process", "thread"):
         row = records[f"Memobase record (embedded SQLite, worker={worker})"]
         assert row["error"] is None and row["calls_on_caller_thread"] == 0
+    ratios = data["ratios"]  # issue 13 item 4: four measurements of the same run
+    for key in ("record_vs_floor", "context_vs_raw_sql"):
+        assert ratios[key]["error"] is None and ratios[key]["ratio_p50"] > 0
+        low, high = ratios[key]["ratio_p50_ci95"]
+        assert low <= high
+    for key in ("first_record", "import"):
+        assert ratios[key]["error"] is None and ratios[key]["runs"] >= 2
+    assert all(d["heavy_modules_loaded"] == [] for d in ratios["import"]["details"])
+    assert {d["worker"] for d in ratios["first_record"]["details"]} == {"process"}
     assert data["targets"] and all(
         t["verdict"] in ("met", "missed", "undecided", None) for t in data["targets"]
     )
+    assert sum("<= 10x" in t["target"] or "<= 5x" in t["target"] for t in data["targets"]) == 2
     markdown = (tmp_path / "latest.md").read_text()
     assert "## Targets" in markdown and "## LLM cost at a conversational pace" in markdown
     assert (tmp_path / "overview.png").stat().st_size > 0
+
+
+def test_the_paired_ratio_bootstrap_covers_a_known_ratio() -> None:
+    from benchmarks.stats import bootstrap_quantile_ratio
+
+    rng = np.random.default_rng(3)
+    base = rng.uniform(20, 40, size=400)
+    system = 3.0 * base * rng.uniform(0.95, 1.05, size=400)
+    low, high = bootstrap_quantile_ratio(system, base, 50)
+    assert low < 3.0 < high and high - low < 0.5
+    with pytest.raises(ValueError, match="paired"):
+        bootstrap_quantile_ratio(system, base[:-1], 50)
 
 
 def test_postgres_databases_are_unique_and_only_ours_are_dropped(postgres_url: str) -> None:
