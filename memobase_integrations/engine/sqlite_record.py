@@ -10,7 +10,10 @@ instead, on the pooled DBAPI connection:
 * values go through the very bind processors SQLAlchemy would apply (taken once from the
   dialect), so the rows are byte-for-byte what the Core path writes and every other query
   reads them unchanged;
-* ``BEGIN IMMEDIATE`` / ``COMMIT`` are issued directly, as the engine's ``begin`` hook does;
+* ``BEGIN IMMEDIATE`` / ``COMMIT`` are issued directly, as the engine's ``begin`` hook does,
+  on one connection the recorder keeps (taken from the engine's pool once, so it has the
+  engine's pragmas): record transactions of this process are serialized by the store's
+  write lock anyway, and a pool checkout and its reset per record cost more than the insert;
 * a driver error is re-raised as the SQLAlchemy exception the Core path would raise, so the
   store's handling (``guard``, the retry when the user row vanished) is the same.
 
@@ -36,6 +39,23 @@ __all__ = ["SQLiteRecorder"]
 Processor = Callable[[Any], Any] | None
 
 
+def _memo(proc: Processor) -> Processor:
+    """``proc`` remembering its last argument (by identity): one record passes the same
+    ``now`` and ids to several columns and rows, and each is converted once."""
+    if proc is None:
+        return None
+    last: list[tuple[Any, Any]] = [(object(), None)]
+
+    def process(value: Any) -> Any:
+        seen, result = last[0]  # one tuple: a consistent pair even across threads
+        if seen is not value:
+            result = proc(value)
+            last[0] = (value, result)
+        return result
+
+    return process
+
+
 def _insert_sql(table: sa.Table, columns: Sequence[str], tail: str = "") -> str:
     names = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
@@ -48,7 +68,8 @@ class _Rows:
     def __init__(self, table: sa.Table, columns: Sequence[str], dialect: sa.Dialect) -> None:
         self.columns = tuple(columns)
         self.procs: tuple[Processor, ...] = tuple(
-            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+            _memo(table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in columns
         )
 
     def __call__(self, row: dict[str, Any]) -> tuple[Any, ...]:
@@ -105,6 +126,13 @@ class SQLiteRecorder:
         uuid_proc = t.turns.c.user_id.type.dialect_impl(dialect).bind_processor(dialect)
         assert uuid_proc is not None
         self._uuid = uuid_proc
+        self._raw: Any = None  # the kept pool connection (see the module doc)
+
+    def close(self) -> None:
+        """Give the kept connection back (before the engine is disposed)."""
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            raw.close()
 
     def record(
         self,
@@ -121,45 +149,44 @@ class SQLiteRecorder:
 
         The caller holds the store's write lock. Driver errors become SQLAlchemy's exceptions.
         """
-        raw = self.engine.raw_connection()
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()
+        conn = self._raw.driver_connection
+        cur = conn.cursor()
+        statement = "BEGIN IMMEDIATE"
+        params: Any = ()
         try:
-            cur = raw.cursor()
-            statement = "BEGIN IMMEDIATE"
-            params: Any = ()
+            cur.execute(statement)
             try:
-                cur.execute(statement)
-                try:
-                    if ensure_user:
-                        statement = self._user_sql
-                        params = self._users(
-                            {"id": user_id, "data": None, "created_at": now, "updated_at": now}
-                        )
-                        cur.execute(statement, params)
-                    statement, params = self._turn_sql, self._turns(turn_row)
+                if ensure_user:
+                    statement = self._user_sql
+                    params = self._users(
+                        {"id": user_id, "data": None, "created_at": now, "updated_at": now}
+                    )
                     cur.execute(statement, params)
-                    if cur.rowcount == 0:  # a replay: the ledger has the turn
-                        statement = self._stored_sql
-                        params = (self._uuid(user_id), turn_row["turn_id"])
-                        stored = cur.execute(statement, params).fetchone()[0]
-                        cur.execute("ROLLBACK")
-                        return tuple(uuid.UUID(x) for x in json.loads(stored))
-                    if blob_rows:
-                        statement = self._blob_sql
-                        params = [self._blobs(r) for r in blob_rows]
-                        cur.executemany(statement, params)
-                        statement = self._buffer_sql
-                        params = [self._buffer(r) for r in buffer_rows]
-                        cur.executemany(statement, params)
-                    statement, params = "COMMIT", ()
-                    cur.execute(statement)
-                except BaseException:
-                    if raw.driver_connection.in_transaction:  # type: ignore[union-attr]
-                        cur.execute("ROLLBACK")
-                    raise
-            except self._dbapi_error as exc:
-                raise sa.exc.DBAPIError.instance(statement, params, exc, self._dbapi_error) from exc
-            finally:
-                cur.close()
+                statement, params = self._turn_sql, self._turns(turn_row)
+                cur.execute(statement, params)
+                if cur.rowcount == 0:  # a replay: the ledger has the turn
+                    statement = self._stored_sql
+                    params = (self._uuid(user_id), turn_row["turn_id"])
+                    stored = cur.execute(statement, params).fetchone()[0]
+                    cur.execute("ROLLBACK")
+                    return tuple(uuid.UUID(x) for x in json.loads(stored))
+                if blob_rows:
+                    statement = self._blob_sql
+                    params = [self._blobs(r) for r in blob_rows]
+                    cur.executemany(statement, params)
+                    statement = self._buffer_sql
+                    params = [self._buffer(r) for r in buffer_rows]
+                    cur.executemany(statement, params)
+                statement, params = "COMMIT", ()
+                cur.execute(statement)
+            except BaseException:
+                if conn.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
+        except self._dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(statement, params, exc, self._dbapi_error) from exc
         finally:
-            raw.close()
+            cur.close()
         return None

@@ -492,6 +492,9 @@ class Store:
         # Closing must not fail on a busy or vanished file.
         with contextlib.suppress(sa.exc.SQLAlchemyError):
             self.checkpoint()
+        if self._sqlite_recorder is not None:
+            with self._writer(), contextlib.suppress(Exception):
+                self._sqlite_recorder.close()
         self.engine.dispose()
 
     # -- transactions ---------------------------------------------------------------------------
