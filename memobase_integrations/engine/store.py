@@ -68,7 +68,7 @@ from . import fts
 from . import schema as t
 from .plan import Claim, ClaimedBlob, FlushPlan, StoredProfile
 from .search import event_text
-from .sqlite_record import SQLiteRecorder
+from .sqlite_hotpath import SQLiteContextReader, SQLiteRecorder
 
 __all__ = [
     "BUSY",
@@ -275,9 +275,9 @@ class Store:
             .limit(sa.bindparam("limit", type_=sa.Integer()))
         )
         # On a SQLite file the record transaction runs on the driver's cursor (see the module).
-        self._sqlite_recorder = (
-            SQLiteRecorder(self.engine) if self.dialect == "sqlite" and not self._memory else None
-        )
+        lean = self.dialect == "sqlite" and not self._memory
+        self._sqlite_recorder = SQLiteRecorder(self.engine) if lean else None
+        self._sqlite_reader = SQLiteContextReader(self.engine) if lean else None
 
     @property
     def in_memory(self) -> bool:
@@ -1369,6 +1369,24 @@ class Store:
         project config's version (its ``updated_at``; the text only when that differs from
         ``config_stamp``, the version the caller has resolved), the user's profile rows
         (:meth:`list_profiles`' order) and the newest ``limit`` gists since ``since``."""
+        if self._sqlite_reader is not None:
+            with self.guard("reading the context"):
+                state, profile_rows, gist_rows = self._sqlite_reader.read(
+                    user_id, since, limit, config_stamp, _NO_CONFIG_ROW
+                )
+            return ContextRows(
+                config=None if state is None else ConfigState(stamp=state[0], text=state[1]),
+                profiles=[StoredProfile(*r) for r in profile_rows],
+                gists=[
+                    EventGist(
+                        id=r[0],
+                        gist_data=EventGistData(content=r[1]),
+                        created_at=r[2],
+                        updated_at=r[3],
+                    )
+                    for r in gist_rows
+                ],
+            )
         with self.guard("reading the context"), self._read() as conn:
             config = self._config_if_changed(conn, config_stamp)
             profiles = self._profiles(conn, user_id)

@@ -257,7 +257,7 @@ def test_context_sees_another_process_change_the_config(
 
 
 def test_a_context_miss_is_one_query_per_table_and_reads_the_config_text_on_change_only(
-    make_backend: BackendFactory,
+    make_backend: BackendFactory, db: DbTarget
 ) -> None:
     from sqlalchemy import event
 
@@ -268,11 +268,16 @@ def test_a_context_miss_is_one_query_per_table_and_reads_the_config_text_on_chan
     backend.ensure_user(user)
     statements: list[str] = []
 
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def seen(*args: Any) -> None:
+        statement = args[0] if len(args) == 1 else args[2]
         if statement.lstrip().upper().startswith("SELECT"):
             statements.append(" ".join(statement.split()))
 
-    event.listen(backend.store.engine, "before_cursor_execute", seen)
+    engine = backend.store.engine
+    if db.kind == "sqlite":  # the lean read runs on the driver's cursor: trace the driver
+        event.listen(engine, "connect", lambda conn, _: conn.set_trace_callback(seen))
+        engine.dispose()  # new connections, traced
+    event.listen(engine, "before_cursor_execute", seen)
     try:
         backend.context(user, ContextOptions())  # first read: the config text too
         assert sum("profile_config" in s for s in statements) == 1
@@ -288,3 +293,49 @@ def test_a_context_miss_is_one_query_per_table_and_reads_the_config_text_on_chan
         assert sum("profile_config" in s for s in statements) == 1
     finally:
         event.remove(backend.store.engine, "before_cursor_execute", seen)
+
+
+def test_sqlite_context_read_returns_what_the_core_path_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from search_support import clock_at, days_ago, seed_event
+
+    backend = EmbeddedBackend(
+        f"sqlite:///{tmp_path / 'm.db'}", llm=NO_LLM, policy=MANUAL, start_worker=False
+    )
+    try:
+        store = backend.store
+        assert store._sqlite_reader is not None
+        user, other = uuid.uuid4(), uuid.uuid4()
+        store.add_profile(user, "Ana", "basic_info", "name")
+        store.add_profile(user, "nurse", "work", "title")
+        store.add_profile(other, "Bob", "basic_info", "name")
+        with clock_at(monkeypatch, days_ago(200)):
+            seed_event(backend, user, ["too old for the window"])
+        seed_event(backend, user, ["moved to Lisbon", "likes jazz"])
+        seed_event(backend, other, ["not this user's"])
+        since = days_ago(180)
+
+        def both(stamp: object) -> tuple[Any, Any]:
+            lean = store.context_rows(user, since=since, limit=60, config_stamp=stamp)
+            reader, store._sqlite_reader = store._sqlite_reader, None
+            try:
+                core = store.context_rows(user, since=since, limit=60, config_stamp=stamp)
+            finally:
+                store._sqlite_reader = reader
+            return lean, core
+
+        lean, core = both(None)  # no project row yet
+        assert lean == core and lean.config is not None and lean.config.text is None
+        assert [p.content for p in lean.profiles] == ["nurse", "Ana"]
+        assert [g.gist_data.content for g in lean.gists] == ["moved to Lisbon", "likes jazz"]
+        assert (
+            both(lean.config.stamp)
+            == (store_module.ContextRows(None, lean.profiles, lean.gists),) * 2
+        )  # the same version: no config in either answer
+        backend.set_profile_config("language: zh\n")
+        lean, core = both(lean.config.stamp)
+        assert lean == core and lean.config is not None and lean.config.text == "language: zh\n"
+        assert both(lean.config.stamp)[0].config is None
+    finally:
+        backend.close(timeout=5)

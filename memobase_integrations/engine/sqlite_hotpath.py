@@ -1,15 +1,15 @@
-"""``record``'s transaction on a SQLite file, on the driver's cursor (issue 13: a lean hot path).
+"""The request path's SQL on a SQLite file, on the driver's cursor (issue 13: a lean hot path).
 
-``Store.record_turn`` is the request path's only write. Through SQLAlchemy Core each of its
-statements cost more Python than SQLite's own work (statement cache lookup, parameter
-processing, result set-up, the ``begin`` event), so on a SQLite file the transaction runs here
-instead, on the pooled DBAPI connection:
+``Store.record_turn`` (the request path's only write) and ``Store.context_rows`` (a
+``context()`` miss) each cost more Python through SQLAlchemy Core than SQLite's own work
+(statement cache lookup, parameter and result processing, result set-up, the ``begin``
+event), so on a SQLite file they run here instead, on DBAPI connections of the engine's pool:
 
 * the SQL text is built once, at store construction, from the tables in :mod:`.schema`
   (the same columns, the same ``ON CONFLICT DO NOTHING``);
-* values go through the very bind processors SQLAlchemy would apply (taken once from the
-  dialect), so the rows are byte-for-byte what the Core path writes and every other query
-  reads them unchanged;
+* values go through the very bind and result processors SQLAlchemy would apply (taken once
+  from the dialect), so the rows are byte-for-byte what the Core path writes, and what is read
+  is what the Core path returns;
 * ``BEGIN IMMEDIATE`` / ``COMMIT`` are issued directly, as the engine's ``begin`` hook does,
   on one connection the recorder keeps (taken from the engine's pool once, so it has the
   engine's pragmas): record transactions of this process are serialized by the store's
@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine
 
 from . import schema as t
 
-__all__ = ["SQLiteRecorder"]
+__all__ = ["SQLiteContextReader", "SQLiteRecorder"]
 
 Processor = Callable[[Any], Any] | None
 
@@ -190,3 +190,83 @@ class SQLiteRecorder:
         finally:
             cur.close()
         return None
+
+
+def _result(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any]:
+    proc = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    return proc if proc is not None else (lambda value: value)
+
+
+class SQLiteContextReader:
+    """The reads of a ``context()`` miss in one read transaction (see the module doc).
+
+    Each call checks a connection out of the engine's pool (readers run in parallel in WAL
+    mode); the SQL mirrors the statements of ``Store.context_rows``' Core path.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        dialect = engine.dialect
+        self._dbapi_error = dialect.loaded_dbapi.Error
+        self._stamp_sql = "SELECT updated_at FROM mb_project WHERE id = 1"
+        self._config_sql = "SELECT updated_at, profile_config FROM mb_project WHERE id = 1"
+        self._profiles_sql = (
+            "SELECT id, topic, sub_topic, content, update_hits, created_at, updated_at "
+            "FROM mb_profiles WHERE user_id = ? ORDER BY updated_at DESC, created_at DESC, id"
+        )
+        self._gists_sql = (
+            "SELECT id, content, created_at, updated_at FROM mb_gists WHERE user_id = ? "
+            "AND created_at >= ? ORDER BY created_at DESC, id LIMIT ?"
+        )
+        uuid_in = t.profiles.c.user_id.type.dialect_impl(dialect).bind_processor(dialect)
+        time_in = t.gists.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+        assert uuid_in is not None and time_in is not None
+        self._uuid_in, self._time_in = uuid_in, time_in
+        self._uuid_out = _result(t.profiles.c.id, dialect)
+        self._time_out = _result(t.profiles.c.updated_at, dialect)
+
+    def read(
+        self, user_id: uuid.UUID, since: datetime, limit: int, config_stamp: object, missing: object
+    ) -> tuple[tuple[object, str | None] | None, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """``(config, profiles, gists)``: ``config`` is ``None`` when its version is
+        ``config_stamp``, else ``(version, text)`` (``missing`` as the version when the store
+        has no project row); rows as typed tuples in the Core path's column order."""
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.driver_connection.cursor()
+            statement, params = "BEGIN", ()
+            try:
+                cur.execute(statement)
+                statement = self._stamp_sql
+                row = cur.execute(statement).fetchone()
+                stamp = None if row is None else self._time_out(row[0])
+                config: tuple[object, str | None] | None = None
+                if (missing if stamp is None else stamp) != config_stamp:
+                    if stamp is None:
+                        config = (missing, None)
+                    else:
+                        statement = self._config_sql
+                        row = cur.execute(statement).fetchone()
+                        config = (
+                            (missing, None) if row is None else (self._time_out(row[0]), row[1])
+                        )
+                uid = self._uuid_in(user_id)
+                statement, params = self._profiles_sql, (uid,)
+                u_out, t_out = self._uuid_out, self._time_out
+                profiles = [
+                    (u_out(r[0]), r[1], r[2], r[3], int(r[4]), t_out(r[5]), t_out(r[6]))
+                    for r in cur.execute(statement, params).fetchall()
+                ]
+                statement, params = self._gists_sql, (uid, self._time_in(since), limit)
+                gists = [
+                    (u_out(r[0]), r[1], t_out(r[2]), t_out(r[3]))
+                    for r in cur.execute(statement, params).fetchall()
+                ]
+                cur.execute("COMMIT")
+            except self._dbapi_error as exc:
+                raise sa.exc.DBAPIError.instance(statement, params, exc, self._dbapi_error) from exc
+            finally:
+                cur.close()
+        finally:
+            raw.close()  # back to the pool, which rolls back anything left open
+        return config, profiles, gists
