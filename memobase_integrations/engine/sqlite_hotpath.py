@@ -231,10 +231,11 @@ class SQLiteContextReader:
         """``(config, profiles, gists)``: ``config`` is ``None`` when its version is
         ``config_stamp``, else ``(version, text)`` (``missing`` as the version when the store
         has no project row); rows as typed tuples in the Core path's column order."""
-        raw = self.engine.raw_connection()
+        raw: Any = self.engine.raw_connection()
         try:
             cur = raw.driver_connection.cursor()
-            statement, params = "BEGIN", ()
+            statement = "BEGIN"
+            params: tuple[Any, ...] = ()
             try:
                 cur.execute(statement)
                 statement = self._stamp_sql
