@@ -44,7 +44,7 @@ from uuid import UUID
 import httpx
 from pydantic import SecretStr
 
-from .. import errors
+from .. import errors, tokens
 from ..models import (
     Blob,
     BlobData,
@@ -128,6 +128,9 @@ class RemoteBackend:
         async_transport: httpx.AsyncBaseTransport | None = None,
         auto_create_users: bool = True,
     ) -> None:
+        # A long turn is split by tokens on the caller's thread, and the outbox counts what it
+        # delivers: start building the encoder now, in the background (never in a request).
+        tokens.preload()
         url, key = server_credentials(project_url, api_key)
         if timeout <= 0 or max_retries < 0 or read_deadline <= 0 or breaker_cooldown < 0:
             raise errors.ConfigurationError(

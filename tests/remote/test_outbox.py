@@ -524,3 +524,31 @@ async def test_arecord_leaves_the_event_loop_alone(env: Env) -> None:
     assert env.guard.violations == []
     await backend.aclose()
     assert sorted(processed_keys(env, user)) == [(f"t{n}", 0) for n in range(5)]
+
+
+def test_construction_starts_loading_the_tokenizer_in_the_background(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: the o200k encoder loads when the backend is built, on its own thread, so no
+    request pays for it; construction does not wait for it."""
+    from memobase_integrations import tokens
+
+    release = threading.Event()
+    built_on: list[str] = []
+    real = tokens.build_o200k
+
+    def slow_build() -> Any:
+        built_on.append(threading.current_thread().name)
+        assert release.wait(60)
+        return real()
+
+    monkeypatch.setattr(tokens, "build_o200k", slow_build)
+    monkeypatch.setattr(tokens, "_ENCODING", tokens._Lazy())
+    try:
+        env.backend()  # returns while the build is blocked
+        deadline = time.monotonic() + 60
+        while not built_on and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert built_on == ["memobase-tokenizer-preload"] and not tokens.is_ready()
+    finally:
+        release.set()
