@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -197,6 +197,25 @@ def _result(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any]
     return proc if proc is not None else (lambda value: value)
 
 
+def _utc_reader(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The stored text of a ``UTCDateTime`` as an aware UTC datetime, as ``fallback`` (the
+    column's SQLAlchemy result processor) returns it, by ``datetime.fromisoformat``: the
+    store writes ``YYYY-MM-DD HH:MM:SS.ffffff`` (naive UTC), which it parses exactly, at a
+    fraction of the cost of SQLAlchemy's regular expression. Anything else goes to
+    ``fallback``."""
+    parse = datetime.fromisoformat
+
+    def read(value: Any) -> Any:
+        if type(value) is str and len(value) == 26:
+            try:
+                return parse(value).replace(tzinfo=UTC)
+            except ValueError:
+                pass
+        return fallback(value)
+
+    return read
+
+
 class SQLiteContextReader:
     """The reads of a ``context()`` miss in one read transaction (see the module doc).
 
@@ -223,7 +242,7 @@ class SQLiteContextReader:
         assert uuid_in is not None and time_in is not None
         self._uuid_in, self._time_in = uuid_in, time_in
         self._uuid_out = _result(t.profiles.c.id, dialect)
-        self._time_out = _result(t.profiles.c.updated_at, dialect)
+        self._time_out = _utc_reader(_result(t.profiles.c.updated_at, dialect))
 
     def read(
         self, user_id: uuid.UUID, since: datetime, limit: int, config_stamp: object, missing: object

@@ -339,3 +339,30 @@ def test_sqlite_context_read_returns_what_the_core_path_returns(
         assert both(lean.config.stamp)[0].config is None
     finally:
         backend.close(timeout=5)
+
+
+def test_the_fast_utc_reader_reads_what_sqlalchemy_reads() -> None:
+    import random
+
+    import sqlalchemy as sa
+
+    from memobase_integrations.engine import schema
+    from memobase_integrations.engine.sqlite_hotpath import _result, _utc_reader
+
+    dialect = sa.create_engine("sqlite://").dialect
+    column_type = schema.profiles.c.updated_at.type.dialect_impl(dialect)
+    write = column_type.bind_processor(dialect)
+    read_sa = _result(schema.profiles.c.updated_at, dialect)
+    read_fast = _utc_reader(read_sa)
+    rng = random.Random(5)
+    stamps = [datetime(2026, 1, 1, tzinfo=UTC), datetime(1999, 12, 31, 23, 59, 59, 999999)]
+    stamps += [
+        datetime.fromtimestamp(rng.uniform(0, 4e9), UTC).replace(microsecond=rng.choice([0, 1, 7]))
+        for _ in range(200)
+    ]
+    assert write is not None
+    for stamp in stamps:
+        text = write(stamp)
+        assert read_fast(text) == read_sa(text) and read_fast(text).tzinfo is UTC
+    for odd in (None, "2026-12-06 20:07:36", "2026-12-06T20:07:36.123456"):
+        assert read_fast(odd) == read_sa(odd)
