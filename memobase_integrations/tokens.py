@@ -18,6 +18,7 @@ import base64
 import gzip
 import hashlib
 import logging
+import sys
 import threading
 from importlib import resources
 from typing import TYPE_CHECKING, Final
@@ -112,6 +113,8 @@ class _Lazy:
         try:
             self.get()
         except Exception:  # the next count_tokens() raises it again, where it can be handled
+            if sys.is_finalizing() or not threading.main_thread().is_alive():
+                return  # the interpreter is exiting under this daemon thread: moot
             logger.warning("memobase: preloading the o200k tokenizer failed", exc_info=True)
 
     def get(self) -> tiktoken.Encoding:

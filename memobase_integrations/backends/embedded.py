@@ -212,9 +212,6 @@ class EmbeddedBackend:
             raise ConfigurationError(
                 f"worker must be 'auto', 'thread' or 'process', got {worker!r}."
             )
-        # The o200k encoder takes about a second to build: start now, on a background thread,
-        # so neither the first record() nor the first flush pays for it.
-        tokens.preload()
         settings = llm if llm is not None else LLMSettings.from_env()
         self.policy = policy or FlushPolicy()
         self.llm = LLMClient(settings)
@@ -223,6 +220,9 @@ class EmbeddedBackend:
         except BaseException:
             self.llm.close()  # a refused store must leave no client behind
             raise
+        # The store opened: start building the o200k encoder (about a second) now, on a
+        # background thread, so neither the first record() nor the first flush pays for it.
+        tokens.preload()
         self.pipeline = Pipeline(self.llm)
         self.lease_seconds = lease_seconds
         self.keep_processed_blobs = keep_processed_blobs

@@ -30,7 +30,6 @@ import pytest
 from emb_support import MANUAL, BackendFactory, DbTarget
 
 from memobase_integrations import tokens
-from memobase_integrations.backends.base import ContextOptions
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.engine import config as config_module
 from memobase_integrations.engine import store as store_module
@@ -38,6 +37,7 @@ from memobase_integrations.engine.store import Store
 from memobase_integrations.messages import render_blob, turn_to_blobs
 from memobase_integrations.models import BlobType
 from memobase_integrations.settings import LLMSettings
+from memobase_integrations.values import ContextOptions
 
 NO_LLM = LLMSettings()  # recording needs no LLM; nothing here processes
 
