@@ -392,7 +392,13 @@ class EmbeddedBackend:
                     "for other blob types."
                 )
         estimates: list[tuple[uuid.UUID, str]] = []
-        receipt, added = self.store.record_turn(user_id, turn_id, blobs, estimates=estimates)
+        receipt, added = self.store.record_turn(
+            user_id,
+            turn_id,
+            blobs,
+            estimates=estimates,
+            estimate_limit=self.policy.max_process_tokens,
+        )
         if estimates:
             self._queue_estimates(estimates)
         if added and self._worker is not None:

@@ -580,6 +580,7 @@ class Store:
         blobs: Sequence[ChatBlob],
         *,
         estimates: list[tuple[uuid.UUID, str]] | None = None,
+        estimate_limit: int | None = None,
     ) -> tuple[RecordReceipt, int]:
         """Write a turn's blobs and buffer rows in one transaction; a replay is a no-op.
 
@@ -593,7 +594,9 @@ class Store:
         an upper bound (every o200k token covers at least one byte), and the ``(blob id,
         rendered text)`` of each such row appended to ``estimates``, to set the exact count
         later with :meth:`set_token_sizes`. An upper bound can make a buffer due early,
-        never late: no turn waits longer than the policy says.
+        never late: no turn waits longer than the policy says. A bound above
+        ``estimate_limit`` (the batch cap, past which a claim would park the blob as too big)
+        is not used: that blob is counted exactly, waiting for the encoder if need be.
         """
         if not turn_id or len(turn_id) > 255:
             raise ValueError("turn_id must be a non-empty string of at most 255 characters")
@@ -608,7 +611,10 @@ class Store:
             size = count_tokens(text) if estimates is None else tokens.count_tokens_if_ready(text)
             if size is None:
                 size = tokens.token_bound(text)
-                estimated.append((blob_id, text))
+                if estimate_limit is not None and size > estimate_limit:
+                    size = count_tokens(text)
+                else:
+                    estimated.append((blob_id, text))
             buffer_rows.append(
                 self._buffer_row(user_id, blob_id, blob, now, turn_id, token_size=size)
             )
@@ -645,6 +651,18 @@ class Store:
         )
         rows = [{"b_blob_id": k, "b_size": v} for k, v in sizes.items()]
         with self.guard("correcting token counts"), self._write() as conn:
+            if self.dialect == "postgresql":
+                # Take the users' row locks first, as a claim does: a claim skips buffer rows
+                # locked by another transaction (SKIP LOCKED), and skipping a row being
+                # corrected here would process a user's turns out of order. This way a
+                # claim waits for the correction to commit (and vice versa).
+                users = sa.select(b.user_id).where(b.blob_id.in_(list(sizes))).distinct()
+                conn.execute(
+                    sa.select(t.users.c.id)
+                    .where(t.users.c.id.in_(users))
+                    .order_by(t.users.c.id)
+                    .with_for_update(key_share=True)
+                ).all()
             return int(conn.execute(stmt, rows).rowcount or 0)
 
     def _record(

@@ -366,3 +366,35 @@ def test_the_fast_utc_reader_reads_what_sqlalchemy_reads() -> None:
         assert read_fast(text) == read_sa(text) and read_fast(text).tzinfo is UTC
     for odd in (None, "2026-12-06 20:07:36", "2026-12-06T20:07:36.123456"):
         assert read_fast(odd) == read_sa(odd)
+
+
+def test_a_bound_past_the_batch_cap_is_never_written(
+    make_backend: BackendFactory, loading_tokenizer: threading.Event
+) -> None:
+    """A claim parks a blob bigger than max_process_tokens as failed, so a bound above it
+    (the exact count may be far below) is not used: that blob waits for the exact count."""
+    backend = make_backend(
+        llm=NO_LLM, policy=MANUAL.model_copy(update={"max_process_tokens": 64}), start_worker=False
+    )
+    user = uuid.uuid4()
+    small = turn_to_blobs([{"role": "user", "content": "hi"}])
+    big = turn_to_blobs([{"role": "user", "content": "aaaa " * 12}])  # ~25 tokens, ~90 bytes
+    backend.record(user, small, "small")  # a bound (the encoder is loading)
+    assert backend.store.idle_tokens(user, BlobType.chat) > 0 and not tokens.is_ready()
+    done: list[Any] = []
+    recorder = threading.Thread(target=lambda: done.append(backend.record(user, big, "big")))
+    recorder.start()
+    recorder.join(0.5)  # not a timing assertion: the record is expected to be still waiting
+    assert not done and recorder.is_alive()
+    loading_tokenizer.set()
+    recorder.join(60)
+    assert done
+    when = backend.store.get_blob(user, done[0].blob_ids[0]).created_at
+    exact_big = tokens.count_tokens(render_blob(big[0], when))
+    assert exact_big <= 64 < tokens.token_bound(render_blob(big[0], when))
+    _wait_for(lambda: not backend._correcting, "the correction of the small turn")
+    claim = backend.store.claim(
+        user, BlobType.chat, "t:1", lease_seconds=30, max_tokens=64, force=True
+    )
+    assert claim is not None and claim is not store_module.BUSY
+    assert claim.turn_ids == ["small", "big"]  # nothing parked: both fit the cap exactly
