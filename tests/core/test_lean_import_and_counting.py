@@ -50,15 +50,42 @@ def test_importing_the_package_loads_no_heavy_module() -> None:
 
 
 def test_every_public_name_resolves_lazily_to_its_module_object() -> None:
+    import importlib
+
     from memobase_integrations import facade, settings
 
-    for name in memobase_integrations.__all__:
-        assert getattr(memobase_integrations, name) is not None, name
+    package = memobase_integrations
+    lazy = package._LAZY
+    # Every exported name is either imported eagerly (the exceptions, the version) or lazily
+    # mapped, and every lazily mapped name is exported: a name added to __all__ without an
+    # entry here (or the reverse) fails, not just a missing attribute.
+    assert set(lazy) <= set(package.__all__)
+    eager = set(package.__all__) - set(lazy)
+    assert all(name in vars(package) for name in eager), eager - set(vars(package))
+    for name in package.__all__:
+        value = getattr(package, name)
+        assert value is not None, name
+        if name in lazy:
+            home = importlib.import_module(f"{package.__name__}.{lazy[name]}")
+            assert value is getattr(home, name), name
     assert memobase_integrations.Memobase is facade.Memobase
     assert memobase_integrations.FlushPolicy is settings.FlushPolicy
     assert set(memobase_integrations.__all__) <= set(dir(memobase_integrations))
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         memobase_integrations.Nope  # noqa: B018
+
+
+def test_star_import_in_a_fresh_interpreter_binds_every_public_name() -> None:
+    code = (
+        "import json\n"
+        "from memobase_integrations import *\n"
+        "import memobase_integrations as m\n"
+        "print(json.dumps([n for n in m.__all__ if globals().get(n) is not getattr(m, n)]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert json.loads(out.stdout) == []
 
 
 _TEXT = st.text(
