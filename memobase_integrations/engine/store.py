@@ -1295,18 +1295,27 @@ class Store:
         """Pending/processing/failed work per user, counted in turns (a blob from ``insert``
         counts as one turn), plus buffered tokens, last flush time and the last error."""
         b = t.buffer.c
-        turns_expr = sa.func.count(sa.distinct(b.turn_id)) + sa.func.sum(
-            sa.case((b.turn_id.is_(None), 1), else_=0)
-        )
+
+        def turns(state: str | None = None) -> Any:
+            # A claim stops at max_tokens, so one turn's rows can be in several states at
+            # once (part processing, part idle): count distinct turns per user, never per
+            # (user, state), or that turn is pending twice. A blob without a turn id (from
+            # ``insert``) is a turn of its own.
+            in_state = sa.true() if state is None else b.status == state
+            return sa.func.count(sa.distinct(sa.case((in_state, b.turn_id)))) + sa.func.sum(
+                sa.case((in_state & b.turn_id.is_(None), 1), else_=0)
+            )
+
         stmt = (
             sa.select(
                 b.user_id,
-                b.status,
-                turns_expr.label("turns"),
+                turns().label("turns"),
+                turns(PROCESSING).label("processing"),
+                turns(FAILED).label("failed"),
                 sa.func.sum(b.token_size).label("tokens"),
             )
             .where(b.status.in_(_OPEN))
-            .group_by(b.user_id, b.status)
+            .group_by(b.user_id)
         )
         if user_id is not None:
             stmt = stmt.where(b.user_id == user_id)
@@ -1319,31 +1328,29 @@ class Store:
                 u: {"pending": 0, "tokens": 0, "processing": 0, "failed": 0} for u in user_ids
             }
             for r in rows:
-                entry = per_user[r.user_id]
-                n = int(r.turns or 0)
-                entry["pending"] += n
-                entry["tokens"] += int(r.tokens or 0)
-                if r.status == PROCESSING:
-                    entry["processing"] += n
-                elif r.status == FAILED:
-                    entry["failed"] += n
+                per_user[r.user_id] = {
+                    "pending": int(r.turns or 0),
+                    "tokens": int(r.tokens or 0),
+                    "processing": int(r.processing or 0),
+                    "failed": int(r.failed or 0),
+                }
             last_flush: dict[uuid.UUID, datetime | None] = {}
             errors: dict[uuid.UUID, str | None] = {}
             ids = list(user_ids)
             for chunk_start in range(0, len(ids), 500):
                 chunk = ids[chunk_start : chunk_start + 500]
-                for r in conn.execute(
+                for u in conn.execute(
                     sa.select(t.users.c.id, t.users.c.last_flush_at).where(t.users.c.id.in_(chunk))
                 ):
-                    last_flush[r.id] = r.last_flush_at
+                    last_flush[u.id] = u.last_flush_at
                 failed_users = [u for u in chunk if per_user[u]["failed"]]
                 if failed_users:
-                    for r in conn.execute(
+                    for e in conn.execute(
                         sa.select(b.user_id, b.last_error)
                         .where(b.user_id.in_(failed_users), b.status == FAILED)
                         .order_by(b.updated_at.desc(), b.seq.desc())
                     ):
-                        errors.setdefault(r.user_id, r.last_error)
+                        errors.setdefault(e.user_id, e.last_error)
         statuses = [
             UserStatus(
                 user_id=u,

@@ -19,11 +19,19 @@ from memobase_integrations.errors import (
     MemobaseError,
     ValidationError,
 )
-from memobase_integrations.messages import DEFAULT_MAX_TURN_CHARS
+from memobase_integrations.messages import (
+    DEFAULT_MAX_BLOB_TOKENS,
+    DEFAULT_MAX_TURN_CHARS,
+    render_blob,
+)
 from memobase_integrations.settings import FlushPolicy
 from memobase_integrations.testing import StandInLLM
+from memobase_integrations.tokens import count_tokens
 
-MANUAL = FlushPolicy(idle_flush_seconds=None, flush_on_close=False)
+#: Nothing is processed unless a test flushes: no idle flush, no flush on close, and a
+#: threshold no turn here reaches (a long turn would otherwise start the worker, and the
+#: status would depend on how far it got).
+MANUAL = FlushPolicy(buffer_token_threshold=10**9, idle_flush_seconds=None, flush_on_close=False)
 
 
 @pytest.fixture
@@ -239,7 +247,11 @@ def test_just_under_the_limit_is_recorded_in_blobs_under_the_cap(alice: UserMemo
     words = "lorem ipsum dolor sit amet " * (DEFAULT_MAX_TURN_CHARS // 27)
     receipt = alice.record([{"role": "user", "content": words[:DEFAULT_MAX_TURN_CHARS]}])
     assert len(receipt.blob_ids) > 10  # split under the 4096-token blob cap
-    assert alice.status().pending_turns == 1
+    for blob_id in receipt.blob_ids:
+        blob = alice.get_blob(blob_id).to_blob()
+        assert count_tokens(render_blob(blob)) <= DEFAULT_MAX_BLOB_TOKENS
+    status = alice.status()
+    assert (status.pending_turns, status.users[0].processing) == (1, 0)  # one turn, buffered
 
 
 # -- item 2 at the facade: replaced in text, counted at debug, never logged ---------------------

@@ -240,6 +240,25 @@ def test_fail_keeps_rows_with_error_and_backoff_blocks_worker_claims(db: DbTarge
     assert claim(store, user, force=True).turn_ids == ["t1", "t2"]
 
 
+def test_a_turn_split_across_claims_counts_once_in_the_status(db: DbTarget) -> None:
+    # A claim stops at max_tokens, so a long turn's blobs can be partly processing and partly
+    # idle (or failed and idle): the status still counts that turn once, not once per state.
+    store = open_store(db)
+    user = uuid.uuid4()
+    blobs = [chat("first part"), chat("second part"), chat("third part")]
+    store.record_turn(user, "long", blobs)
+    store.record_turn(user, "short", [chat("next turn")])
+    first = claim(store, user, max_tokens=count_tokens(render_blob(blobs[0])))
+    assert first.turn_ids == ["long"] and len(first.blobs) == 1
+    status = store.status(user)
+    assert (status.users[0].pending_turns, status.users[0].processing) == (2, 1)
+    assert status.pending_turns == 2
+    store.fail_flush(first, "LLM timed out", utcnow() + timedelta(seconds=60))
+    status = store.status(user)
+    assert (status.users[0].pending_turns, status.users[0].failed) == (2, 1)
+    assert (status.pending_turns, status.failed) == (2, 1)
+
+
 def test_parked_rows_need_retry_failed_and_discard_removes_them(db: DbTarget) -> None:
     store = open_store(db)
     user = uuid.uuid4()
