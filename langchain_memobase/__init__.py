@@ -33,9 +33,11 @@ Agents (``langchain.agents.create_agent``) -- the main integration::
 
 Also here: :class:`MemobaseChatMessageHistory` for ``RunnableWithMessageHistory`` code
 (upstream deprecated both; this keeps a lossless transcript and records turns),
-:class:`MemobaseProfileRetriever` / :class:`MemobaseEventRetriever`, and the tools from
-:func:`memobase_tools` (read profile, search events; add-profile only when asked), all bound
-to one user at construction. :func:`to_memobase_messages` is the conversion they share.
+:class:`MemobaseProfileRetriever` / :class:`MemobaseEventRetriever` (bound to one user), and
+the tools from :func:`memobase_tools` (``search_memory``, ``read_profile``; ``manage_memory``
+with ``allow_writes=True``; the same tools as ``llamaindex_memobase``), bound to one user or
+resolved per run like the middleware. :func:`to_memobase_messages` is the conversion they
+share.
 
 Importing this package needs only ``langchain-core``; every name is loaded on first use, so
 ``MemobaseMiddleware`` (which needs ``langchain``, the ``[langchain]`` extra) costs nothing
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     from .retrievers import MemobaseEventRetriever, MemobaseProfileRetriever
     from .tools import (
         MemobaseAddProfileTool,
+        MemobaseManageMemoryTool,
         MemobaseProfileTool,
         MemobaseSearchEventsTool,
         memobase_tools,
@@ -66,6 +69,7 @@ __all__ = [
     "MemobaseAddProfileTool",
     "MemobaseChatMessageHistory",
     "MemobaseEventRetriever",
+    "MemobaseManageMemoryTool",
     "MemobaseMiddleware",
     "MemobaseProfileRetriever",
     "MemobaseProfileTool",
@@ -81,6 +85,7 @@ _LAZY: dict[str, str] = {
     "MemobaseAddProfileTool": "tools",
     "MemobaseChatMessageHistory": "chat_message_histories",
     "MemobaseEventRetriever": "retrievers",
+    "MemobaseManageMemoryTool": "tools",
     "MemobaseMiddleware": "middleware",
     "MemobaseProfileRetriever": "retrievers",
     "MemobaseProfileTool": "tools",

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
+import logging
 import uuid
-import weakref
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -31,61 +30,48 @@ from sqlalchemy.pool import StaticPool
 
 from memobase_integrations import (
     ConfigurationError,
+    FailurePolicy,
     Memobase,
     MemobaseError,
     UserMemory,
 )
 
-from ._guard import Guard
 from .messages import to_memobase_messages
 
-__all__ = ["DEFAULT_TABLE_NAME", "MemobaseChatMessageHistory"]
+__all__ = ["DEFAULT_TABLE_NAME", "MemobaseChatMessageHistory", "TranscriptTableMissingError"]
 
 DEFAULT_TABLE_NAME = "langchain_message_store"
 
 _TURN_NAMESPACE = uuid.UUID("6c1d5f0e-5b43-4d0c-9a55-3c0f0b7e2f61")
 
-_engines_lock = threading.Lock()
-_engines: dict[str, Engine] = {}
-_tables_lock = threading.Lock()
-_tables: dict[str, sa.Table] = {}
-_create_lock = threading.Lock()
-_created: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
 
-
-def _engine_for(url: str) -> Engine:
-    """One engine (one pool) per URL per process: histories are created per request."""
-    with _engines_lock:
-        engine = _engines.get(url)
-        if engine is None:
-            options: dict[str, Any] = {}
-            if url.startswith("sqlite"):
-                # Async methods run the SQL in worker threads; an in-memory database must be
-                # one shared connection or every thread would see an empty database.
-                options["connect_args"] = {"check_same_thread": False, "timeout": 30}
-                if url in ("sqlite://", "sqlite:///:memory:"):
-                    options["poolclass"] = StaticPool
-            engine = sa.create_engine(url, **options)
-            _engines[url] = engine
-        return engine
+def _new_engine(url: str) -> Engine:
+    """An engine for ``database_url=``, owned by one history (see the class docstring)."""
+    options: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Async methods run the SQL in worker threads; an in-memory database must be one
+        # shared connection or every thread would see an empty database.
+        options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            options["poolclass"] = StaticPool
+    return sa.create_engine(url, **options)
 
 
 def _table_for(name: str) -> sa.Table:
-    with _tables_lock:
-        table = _tables.get(name)
-        if table is None:
-            table = sa.Table(
-                name,
-                sa.MetaData(),
-                sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-                sa.Column("user_id", sa.String(36), nullable=False),
-                sa.Column("session_id", sa.String(255), nullable=False),
-                sa.Column("message", sa.Text, nullable=False),
-                sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-                sa.Index(f"ix_{name}_user_session", "user_id", "session_id", "id"),
-            )
-            _tables[name] = table
-        return table
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("user_id", sa.String(36), nullable=False),
+        sa.Column("session_id", sa.String(255), nullable=False),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Index(f"ix_{name}_user_session", "user_id", "session_id", "id"),
+    )
+
+
+class TranscriptTableMissingError(ConfigurationError):
+    """The transcript table does not exist yet: call ``create_tables()`` once at setup."""
 
 
 def _sql_error(what: str, table: str, exc: sa.exc.SQLAlchemyError) -> MemobaseError:
@@ -142,13 +128,19 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
     * ``get_context`` / ``aget_context`` give the memory text for a prompt variable.
     * Every method has a native async twin; SQL runs in a worker thread, the Memobase calls
       use the facade's async methods.
+    * Tables are never created implicitly: call :meth:`create_tables` (or
+      :meth:`acreate_tables`) once at setup. Until then every read and write raises
+      :class:`TranscriptTableMissingError`, which says so.
 
     Args:
         memobase: the facade; its embedded store's database also holds the transcript table
-            unless ``database_url`` or ``engine`` is given (required for a remote backend).
+            unless ``engine`` or ``database_url`` is given (required for a remote backend).
+        engine: a SQLAlchemy ``Engine`` the app builds once and shares between histories
+            (one pool per process). ``database_url=`` (or the embedded store's URL) builds an
+            engine for this history alone, which suits scripts, not per-request servers.
         user_id: whose memory this is (any string or a UUID v4/v5).
         session_id: the conversation within that user.
-        table_name: the transcript table, created on first use.
+        table_name: the transcript table; create it once with :meth:`create_tables`.
         record: also record turns to Memobase (turn off to keep a transcript only).
         strict: raise Memobase failures. Off by default: they are logged and ignored (the
             transcript write already happened).
@@ -179,7 +171,9 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
         self.user: UserMemory = memobase.user(user_id)
         self.session_id = str(session_id)
         self.record = record
-        self._guard = Guard(fail_open=not strict, timeout=timeout)
+        self._guard = FailurePolicy(
+            strict=strict, timeout=timeout, logger=logging.getLogger(__name__)
+        )
         if engine is None:
             url = database_url or _default_database_url(memobase)
             if url is None:
@@ -188,7 +182,7 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
                     f"the {memobase.backend.kind!r} backend has none. Pass "
                     "database_url='sqlite:///chat.db' (or a PostgreSQL URL) or engine=."
                 )
-            engine = _engine_for(url)
+            engine = _new_engine(url)
         self._engine = engine
         self._table = _table_for(table_name)
 
@@ -198,21 +192,40 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
             f"table={self._table.name!r})"
         )
 
-    # -- SQL (sync; the async twins run these in a worker thread) --------------------------
-    def _ensure_table(self) -> None:
-        """Create the transcript table on first use (once per engine per process)."""
-        with _create_lock:
-            done = _created.setdefault(self._engine, set())
-            if self._table.name in done:
-                return
+    # -- schema (explicit, as langchain-postgres does it) -----------------------------------
+    def create_tables(self) -> None:
+        """Create the transcript table (and its index) if missing. Call once at setup, e.g.
+        in a migration or at app start; nothing here creates tables implicitly."""
+        try:
             try:
                 self._table.create(self._engine, checkfirst=True)
             except sa.exc.DBAPIError:
                 # Another process created it between the check and the CREATE.
                 if not sa.inspect(self._engine).has_table(self._table.name):
                     raise
-            done.add(self._table.name)
+        except sa.exc.SQLAlchemyError as exc:
+            raise _sql_error("create", self._table.name, exc) from exc
 
+    async def acreate_tables(self) -> None:
+        """The async twin of :meth:`create_tables` (the DDL runs in a worker thread)."""
+        await asyncio.to_thread(self.create_tables)
+
+    def _failed(self, what: str, exc: sa.exc.SQLAlchemyError) -> MemobaseError:
+        """The error for a failed transcript operation: a typed "call create_tables()" when
+        the table is missing, else what went wrong."""
+        try:
+            missing = not sa.inspect(self._engine).has_table(self._table.name)
+        except sa.exc.SQLAlchemyError:
+            missing = False
+        if missing:
+            return TranscriptTableMissingError(
+                f"The chat transcript table {self._table.name!r} does not exist in "
+                f"{self._engine.url.render_as_string(hide_password=True)}. Create it once at "
+                "setup with `history.create_tables()` (or `await history.acreate_tables()`)."
+            )
+        return _sql_error(what, self._table.name, exc)
+
+    # -- SQL (sync; the async twins run these in a worker thread) --------------------------
     def _where(self) -> sa.ColumnElement[bool]:
         return sa.and_(
             self._table.c.user_id == str(self.user.id),
@@ -223,10 +236,9 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
         try:
             return self._read_rows()
         except sa.exc.SQLAlchemyError as exc:
-            raise _sql_error("read", self._table.name, exc) from exc
+            raise self._failed("read", exc) from exc
 
     def _read_rows(self) -> list[BaseMessage]:
-        self._ensure_table()
         query = sa.select(self._table.c.message).where(self._where()).order_by(self._table.c.id)
         with self._engine.connect() as conn:
             rows = conn.execute(query).scalars().all()
@@ -238,10 +250,9 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
         try:
             self._write_rows(messages, now)
         except sa.exc.SQLAlchemyError as exc:
-            raise _sql_error("write to", self._table.name, exc) from exc
+            raise self._failed("write to", exc) from exc
 
     def _write_rows(self, messages: Sequence[BaseMessage], now: datetime) -> None:
-        self._ensure_table()
         rows = [
             {
                 "user_id": str(self.user.id),
@@ -258,10 +269,9 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
         try:
             self._delete_rows()
         except sa.exc.SQLAlchemyError as exc:
-            raise _sql_error("clear", self._table.name, exc) from exc
+            raise self._failed("clear", exc) from exc
 
     def _delete_rows(self) -> None:
-        self._ensure_table()
         with self._engine.begin() as conn:
             conn.execute(sa.delete(self._table).where(self._where()))
 
@@ -295,7 +305,7 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
         if said:
             turn_id = self._turn_id(batch)
             self._guard.call_local(
-                "Recording chat history to Memobase",
+                "record the chat history",
                 lambda: self.user.record(said, turn_id=turn_id),
                 None,
             )
@@ -310,7 +320,7 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
         if said:
             turn_id = self._turn_id(batch)
             await self._guard.acall(
-                "Recording chat history to Memobase",
+                "record the chat history",
                 lambda: self.user.arecord(said, turn_id=turn_id),
                 None,
             )
@@ -328,14 +338,14 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
         ``RunnablePassthrough.assign(memory=lambda _: history.get_context())``.
         Empty when there is no memory yet (or, fail-open, when Memobase is unavailable)."""
         return self._guard.call(
-            "Reading Memobase context",
+            "read the context",
             lambda: self.user.context(max_token_size, **options),
             "",
         )
 
     async def aget_context(self, max_token_size: int = 500, **options: Any) -> str:
         return await self._guard.acall(
-            "Reading Memobase context",
+            "read the context",
             lambda: self.user.acontext(max_token_size, **options),
             "",
         )

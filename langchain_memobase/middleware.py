@@ -54,6 +54,7 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
 from memobase_integrations import (
     ConfigurationError,
+    FailurePolicy,
     Memobase,
     Message,
     UserMemory,
@@ -63,7 +64,6 @@ from memobase_integrations import (
     turn_id,
 )
 
-from ._guard import Guard
 from .errors import MissingUserIdError
 from .messages import (
     last_user_message,
@@ -274,7 +274,7 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         self.template = template
         self.record = record
         self.flush_after_turn = flush_after_turn
-        self._guard = Guard(fail_open=not strict, timeout=timeout)
+        self._guard = FailurePolicy(strict=strict, timeout=timeout, logger=logger)
         self._name = name
         self._turns = _TurnTable()
         self.tools = []
@@ -436,9 +436,7 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         turn.context = (
             cached
             if cached is not None
-            else self._guard.call(
-                "Reading Memobase context", lambda: turn.user.context(**kwargs), ""
-            )
+            else self._guard.call("read the context", lambda: turn.user.context(**kwargs), "")
         )
         self._turns.put(turn, self._thread_id(runtime))
         return None
@@ -451,7 +449,7 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         turn = self._start(self._user(runtime), messages)
         kwargs = self._context_kwargs(messages)
         turn.context = await self._guard.acall(
-            "Reading Memobase context", lambda: turn.user.acontext(**kwargs), ""
+            "read the context", lambda: turn.user.acontext(**kwargs), ""
         )
         self._turns.put(turn, self._thread_id(runtime))
         return None
@@ -470,9 +468,7 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
             # interrupt elsewhere) or its user message left the state: read once now.
             turn = self._start(user, request.messages)
             kwargs = self._context_kwargs(request.messages)
-            turn.context = self._guard.call(
-                "Reading Memobase context", lambda: user.context(**kwargs), ""
-            )
+            turn.context = self._guard.call("read the context", lambda: user.context(**kwargs), "")
             self._turns.put(turn, self._thread_id(request.runtime))
         response = handler(self._request_with_memory(request, turn))
         self._note_response(turn, response)
@@ -490,7 +486,7 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
             turn = self._start(user, request.messages)
             kwargs = self._context_kwargs(request.messages)
             turn.context = await self._guard.acall(
-                "Reading Memobase context", lambda: user.acontext(**kwargs), ""
+                "read the context", lambda: user.acontext(**kwargs), ""
             )
             self._turns.put(turn, self._thread_id(request.runtime))
         response = await handler(self._request_with_memory(request, turn))
@@ -511,12 +507,12 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         if not to_record:
             return None
         self._guard.call_local(
-            "Recording the turn in Memobase",
+            "record the turn",
             lambda: user.record(to_record, turn_id=tid),
             None,
         )
         if self.flush_after_turn:
-            self._guard.call("Flushing Memobase", lambda: user.flush(wait=False), None)
+            self._guard.call("flush the user's memory", lambda: user.flush(wait=False), None)
         return None
 
     async def aafter_agent(
@@ -534,12 +530,14 @@ class MemobaseMiddleware(AgentMiddleware[AgentState[Any], Any]):
         if not to_record:
             return None
         await self._guard.acall(
-            "Recording the turn in Memobase",
+            "record the turn",
             lambda: user.arecord(to_record, turn_id=tid),
             None,
         )
         if self.flush_after_turn:
-            await self._guard.acall("Flushing Memobase", lambda: user.aflush(wait=False), None)
+            await self._guard.acall(
+                "flush the user's memory", lambda: user.aflush(wait=False), None
+            )
         return None
 
 

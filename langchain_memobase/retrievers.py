@@ -22,6 +22,7 @@ from pydantic import Field
 from memobase_integrations import (
     ConfigurationError,
     Memobase,
+    MemoryTools,
     Profile,
     UserEvent,
     UserMemory,
@@ -43,18 +44,8 @@ def _checked_k(k: int | None, default: int) -> int:
     return value
 
 
-def event_text(event: UserEvent) -> str:
-    """An event as text: its summary (``event_tip``), else the profile changes it carried."""
-    data = event.event_data
-    if data.event_tip and data.event_tip.strip():
-        return data.event_tip.strip()
-    deltas = data.profile_delta or []
-    lines = []
-    for delta in deltas:
-        topic = delta.attributes.get("topic", "")
-        sub_topic = delta.attributes.get("sub_topic", "")
-        lines.append(f"{topic}::{sub_topic}: {delta.content}")
-    return "\n".join(lines)
+#: An event as text (kept under its old name; the core's ``event_summary``).
+event_text = MemoryTools.event_summary
 
 
 class _UserBoundRetriever(BaseRetriever):

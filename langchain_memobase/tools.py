@@ -1,37 +1,50 @@
-"""Tools that let a model read (and, if allowed, add to) the current user's memory.
+"""LangChain tools over the current user's memory: a thin wrapper of the core's tools.
 
-The user is bound at construction and is not part of any tool's input schema, so the model
-can never pick whose memory it reads or writes. Writing is opt-in
-(``memobase_tools(..., allow_profile_writes=True)``): a model that can store arbitrary
-"facts" about a user is a prompt-injection target.
+Names, descriptions, arguments, output text and failure behaviour come from
+:mod:`memobase_integrations.tools`, so ``llamaindex_memobase.memobase_tools`` gives a model
+the same tools: ``search_memory``, ``read_profile``, and, when the app enables them,
+``manage_memory`` (a fact through the normal pipeline) and ``add_profile_entry`` (one
+explicit profile row).
 
-Memory errors become a ``ToolException`` with Memobase's explanation, which the agent shows
-the model as the tool result instead of crashing the run.
+Whose memory: never a tool argument, so the model cannot pick it. Either bound at
+construction (``memobase_tools(mb, "alice")``) or resolved per run like
+:class:`~langchain_memobase.MemobaseMiddleware` does (``memobase_tools(mb)``: the runtime
+context's ``user_id``, then ``config["configurable"]["user_id"]``, then the LangGraph Server
+user; or ``user_id_from=lambda runtime: ...``), so one compiled agent can serve many users.
+No user id raises :class:`~langchain_memobase.errors.MissingUserIdError`.
+
+Failures: fail open by default (the tool answers "Memory is unavailable right now: ..." and
+the failure is logged on ``langchain_memobase`` and passed to ``on_error``); ``strict=True``
+raises a :class:`~memobase_integrations.errors.MemobaseError`.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
-from langchain_core.tools import BaseTool, ToolException
-from pydantic import BaseModel, Field
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, Field, PrivateAttr
 
 from memobase_integrations import (
+    ConfigurationError,
+    ErrorHandler,
+    FailurePolicy,
     Memobase,
-    MemobaseError,
-    Profile,
-    UserEvent,
+    MemoryTools,
     UserMemory,
 )
 
-from .retrievers import event_text
+from .errors import MissingUserIdError
 
 __all__ = [
     "AddProfileInput",
+    "ManageMemoryInput",
     "MemobaseAddProfileTool",
+    "MemobaseManageMemoryTool",
     "MemobaseProfileTool",
     "MemobaseSearchEventsTool",
     "ReadProfileInput",
@@ -39,170 +52,174 @@ __all__ = [
     "memobase_tools",
 ]
 
-T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
-_EMPTY_PROFILE = "Nothing is remembered about this user yet."
-_NO_EVENTS = "No remembered events match this query."
-
-
-class ReadProfileInput(BaseModel):
-    """Input of the profile tool."""
-
-    topics: list[str] | None = Field(
-        default=None,
-        description="Only these profile topics (e.g. ['basic_info', 'work']). Omit for all.",
-    )
+#: Maps the agent's runtime (``langgraph.runtime.Runtime``) to the app's user id.
+UserIdResolver = Callable[[Any], "str | uuid.UUID | None"]
 
 
 class SearchEventsInput(BaseModel):
-    """Input of the event search tool."""
+    """Input of ``search_memory``."""
 
-    query: str = Field(description="What to look for in the user's past events.")
-    k: int = Field(default=5, ge=1, le=50, description="How many events to return at most.")
+    query: str = Field(description=MemoryTools.SEARCH_MEMORY.args["query"])
+    limit: int = Field(
+        default=MemoryTools.DEFAULT_SEARCH_LIMIT,
+        ge=1,
+        le=MemoryTools.MAX_SEARCH_LIMIT,
+        description=MemoryTools.SEARCH_MEMORY.args["limit"],
+    )
+
+
+class ReadProfileInput(BaseModel):
+    """Input of ``read_profile``."""
+
+    topics: list[str] | None = Field(
+        default=None, description=MemoryTools.READ_PROFILE.args["topics"]
+    )
+
+
+class ManageMemoryInput(BaseModel):
+    """Input of ``manage_memory``."""
+
+    content: str = Field(min_length=1, description=MemoryTools.MANAGE_MEMORY.args["content"])
 
 
 class AddProfileInput(BaseModel):
-    """Input of the add-profile tool."""
+    """Input of ``add_profile_entry``."""
 
-    topic: str = Field(description="Profile topic, e.g. 'interest' or 'work'.")
-    sub_topic: str = Field(description="Sub-topic, e.g. 'sports' or 'title'.")
-    content: str = Field(description="The fact to remember, in a short sentence.")
+    topic: str = Field(description=MemoryTools.ADD_PROFILE.args["topic"])
+    sub_topic: str = Field(description=MemoryTools.ADD_PROFILE.args["sub_topic"])
+    content: str = Field(description=MemoryTools.ADD_PROFILE.args["content"])
 
 
-class _UserBoundTool(BaseTool):
+def _runtime() -> Any:
+    """The running graph's ``Runtime``, or an empty one outside a graph (a direct
+    ``tool.invoke(..., config)`` still resolves from ``configurable``)."""
+    from langgraph.runtime import Runtime, get_runtime
+
+    try:
+        runtime = get_runtime()
+    except RuntimeError:  # not inside a runnable context at all
+        runtime = None
+    return runtime if runtime is not None else Runtime()
+
+
+class _MemoryTool(BaseTool):
     memobase: Memobase
     """The facade (embedded or remote)."""
-    user_id: str | uuid.UUID
-    """Whose memory the tool uses; fixed, never chosen by the model."""
-    handle_tool_error: bool | str | Callable[[ToolException], str] | None = True
+    user_id: str | uuid.UUID | None = None
+    """Whose memory, fixed; ``None`` resolves it per run (never from the model)."""
+    user_id_from: UserIdResolver | None = Field(default=None, exclude=True)
+    """``runtime -> user id``, for shared agents; default as ``MemobaseMiddleware``."""
+    strict: bool = False
+    timeout: float | None = None
+    on_error: ErrorHandler | None = Field(default=None, exclude=True)
+    search_options: dict[str, Any] = Field(default_factory=dict)
+    _ops: MemoryTools = PrivateAttr()
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # Outside pydantic validation so InvalidUserIdError escapes as itself, not wrapped
-        # in a pydantic ValidationError.
-        self.memobase.user(self.user_id)
+        # Outside pydantic validation so our typed errors escape as themselves.
+        if self.user_id is not None and self.user_id_from is not None:
+            raise ConfigurationError(
+                "Pass either user_id= (one fixed user) or user_id_from= (resolved per run), "
+                "not both."
+            )
+        if self.user_id is not None:
+            self.memobase.user(self.user_id)
+        policy = FailurePolicy(
+            strict=self.strict, timeout=self.timeout, on_error=self.on_error, logger=logger
+        )
+        self._ops = MemoryTools(policy, **self.search_options)
 
-    @property
     def _user(self) -> UserMemory:
-        return self.memobase.user(self.user_id)
+        if self.user_id is not None:
+            return self.memobase.user(self.user_id)
+        runtime = _runtime()
+        if self.user_id_from is not None:
+            user_id = self.user_id_from(runtime)
+        else:
+            from .middleware import default_user_id
 
-    @staticmethod
-    def _call(op: Callable[[], T]) -> T:
-        try:
-            return op()
-        except MemobaseError as exc:
-            raise ToolException(f"Memory is unavailable: {exc.message}") from exc
-
-    @staticmethod
-    async def _acall(op: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await op()
-        except MemobaseError as exc:
-            raise ToolException(f"Memory is unavailable: {exc.message}") from exc
-
-
-def _format_profile(profiles: list[Profile]) -> str:
-    if not profiles:
-        return _EMPTY_PROFILE
-    return "\n".join(f"- {p.describe()}" for p in profiles)
+            user_id = default_user_id(runtime)
+        if user_id is None or user_id == "":
+            raise MissingUserIdError(
+                f"The {self.name!r} tool could not tell whose memory to use. Run the agent "
+                "with context=Ctx(user_id=...) or config={'configurable': {'user_id': ...}}, "
+                "or build the tools with memobase_tools(memobase, user_id) or "
+                "user_id_from=lambda runtime: .... There is deliberately no shared default "
+                "user."
+            )
+        return self.memobase.user(user_id)
 
 
-def _format_events(events: list[UserEvent]) -> str:
-    lines = []
-    for event in events:
-        text = event_text(event).replace("\n", "; ")
-        if not text:
-            continue
-        when = event.created_at.date().isoformat() if event.created_at else "unknown date"
-        tags = ", ".join(f"{t.tag}={t.value}" for t in (event.event_data.event_tags or []))
-        lines.append(f"- [{when}] {text}" + (f" (tags: {tags})" if tags else ""))
-    return "\n".join(lines) if lines else _NO_EVENTS
+class MemobaseSearchEventsTool(_MemoryTool):
+    """``search_memory``: the user's past events closest to a query."""
+
+    name: str = MemoryTools.SEARCH_MEMORY.name
+    description: str = MemoryTools.SEARCH_MEMORY.description
+    args_schema: type[BaseModel] = SearchEventsInput
+
+    def _run(
+        self,
+        query: str,
+        limit: int = MemoryTools.DEFAULT_SEARCH_LIMIT,
+        run_manager: CallbackManagerForToolRun | None = None,
+    ) -> str:
+        return self._ops.search_memory(self._user(), query, limit)
+
+    async def _arun(
+        self,
+        query: str,
+        limit: int = MemoryTools.DEFAULT_SEARCH_LIMIT,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+    ) -> str:
+        return await self._ops.asearch_memory(self._user(), query, limit)
 
 
-class MemobaseProfileTool(_UserBoundTool):
-    """Read the current user's remembered profile, optionally limited to some topics."""
+class MemobaseProfileTool(_MemoryTool):
+    """``read_profile``: what is known about the user."""
 
-    name: str = "memobase_read_profile"
-    description: str = (
-        "Read what is remembered about the current user: their profile as "
-        "'topic::sub_topic: fact' lines (name, job, interests, preferences...). "
-        "Use it when the answer depends on who the user is."
-    )
+    name: str = MemoryTools.READ_PROFILE.name
+    description: str = MemoryTools.READ_PROFILE.description
     args_schema: type[BaseModel] = ReadProfileInput
 
-    def _options(self, topics: list[str] | None) -> dict[str, Any]:
-        return {"only_topics": list(topics)} if topics else {}
-
     def _run(
         self,
         topics: list[str] | None = None,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> str:
-        options = self._options(topics)
-        return _format_profile(self._call(lambda: self._user.profile(**options)))
+        return self._ops.read_profile(self._user(), topics)
 
     async def _arun(
         self,
         topics: list[str] | None = None,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> str:
-        options = self._options(topics)
-        return _format_profile(await self._acall(lambda: self._user.aprofile(**options)))
+        return await self._ops.aread_profile(self._user(), topics)
 
 
-class MemobaseSearchEventsTool(_UserBoundTool):
-    """Search the current user's past events (Memobase's event timeline)."""
+class MemobaseManageMemoryTool(_MemoryTool):
+    """``manage_memory``: save a fact through the normal pipeline (off unless enabled)."""
 
-    name: str = "memobase_search_events"
-    description: str = (
-        "Search the current user's past events and experiences remembered from earlier "
-        "conversations. Input: a short description of what to look for."
-    )
-    args_schema: type[BaseModel] = SearchEventsInput
-    similarity_threshold: float = Field(default=0.2, ge=0.0, le=1.0)
-    time_range_in_days: int = Field(default=180, ge=1)
+    name: str = MemoryTools.MANAGE_MEMORY.name
+    description: str = MemoryTools.MANAGE_MEMORY.description
+    args_schema: type[BaseModel] = ManageMemoryInput
 
-    def _run(
-        self,
-        query: str,
-        k: int = 5,
-        run_manager: CallbackManagerForToolRun | None = None,
-    ) -> str:
-        events = self._call(
-            lambda: self._user.search_events(
-                query,
-                k,
-                similarity_threshold=self.similarity_threshold,
-                time_range_in_days=self.time_range_in_days,
-            )
-        )
-        return _format_events(events[:k])
+    def _run(self, content: str, run_manager: CallbackManagerForToolRun | None = None) -> str:
+        return self._ops.manage_memory(self._user(), content)
 
     async def _arun(
-        self,
-        query: str,
-        k: int = 5,
-        run_manager: AsyncCallbackManagerForToolRun | None = None,
+        self, content: str, run_manager: AsyncCallbackManagerForToolRun | None = None
     ) -> str:
-        events = await self._acall(
-            lambda: self._user.asearch_events(
-                query,
-                k,
-                similarity_threshold=self.similarity_threshold,
-                time_range_in_days=self.time_range_in_days,
-            )
-        )
-        return _format_events(events[:k])
+        return await self._ops.amanage_memory(self._user(), content)
 
 
-class MemobaseAddProfileTool(_UserBoundTool):
-    """Store one fact in the current user's profile. Not given to agents unless asked for."""
+class MemobaseAddProfileTool(_MemoryTool):
+    """``add_profile_entry``: one explicit profile row (for apps; off unless asked)."""
 
-    name: str = "memobase_add_profile"
-    description: str = (
-        "Remember a fact about the current user that they stated explicitly, as a profile "
-        "entry (topic, sub_topic, content). Do not store guesses."
-    )
+    name: str = MemoryTools.ADD_PROFILE.name
+    description: str = MemoryTools.ADD_PROFILE.description
     args_schema: type[BaseModel] = AddProfileInput
 
     def _run(
@@ -212,8 +229,7 @@ class MemobaseAddProfileTool(_UserBoundTool):
         content: str,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> str:
-        profile_id = self._call(lambda: self._user.add_profile(content, topic, sub_topic))
-        return f"Remembered {topic}::{sub_topic} (id {profile_id})."
+        return self._ops.add_profile(self._user(), topic, sub_topic, content)
 
     async def _arun(
         self,
@@ -222,22 +238,55 @@ class MemobaseAddProfileTool(_UserBoundTool):
         content: str,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> str:
-        profile_id = await self._acall(lambda: self._user.aadd_profile(content, topic, sub_topic))
-        return f"Remembered {topic}::{sub_topic} (id {profile_id})."
+        return await self._ops.aadd_profile(self._user(), topic, sub_topic, content)
 
 
 def memobase_tools(
-    memobase: Memobase,
-    user_id: str | uuid.UUID,
+    memobase: Memobase | UserMemory,
+    user_id: str | uuid.UUID | None = None,
     *,
+    user_id_from: UserIdResolver | None = None,
+    allow_writes: bool = False,
     allow_profile_writes: bool = False,
+    strict: bool = False,
+    timeout: float | None = None,
+    on_error: ErrorHandler | None = None,
+    similarity_threshold: float | None = None,
+    time_range_in_days: int | None = None,
 ) -> list[BaseTool]:
-    """The memory tools for one user: read profile and search events, plus add-profile only
-    when ``allow_profile_writes`` is true."""
-    tools: list[BaseTool] = [
-        MemobaseProfileTool(memobase=memobase, user_id=user_id),
-        MemobaseSearchEventsTool(memobase=memobase, user_id=user_id),
-    ]
+    """The memory tools: ``search_memory`` and ``read_profile``; ``manage_memory`` with
+    ``allow_writes=True``; ``add_profile_entry`` with ``allow_profile_writes=True``.
+
+    ``memobase`` may be a ``UserMemory`` (bound to that user). Without ``user_id`` the user
+    is resolved per run (see the module docstring). The same signature as
+    ``llamaindex_memobase.memobase_tools``.
+    """
+    if isinstance(memobase, UserMemory):
+        if user_id is not None:
+            raise ConfigurationError("Pass a UserMemory or (memobase, user_id), not both.")
+        user_id = memobase.external_id
+        memobase = memobase.memobase
+    if not isinstance(memobase, Memobase):
+        raise ConfigurationError(
+            f"memobase_tools() needs a Memobase or a UserMemory, got {type(memobase).__name__}."
+        )
+    search_options: dict[str, Any] = {}
+    if similarity_threshold is not None:
+        search_options["similarity_threshold"] = similarity_threshold
+    if time_range_in_days is not None:
+        search_options["time_range_in_days"] = time_range_in_days
+    shared: dict[str, Any] = {
+        "memobase": memobase,
+        "user_id": user_id,
+        "user_id_from": user_id_from,
+        "strict": strict,
+        "timeout": timeout,
+        "on_error": on_error,
+        "search_options": search_options,
+    }
+    tools: list[BaseTool] = [MemobaseSearchEventsTool(**shared), MemobaseProfileTool(**shared)]
+    if allow_writes:
+        tools.append(MemobaseManageMemoryTool(**shared))
     if allow_profile_writes:
-        tools.append(MemobaseAddProfileTool(memobase=memobase, user_id=user_id))
+        tools.append(MemobaseAddProfileTool(**shared))
     return tools

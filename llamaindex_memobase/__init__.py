@@ -69,6 +69,7 @@ Failures
 Memobase is an enhancement, so by default a failing context read gives "no memory" and a
 failing record is skipped; both are logged (logger ``llamaindex_memobase``) and passed to
 ``on_error(exc, action)``. With ``strict=True`` the error propagates and fails the turn.
+(One policy for every adapter: :mod:`memobase_integrations.failure_policy`.)
 
 History vs. long-term memory
 ----------------------------
@@ -82,8 +83,10 @@ Other pieces
 ------------
 * :class:`MemobaseMemoryBlock` for composing your own ``Memory`` (one block per user, never
   shared between users; it records only what ``Memory`` hands it, i.e. overflow batches).
-* :func:`memobase_tools` (or ``memory.tools()``): ``recall_user_memory`` and
-  ``search_user_events`` ``FunctionTool``s bound to one user.
+* :func:`memobase_tools` (or ``memory.tools()``): ``search_memory`` and ``read_profile``
+  ``FunctionTool`` s (``manage_memory`` with ``allow_writes=True``), the same tools as
+  ``langchain_memobase.memobase_tools``; bound to one user, or resolved per run from the
+  agent's workflow ``Context`` (``await ctx.store.set("user_id", ...)``) or ``user_id_from=``.
 * :func:`to_memobase_messages`: the public ``ChatMessage`` -> neutral ``Message`` conversion.
 
 Event loops: nothing here holds loop-bound state. The remote backend keeps one async HTTP

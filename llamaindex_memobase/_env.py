@@ -10,6 +10,7 @@ Backends close themselves at interpreter exit.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 
@@ -17,7 +18,10 @@ from memobase_integrations import (
     Memobase,
 )
 
-__all__ = ["env_memobase"]
+__all__ = ["env_memobase", "logger"]
+
+#: The package's logger (failures handled fail-open are logged here).
+logger = logging.getLogger("llamaindex_memobase")
 
 _PREFIXES = ("MEMOBASE_", "OPENAI_")
 _lock = threading.Lock()

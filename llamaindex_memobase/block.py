@@ -17,6 +17,8 @@ from llama_index.core.memory import BaseMemoryBlock
 from llama_index.core.utils import get_tokenizer
 
 from memobase_integrations import (
+    ErrorHandler,
+    FailurePolicy,
     Memobase,
     UserMemory,
     is_empty_context,
@@ -24,8 +26,7 @@ from memobase_integrations import (
     truncate_context,
 )
 
-from ._env import env_memobase
-from ._failures import ErrorHandler, handle_failure
+from ._env import env_memobase, logger
 from .messages import to_memobase_messages
 
 __all__ = ["MemobaseMemoryBlock"]
@@ -114,8 +115,8 @@ class MemobaseMemoryBlock(BaseMemoryBlock[str]):
                 **self.context_options,
             )
         except Exception as exc:
-            handle_failure(
-                exc, "read the user's memory", strict=self.strict, on_error=self.on_error
+            FailurePolicy(strict=self.strict, on_error=self.on_error, logger=logger).handle(
+                exc, "read the user's memory"
             )
             return ""
         return self.prepare(text)
@@ -142,8 +143,8 @@ class MemobaseMemoryBlock(BaseMemoryBlock[str]):
             tokenizer = get_tokenizer()  # what Memory counts with unless told otherwise
             truncated = truncate_context(content, tokens_to_truncate, lambda s: len(tokenizer(s)))
         except Exception as exc:
-            handle_failure(
-                exc, "shrink the user's memory", strict=self.strict, on_error=self.on_error
+            FailurePolicy(strict=self.strict, on_error=self.on_error, logger=logger).handle(
+                exc, "shrink the user's memory"
             )
             return None
         return truncated.strip("\n") if truncated is not None else None
@@ -156,4 +157,6 @@ class MemobaseMemoryBlock(BaseMemoryBlock[str]):
         try:
             await self._user.arecord(converted)
         except Exception as exc:
-            handle_failure(exc, "record messages", strict=self.strict, on_error=self.on_error)
+            FailurePolicy(strict=self.strict, on_error=self.on_error, logger=logger).handle(
+                exc, "record messages"
+            )

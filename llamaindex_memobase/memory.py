@@ -37,6 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from memobase_integrations import (
     ChatModalResponse,
     ConfigurationError,
+    ErrorHandler,
+    FailurePolicy,
     Memobase,
     Message,
     Profile,
@@ -47,8 +49,7 @@ from memobase_integrations import (
     turn_id,
 )
 
-from ._env import env_memobase
-from ._failures import ErrorHandler, handle_failure
+from ._env import env_memobase, logger
 from .block import MemobaseMemoryBlock
 from .messages import to_memobase_message, to_said
 from .tools import memobase_tools
@@ -355,7 +356,9 @@ class MemobaseMemory(Memory):
             try:
                 await self._user.arecord(turn.messages, turn_id=turn.turn_id)
             except Exception as exc:
-                handle_failure(exc, "record the turn", strict=self.strict, on_error=self.on_error)
+                FailurePolicy(strict=self.strict, on_error=self.on_error, logger=logger).handle(
+                    exc, "record the turn"
+                )
 
     def _direct_turn_id(self, messages: Sequence[Message]) -> str:
         """Derived from the session and the messages, so recording the same ones twice is

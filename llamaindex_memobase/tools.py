@@ -1,107 +1,204 @@
-"""Optional agent tools over one user's Memobase memory.
+"""LlamaIndex ``FunctionTool``s over the current user's memory: the core's tools, wrapped.
 
-Each tool is bound to one user when it is built, so the LLM can never choose (or be tricked
-into choosing) whose memory it reads. Memobase errors become a short text answer instead of
-an exception, so an outage costs the agent one tool result, not the run.
+Names, descriptions, arguments, output text and failure behaviour come from
+:mod:`memobase_integrations.tools`, so ``langchain_memobase.memobase_tools`` gives a model
+the same tools: ``search_memory``, ``read_profile``, and, when the app enables them,
+``manage_memory`` (a fact through the normal pipeline) and ``add_profile_entry``.
+
+Whose memory: never a tool argument. Either bound at construction
+(``memobase_tools(mb, "alice")`` or ``memobase_tools(mb.user("alice"))``), or resolved per
+run from the agent workflow's ``Context`` (``memobase_tools(mb)``: ``await
+ctx.store.get("user_id")``, set by the app with ``await ctx.store.set("user_id", ...)``), or
+by ``user_id_from=`` (``ctx -> user id``, sync or async). Context-resolved tools need an
+agent that passes its ``Context`` to tools (``FunctionAgent``, ``ReActAgent``,
+``AgentWorkflow``); no user id raises :class:`~memobase_integrations.errors.ConfigurationError`.
+
+Failures: fail open by default (the tool answers "Memory is unavailable right now: ..." and
+the failure is logged on ``llamaindex_memobase`` and passed to ``on_error``);
+``strict=True`` raises.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: LlamaIndex finds the ``ctx: Context`` parameter
+# by comparing the real annotation object.
+
+import inspect
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from llama_index.core.tools import FunctionTool
+from llama_index.core.workflow import Context
+from pydantic import Field
 
 from memobase_integrations import (
-    MemobaseError,
-    Message,
-    UnsupportedError,
-    UserEvent,
+    ConfigurationError,
+    ErrorHandler,
+    FailurePolicy,
+    Memobase,
+    MemoryTools,
     UserMemory,
-    is_empty_context,
 )
 
-from ._failures import logger
+from ._env import logger
 
-__all__ = ["memobase_tools"]
+__all__ = ["ContextUserIdResolver", "memobase_tools"]
 
-NOTHING_REMEMBERED = "Nothing is remembered about this user yet."
+#: Maps the workflow ``Context`` of the run to the app's user id (sync or async).
+ContextUserIdResolver = Callable[
+    [Context], str | uuid.UUID | Awaitable[str | uuid.UUID | None] | None
+]
+
+_LIMIT = Field(
+    default=MemoryTools.DEFAULT_SEARCH_LIMIT,
+    ge=1,
+    le=MemoryTools.MAX_SEARCH_LIMIT,
+    description=MemoryTools.SEARCH_MEMORY.args["limit"],
+)
+_QUERY = Field(description=MemoryTools.SEARCH_MEMORY.args["query"])
+_TOPICS = Field(default=None, description=MemoryTools.READ_PROFILE.args["topics"])
+_CONTENT = Field(min_length=1, description=MemoryTools.MANAGE_MEMORY.args["content"])
+_TOPIC = Field(description=MemoryTools.ADD_PROFILE.args["topic"])
+_SUB_TOPIC = Field(description=MemoryTools.ADD_PROFILE.args["sub_topic"])
+_ENTRY = Field(description=MemoryTools.ADD_PROFILE.args["content"])
 
 
-def _format_events(events: list[UserEvent]) -> str:
-    lines = []
-    for event in events:
-        tip = (event.event_data.event_tip or "").strip()
-        if not tip:
-            continue
-        when = event.created_at.date().isoformat() if event.created_at else "unknown date"
-        lines.append(f"- [{when}] {tip}")
-    return "\n".join(lines)
+async def _default_user_id(ctx: Context) -> str | uuid.UUID | None:
+    value = await ctx.store.get("user_id", default=None)
+    return value if isinstance(value, uuid.UUID) or value is None else str(value)
 
 
-def _unavailable(action: str, exc: MemobaseError) -> str:
-    logger.warning("Memobase tool could not %s: %s", action, exc)
-    return f"The user's memory is unavailable right now ({type(exc).__name__}): {exc.message}"
+def _tool(fn: Callable[..., Any] | None, afn: Callable[..., Any], spec: Any) -> Any:
+    return FunctionTool.from_defaults(
+        fn=fn, async_fn=afn, name=spec.name, description=spec.description
+    )
+
+
+def _bound_tools(user: UserMemory, ops: MemoryTools, writes: bool, rows: bool) -> list[Any]:
+    def search_memory(query: str = _QUERY, limit: int = _LIMIT) -> str:
+        return ops.search_memory(user, query, limit)
+
+    async def asearch_memory(query: str = _QUERY, limit: int = _LIMIT) -> str:
+        return await ops.asearch_memory(user, query, limit)
+
+    def read_profile(topics: list[str] | None = _TOPICS) -> str:
+        return ops.read_profile(user, topics)
+
+    async def aread_profile(topics: list[str] | None = _TOPICS) -> str:
+        return await ops.aread_profile(user, topics)
+
+    def manage_memory(content: str = _CONTENT) -> str:
+        return ops.manage_memory(user, content)
+
+    async def amanage_memory(content: str = _CONTENT) -> str:
+        return await ops.amanage_memory(user, content)
+
+    def add_profile_entry(
+        topic: str = _TOPIC, sub_topic: str = _SUB_TOPIC, content: str = _ENTRY
+    ) -> str:
+        return ops.add_profile(user, topic, sub_topic, content)
+
+    async def aadd_profile_entry(
+        topic: str = _TOPIC, sub_topic: str = _SUB_TOPIC, content: str = _ENTRY
+    ) -> str:
+        return await ops.aadd_profile(user, topic, sub_topic, content)
+
+    tools = [
+        _tool(search_memory, asearch_memory, MemoryTools.SEARCH_MEMORY),
+        _tool(read_profile, aread_profile, MemoryTools.READ_PROFILE),
+    ]
+    if writes:
+        tools.append(_tool(manage_memory, amanage_memory, MemoryTools.MANAGE_MEMORY))
+    if rows:
+        tools.append(_tool(add_profile_entry, aadd_profile_entry, MemoryTools.ADD_PROFILE))
+    return tools
+
+
+def _context_tools(
+    memobase: Memobase,
+    resolve: ContextUserIdResolver,
+    ops: MemoryTools,
+    writes: bool,
+    rows: bool,
+) -> list[Any]:
+    async def user_of(ctx: Context, tool: str) -> UserMemory:
+        value = resolve(ctx)
+        user_id = await value if inspect.isawaitable(value) else value
+        if user_id is None or user_id == "":
+            raise ConfigurationError(
+                f"The {tool!r} tool could not tell whose memory to use: the run's Context has "
+                "no user id. Set it before the run (`await ctx.store.set('user_id', ...)`), "
+                "pass user_id_from=, or bind the tools with memobase_tools(memobase, user_id). "
+                "There is deliberately no shared default user."
+            )
+        return memobase.user(user_id)
+
+    async def search_memory(ctx: Context, query: str = _QUERY, limit: int = _LIMIT) -> str:
+        return await ops.asearch_memory(await user_of(ctx, "search_memory"), query, limit)
+
+    async def read_profile(ctx: Context, topics: list[str] | None = _TOPICS) -> str:
+        return await ops.aread_profile(await user_of(ctx, "read_profile"), topics)
+
+    async def manage_memory(ctx: Context, content: str = _CONTENT) -> str:
+        return await ops.amanage_memory(await user_of(ctx, "manage_memory"), content)
+
+    async def add_profile_entry(
+        ctx: Context, topic: str = _TOPIC, sub_topic: str = _SUB_TOPIC, content: str = _ENTRY
+    ) -> str:
+        user = await user_of(ctx, "add_profile_entry")
+        return await ops.aadd_profile(user, topic, sub_topic, content)
+
+    tools = [
+        _tool(None, search_memory, MemoryTools.SEARCH_MEMORY),
+        _tool(None, read_profile, MemoryTools.READ_PROFILE),
+    ]
+    if writes:
+        tools.append(_tool(None, manage_memory, MemoryTools.MANAGE_MEMORY))
+    if rows:
+        tools.append(_tool(None, add_profile_entry, MemoryTools.ADD_PROFILE))
+    return tools
 
 
 def memobase_tools(
-    user: UserMemory,
+    memobase: Memobase | UserMemory,
+    user_id: str | uuid.UUID | None = None,
     *,
-    max_token_size: int = 1000,
-    search_topk: int = 5,
+    user_id_from: ContextUserIdResolver | None = None,
+    allow_writes: bool = False,
+    allow_profile_writes: bool = False,
+    strict: bool = False,
+    timeout: float | None = None,
+    on_error: ErrorHandler | None = None,
+    similarity_threshold: float | None = None,
+    time_range_in_days: int | None = None,
 ) -> list[FunctionTool]:
-    """``recall_user_memory`` and ``search_user_events`` tools for one user.
+    """The memory tools: ``search_memory`` and ``read_profile``; ``manage_memory`` with
+    ``allow_writes=True``; ``add_profile_entry`` with ``allow_profile_writes=True``.
 
-    Pass the user's :class:`UserMemory`: ``memobase.user("alice")`` or
-    ``MemobaseMemory.user`` (``MemobaseMemory.tools()`` does exactly that).
+    ``memobase`` may be a ``UserMemory`` (bound to that user; ``MemobaseMemory.tools()``
+    passes its own). Without ``user_id`` the user comes from the run's ``Context`` (see the
+    module docstring). The same signature as ``langchain_memobase.memobase_tools``.
     """
-
-    async def arecall(query: str = "") -> str:
-        chats = [Message.of("user", query)] if query.strip() else None
-        try:
-            text = await user.acontext(max_token_size, chats=chats)
-        except MemobaseError as exc:
-            return _unavailable("recall memory", exc)
-        return NOTHING_REMEMBERED if is_empty_context(text) else text.strip()
-
-    def recall(query: str = "") -> str:
-        chats = [Message.of("user", query)] if query.strip() else None
-        try:
-            text = user.context(max_token_size, chats=chats)
-        except MemobaseError as exc:
-            return _unavailable("recall memory", exc)
-        return NOTHING_REMEMBERED if is_empty_context(text) else text.strip()
-
-    async def asearch(query: str, topk: int = search_topk) -> str:
-        try:
-            try:
-                events = await user.asearch_events(query, topk)
-            except UnsupportedError:  # no embeddings configured: newest events instead
-                events = await user.aevents(topk)
-        except MemobaseError as exc:
-            return _unavailable("search events", exc)
-        return _format_events(events) or "No matching events."
-
-    def search(query: str, topk: int = search_topk) -> str:
-        try:
-            try:
-                events = user.search_events(query, topk)
-            except UnsupportedError:
-                events = user.events(topk)
-        except MemobaseError as exc:
-            return _unavailable("search events", exc)
-        return _format_events(events) or "No matching events."
-
-    recall_description = (
-        "Recall what is known about the current user (profile and past events). "
-        "Optionally pass the topic of the question as `query` to favour related events."
-    )
-    search_description = (
-        "Search the current user's past events (things they did, said or planned) for "
-        "`query`; returns up to `topk` dated events."
-    )
-    return [
-        FunctionTool.from_defaults(
-            fn=recall, async_fn=arecall, name="recall_user_memory", description=recall_description
-        ),
-        FunctionTool.from_defaults(
-            fn=search, async_fn=asearch, name="search_user_events", description=search_description
-        ),
-    ]
+    if isinstance(memobase, UserMemory):
+        if user_id is not None:
+            raise ConfigurationError("Pass a UserMemory or (memobase, user_id), not both.")
+        user_id = memobase.external_id
+        memobase = memobase.memobase
+    if not isinstance(memobase, Memobase):
+        raise ConfigurationError(
+            f"memobase_tools() needs a Memobase or a UserMemory, got {type(memobase).__name__}."
+        )
+    if user_id is not None and user_id_from is not None:
+        raise ConfigurationError(
+            "Pass either user_id= (one fixed user) or user_id_from= (resolved per run), not both."
+        )
+    search_options: dict[str, Any] = {}
+    if similarity_threshold is not None:
+        search_options["similarity_threshold"] = similarity_threshold
+    if time_range_in_days is not None:
+        search_options["time_range_in_days"] = time_range_in_days
+    policy = FailurePolicy(strict=strict, timeout=timeout, on_error=on_error, logger=logger)
+    ops = MemoryTools(policy, **search_options)
+    if user_id is not None:
+        return _bound_tools(memobase.user(user_id), ops, allow_writes, allow_profile_writes)
+    resolve = user_id_from or _default_user_id
+    return _context_tools(memobase, resolve, ops, allow_writes, allow_profile_writes)

@@ -35,6 +35,7 @@ from rich.text import Text
 from memobase_integrations import ChatBlob, FlushPolicy, LLMSettings, Memobase
 from memobase_integrations.cli import render
 from memobase_integrations.cli.exitcodes import CLIError, ExitCode
+from memobase_integrations.cli.invocation import command_prefix
 
 from .common import ChatRunner, DemoSetup, Exchange, remembered_facts
 from .tap import RecordTap
@@ -114,9 +115,17 @@ def _banner(console: Console, setup: DemoSetup, db_path: Path) -> None:
             "Memory extraction runs on the ",
             (LABEL, "bold"),
             " through the real openai client code path; the chat answers come from the "
-            "frameworks' fake chat models. Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local "
-            "server such as Ollama) to run on real models.",
+            "frameworks' fake chat models. ",
         )
+        if LLMSettings.from_env().configured:  # --offline although an endpoint is set
+            body.append(
+                "Your configured LLM endpoint is not used (--offline); run without it to use it."
+            )
+        else:
+            body.append(
+                "Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such as Ollama) "
+                "to run on real models."
+            )
     body.append(f"\nStore: sqlite:///{db_path} (embedded engine, kept after the run).")
     console.print(Panel(body, title="memobase-integrations demo", box=box.DOUBLE))
 
@@ -266,10 +275,9 @@ def run_demo(
             style="bold",
         )
     )
+    prefix = command_prefix()  # runs from here even when the venv is not activated
     for command in (f"profile {USER_ID}", f"events {USER_ID}", f"context {USER_ID}", "status"):
-        console.print(
-            Text(f"  memobase-integrations {command} --database-url {url}"), soft_wrap=True
-        )
+        console.print(Text(f"  {prefix} {command} --database-url {url}"), soft_wrap=True)
 
 
 def _load_runner(

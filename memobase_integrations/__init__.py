@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from . import testing as testing
     from .context_text import is_empty_context, neutralize_placeholders, truncate_context
     from .facade import Memobase, UserMemory
+    from .failure_policy import ErrorHandler, FailurePolicy
     from .ids import string_to_uuid, to_user_uuid
     from .messages import Message, turn_to_blobs
     from .models import (
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
         UserEvent,
     )
     from .settings import FlushPolicy, LLMSettings
+    from .tools import MemoryTools
     from .turns import (
         SYNTHETIC_PATTERNS,
         Said,
@@ -76,6 +78,8 @@ _LAZY: dict[str, str] = {
     "truncate_context": "context_text",
     "Memobase": "facade",
     "UserMemory": "facade",
+    "ErrorHandler": "failure_policy",
+    "FailurePolicy": "failure_policy",
     "string_to_uuid": "ids",
     "to_user_uuid": "ids",
     "Message": "messages",
@@ -89,6 +93,7 @@ _LAZY: dict[str, str] = {
     "UserEvent": "models",
     "FlushPolicy": "settings",
     "LLMSettings": "settings",
+    "MemoryTools": "tools",
     "SYNTHETIC_PATTERNS": "turns",
     "Said": "turns",
     "Turn": "turns",
@@ -119,7 +124,9 @@ __all__ = [
     "ConfigurationError",
     "ContextKwargs",
     "ContextOptions",
+    "ErrorHandler",
     "FailedTurn",
+    "FailurePolicy",
     "FlushPolicy",
     "InvalidMessageError",
     "InvalidUserIdError",
@@ -130,6 +137,7 @@ __all__ = [
     "MemobaseError",
     "MemobaseTimeoutError",
     "MemoryStatus",
+    "MemoryTools",
     "Message",
     "NotFoundError",
     "OpenAICompatibleMessage",

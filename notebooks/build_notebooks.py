@@ -228,8 +228,12 @@ print(last_prompt.system)
         """
 ## Memory tools
 
-`memobase_tools(mb, user_id)` gives an agent tools bound to **one** user (the model can never
-choose whose memory it reads): read the profile and search past events.
+`memobase_tools(mb, user_id)` gives an agent the memory tools, bound to **one** user (the model
+can never choose whose memory it reads): `search_memory` (past events) and `read_profile`;
+`allow_writes=True` adds `manage_memory` ("remember this", through the normal pipeline).
+`memobase_tools(mb)` without a user resolves it per run, like the middleware does, so one
+compiled agent can serve many users. The same tools, with the same words, exist in
+`llamaindex_memobase`.
 """
     ),
     code(
@@ -239,7 +243,8 @@ from langchain_memobase import memobase_tools
 for tool in memobase_tools(mb, "alice"):
     print(f"{tool.name}: {tool.description[:70]}...")
 print()
-print(memobase_tools(mb, "alice")[0].invoke({}))
+tools = {tool.name: tool for tool in memobase_tools(mb, "alice")}
+print(tools["read_profile"].invoke({}))
 """
     ),
     md(
@@ -371,9 +376,10 @@ assert any("Carol" in (m.content or "") for m in llm.last_chat_messages)
 
 Agents take the memory **per run**: `agent.run(user_msg=..., memory=memory)`
 (`FunctionAgent(memory=...)` is silently ignored by LlamaIndex). `memory.tools()` gives
-`recall_user_memory` and `search_user_events`, bound to this user.
+`search_memory` and `read_profile` (the same tools as `langchain_memobase.memobase_tools`),
+bound to this user.
 
-The fake LLM below first calls `search_user_events`, then answers with what the tool found.
+The fake LLM below first calls `search_memory`, then answers with what the tool found.
 """
     ),
     code(
@@ -386,7 +392,7 @@ def agent_brain(messages, **kwargs):
     tool_results = [m for m in messages if m.role == MessageRole.TOOL]
     if not tool_results:
         call = ToolCallBlock(
-            tool_call_id="call-1", tool_name="search_user_events", tool_kwargs={"query": "food"}
+            tool_call_id="call-1", tool_name="search_memory", tool_kwargs={"query": "food"}
         )
         return ChatMessage(role=MessageRole.ASSISTANT, blocks=[call])
     found = [line for line in tool_results[-1].content.splitlines() if "food" in line]

@@ -20,14 +20,16 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from ..__about__ import __version__
 from ..errors import NotFoundError, ValidationError
 from ..facade import Memobase, UserMemory
+from ..models import EventGist, UserEvent
 from ..settings import LLMSettings
 from ..values import MemoryStatus
 from . import render
-from .exitcodes import CLIError, ExitCode, debug_enabled, describe_failure
+from .exitcodes import CLIError, ExitCode, debug_enabled, describe_failure, wrong_endpoint
 from .plugins import load_command
 from .serve import serve as _serve_command
 from .target import Target
@@ -42,8 +44,57 @@ _EXIT_CODES_HELP = (
     "no LLM) · 5 processing (LLM) failed · 70 internal error · 130 interrupted."
 )
 
+
+class _PlainArgument(TyperArgument):
+    """An argument shown as ``USER`` (usage and help), without typer's ``<str>`` tag."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _rich_display_name(self) -> str:
+        return self.display_name_raw.upper()
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw.upper()
+        return name if self.required else f"[{name}]"
+
+
+class _PlainOption(TyperOption):
+    """An option shown as ``--limit N`` / ``--json``, without ``<int>`` / ``<bool>`` tags."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        if self.metavar is not None:
+            return self.metavar
+        return (self.name or "value").upper()
+
+
+def _plain(params: list[Any]) -> list[Any]:
+    for param in params:
+        if type(param) is TyperArgument:
+            param.__class__ = _PlainArgument
+        elif type(param) is TyperOption:
+            param.__class__ = _PlainOption
+    return params
+
+
+class _Command(TyperCommand):
+    """Help and usage the way people read them: ``USER``, ``--limit N``, no type tags."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+
 app = typer.Typer(
     name=PROG,
+    cls=_Group,
+    rich_markup_mode="markdown",
     help=(
         "Look inside and manage long-term user memory (Memobase profiles and event "
         "timelines), in the embedded store or on a Memobase server.\n\n" + _EXIT_CODES_HELP
@@ -52,7 +103,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-config_app = typer.Typer(help="Show, validate or set the profile config (YAML).")
+config_app = typer.Typer(
+    help="Show, validate or set the profile config (YAML).",
+    cls=_Group,
+    rich_markup_mode="markdown",
+)
 app.add_typer(config_app, name="config")
 
 # -- shared options ----------------------------------------------------------------------------
@@ -60,6 +115,7 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
+        metavar="URL",
         help="Embedded store (SQLAlchemy URL). Default: $MEMOBASE_DATABASE_URL or "
         "sqlite:///memobase.db.",
         show_default=False,
@@ -69,6 +125,7 @@ ProjectUrl = Annotated[
     str | None,
     typer.Option(
         "--project-url",
+        metavar="URL",
         help="Memobase server URL (Cloud: https://api.memobase.dev); the key is read from "
         "$MEMOBASE_API_KEY. Default: $MEMOBASE_PROJECT_URL.",
         show_default=False,
@@ -119,7 +176,9 @@ def _server_knows(u: UserMemory) -> bool:
         return False
     try:
         backend.get_user(u.id)
-    except NotFoundError:
+    except NotFoundError as exc:
+        if wrong_endpoint(exc):
+            raise
         return False
     return True
 
@@ -137,7 +196,7 @@ def _require_known(u: UserMemory, target: Target, *, has_profile: bool, has_even
 
 
 # -- commands ----------------------------------------------------------------------------------
-@app.command()
+@app.command(cls=_Command)
 def profile(
     user: UserArg,
     json_out: JsonFlag = False,
@@ -166,7 +225,7 @@ def profile(
         _stdout().print(render.profile_table(rows, title=f"profile of {user} ({u.id})"))
 
 
-@app.command()
+@app.command(cls=_Command)
 def events(
     user: UserArg,
     json_out: JsonFlag = False,
@@ -190,7 +249,52 @@ def events(
         _stdout().print(render.events_timeline(items, title=f"events of {user} ({u.id})"))
 
 
-@app.command()
+@app.command(cls=_Command)
+def search(
+    user: UserArg,
+    query: Annotated[str, typer.Argument(help="What to look for, in a few words.")],
+    gists: Annotated[
+        bool, typer.Option("--gists", help="Search event gists (one fact each), not events.")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=100, metavar="N", help="How many hits.")
+    ] = 10,
+    days: Annotated[
+        int,
+        typer.Option("--days", min=1, metavar="N", help="Only the last N days."),
+    ] = 180,
+    json_out: JsonFlag = False,
+    database_url: DatabaseUrl = None,
+    project_url: ProjectUrl = None,
+) -> None:
+    """Search the user's events (or gists) for QUERY, best match first.
+
+    The embedded store searches by words with embeddings off (and adds meaning with them);
+    a Memobase server searches only with its embeddings on.
+    """
+    target = Target.resolve(database_url, project_url)
+    with _memobase(target) as mb:
+        u = mb.user(user)
+        options = {"time_range_in_days": days}
+        hits: list[UserEvent] | list[EventGist] = (
+            u.search_gists(query, limit, **options)
+            if gists
+            else u.search_events(query, limit, **options)
+        )
+        if not hits:
+            _require_known(u, target, has_profile=bool(u.profile()), has_events=bool(u.events()))
+        if json_out:
+            _print_json(render.search_json(hits))
+            return
+        if not hits:
+            kind = "gists" if gists else "events"
+            _stderr().print(f"No {kind} of {user!r} match {query!r} (last {days} days).")
+            return
+        title = f"{'gists' if gists else 'events'} of {user} matching {query!r}"
+        _stdout().print(render.search_table(hits, title=title))
+
+
+@app.command(cls=_Command)
 def context(
     user: UserArg,
     max_tokens: Annotated[
@@ -221,7 +325,7 @@ def context(
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-@app.command()
+@app.command(cls=_Command)
 def status(
     user: Annotated[
         str | None, typer.Argument(help="Only this user (default: every user).")
@@ -233,11 +337,13 @@ def status(
     """Work outstanding: turns waiting to be processed, buffered tokens, failures."""
     target = Target.resolve(database_url, project_url)
     with _memobase(target) as mb:
-        result = _without_cli_llm_note(mb.user(user).status() if user else mb.status())
+        u = mb.user(user) if user else None
+        result = _without_cli_llm_note(u.status() if u else mb.status())
         if json_out:
             _print_json(render.status_json(result))
             return
-        _stdout().print(render.status_table(result))
+        names = {u.id: u.external_id} if u else {}
+        _stdout().print(render.status_table(result, names=names))
 
 
 def _without_cli_llm_note(status: MemoryStatus) -> MemoryStatus:
@@ -279,7 +385,7 @@ def _processing_llm(target: Target, stand_in: bool, command: str) -> LLMSettings
     return llm
 
 
-@app.command()
+@app.command(cls=_Command)
 def flush(
     user: Annotated[
         str | None,
@@ -329,19 +435,25 @@ def flush(
             _print_json(outcome)
 
 
-@app.command()
+@app.command(cls=_Command)
 def worker(
     stand_in: Annotated[
         bool, typer.Option("--stand-in", help="Process with the offline stand-in LLM.")
     ] = False,
     idle_flush_seconds: Annotated[
         float,
-        typer.Option(help="Process a user's buffer after this long without new turns.", min=0.1),
+        typer.Option(
+            metavar="SECONDS",
+            help="Process a user's buffer after this long without new turns.",
+            min=0.1,
+        ),
     ] = 300.0,
     drain_timeout: Annotated[
         float,
         typer.Option(
-            help="On stop, keep processing what is buffered for at most this long.", min=0
+            metavar="SECONDS",
+            help="On stop, keep processing what is buffered for at most this long.",
+            min=0,
         ),
     ] = 30.0,
     database_url: DatabaseUrl = None,
@@ -372,7 +484,7 @@ def worker(
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
     user: UserArg,
     output: Annotated[
@@ -403,7 +515,7 @@ def export(
     _stderr().print(f"Exported {user!r} to {output}.")
 
 
-@app.command()
+@app.command(cls=_Command)
 def forget(
     user: UserArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -428,7 +540,9 @@ def forget(
                 raise CLIError("Aborted: nothing was deleted.", ExitCode.USER_ERROR)
         try:
             found = u.delete()
-        except NotFoundError:
+        except NotFoundError as exc:
+            if wrong_endpoint(exc):
+                raise
             found = False
     if not found:
         _stderr().print(f"Nothing was stored for {user!r}; nothing to forget.")
@@ -457,13 +571,38 @@ def _load_config(path: Path) -> tuple[str, Any]:
     try:
         config = ProfileConfig.from_yaml(text)
     except ValidationError as exc:
+        problems = _config_problems(exc)
+        if len(problems) > 1:
+            err = _stderr()
+            err.print(f"Invalid profile config {str(path)!r}: {len(problems)} problems:")
+            for problem in problems:
+                err.print(f"  - {problem}")
+            raise CLIError(
+                f"Invalid profile config {str(path)!r}: {len(problems)} problems (listed "
+                "above); fix them all and run `config validate` again.",
+                ExitCode.CONFIG,
+            ) from None
         raise CLIError(
             f"Invalid profile config {str(path)!r}: {exc.message}", ExitCode.CONFIG
         ) from None
     return text, config
 
 
-@config_app.command("show")
+def _config_problems(exc: ValidationError) -> list[str]:
+    """Every problem pydantic found (the exception's message names only the first)."""
+    if not isinstance(exc.detail, list):
+        return [exc.message]
+    problems = []
+    for error in exc.detail:
+        loc = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.get("loc", ())
+        ).lstrip(".")
+        what = "unknown key" if error.get("type") == "extra_forbidden" else error.get("msg", "")
+        problems.append(f"{loc or '(top level)'}: {what}")
+    return problems or [exc.message]
+
+
+@config_app.command("show", cls=_Command)
 def config_show(
     database_url: DatabaseUrl = None,
     project_url: ProjectUrl = None,
@@ -478,7 +617,7 @@ def config_show(
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-@config_app.command("validate")
+@config_app.command("validate", cls=_Command)
 def config_validate(
     file: Annotated[Path, typer.Argument(help="The YAML file to check.")],
 ) -> None:
@@ -487,7 +626,7 @@ def config_validate(
     _stderr().print(f"{file} is a valid profile config.")
 
 
-@config_app.command("set")
+@config_app.command("set", cls=_Command)
 def config_set(
     file: Annotated[Path, typer.Argument(help="The YAML file to use (validated first).")],
     database_url: DatabaseUrl = None,
@@ -501,7 +640,7 @@ def config_set(
     _stderr().print(f"Profile config set from {file} on {target.describe()}.")
 
 
-@config_app.command("reset")
+@config_app.command("reset", cls=_Command)
 def config_reset(
     database_url: DatabaseUrl = None,
     project_url: ProjectUrl = None,
@@ -514,7 +653,7 @@ def config_reset(
 
 
 # -- demo ----------------------------------------------------------------------------------
-@app.command()
+@app.command(cls=_Command)
 def demo(
     db: Annotated[Path, typer.Option("--db", help="The SQLite file the demo writes.")] = Path(
         "memobase-demo.db"
@@ -555,7 +694,7 @@ def _root(
 
 
 # The HTTP server lives in its own module (it imports its web stack only when it runs).
-app.command(name="serve")(_serve_command)
+app.command(name="serve", cls=_Command)(_serve_command)
 
 
 # -- entry point -------------------------------------------------------------------------------

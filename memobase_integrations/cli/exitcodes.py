@@ -66,10 +66,19 @@ def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def wrong_endpoint(exc: BaseException) -> bool:
+    """A 404 that is not Memobase's "no such user/item" answer: the URL serves something
+    else (an empty body, a web page, an unknown route), so the URL is what is wrong."""
+    return isinstance(exc, errors.NotFoundError) and exc.status_code == 404 and exc.errno is None
+
+
 def describe_failure(exc: BaseException) -> tuple[str, ExitCode]:
     """The single stderr line and the exit code for any exception that reached the CLI."""
     if isinstance(exc, CLIError):
         return _one_line(exc.message), exc.code
+    if wrong_endpoint(exc):
+        assert isinstance(exc, errors.MemobaseError)
+        return _one_line(exc.message), ExitCode.CONFIG
     if isinstance(exc, errors.MemobaseError):
         if isinstance(exc, errors.ConfigurationError) and _cause_is_unreachable_db(exc):
             # The embedded store reports "Cannot open the database" as a configuration

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..models import ChatModalResponse, Profile, UserEvent
+from ..models import ChatModalResponse, EventGist, Profile, UserEvent
+from ..tools import event_summary, mention_dates, plain_memo
 from ..values import MemoryStatus
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "events_timeline",
     "profile_json",
     "profile_table",
+    "search_json",
+    "search_table",
     "status_json",
     "status_table",
     "timestamp",
@@ -41,19 +44,30 @@ def timestamp(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M")
 
 
+def _day(value: str) -> str:
+    """``2026/12/06`` (Memobase's stamp) as ``2026-12-06``."""
+    return value.replace("/", "-")
+
+
 def profile_table(profiles: Sequence[Profile], *, title: str | None = None) -> Table:
-    """The profile as Memobase structures it: one row per ``topic / sub_topic`` memo."""
+    """The profile as Memobase structures it: one row per ``topic / sub_topic`` memo. The
+    ``[mention 2026/12/06]`` stamps Memobase keeps inside memos get their own column (inline
+    they wrap badly and push the memo text around)."""
     table = Table(title=title, box=box.ROUNDED, show_lines=False, expand=False)
-    table.add_column("topic", style="bold cyan", no_wrap=True)
-    table.add_column("sub_topic", style="cyan", no_wrap=True)
-    table.add_column("memo", overflow="fold")
-    table.add_column("updated", style="dim", no_wrap=True)
+    table.add_column("topic", style="bold cyan", overflow="fold")
+    table.add_column("sub_topic", style="cyan", overflow="fold")
+    table.add_column("memo", overflow="fold", ratio=1)
+    table.add_column("mentioned", style="dim", no_wrap=True, min_width=10)
+    table.add_column("updated", style="dim", no_wrap=True, min_width=10)
     for row in sorted(profiles, key=lambda p: (p.topic, p.sub_topic)):
+        mentioned = dict.fromkeys(_day(d) for d in mention_dates(row.content))
+        updated = row.updated_at or row.created_at
         table.add_row(
             Text(row.topic),
             Text(row.sub_topic),
-            Text(row.content),
-            Text(timestamp(row.updated_at or row.created_at)),
+            Text(plain_memo(row.content)),
+            Text("\n".join(mentioned) or "-"),
+            Text(updated.date().isoformat() if updated else "-"),
         )
     return table
 
@@ -100,32 +114,52 @@ def events_timeline(events: Sequence[UserEvent], *, title: str | None = None) ->
     return Group(*panels)
 
 
-def status_table(status: MemoryStatus) -> Group:
+def _user_cell(user_id: uuid.UUID, names: Mapping[uuid.UUID, str]) -> Text:
+    """The app's id (when known) above the UUID the store files the user under."""
+    name = names.get(user_id)
+    if name is None or name == str(user_id):
+        return Text(str(user_id))
+    return Text.assemble(name, "\n", (str(user_id), "dim"))
+
+
+def status_table(
+    status: MemoryStatus, *, names: Mapping[uuid.UUID, str] | None = None
+) -> RenderableType:
     """Work outstanding: one row per user with something pending, totals in the caption, and
     each user's last error under the table (errors are sentences; a column would crush them).
+
+    ``names`` maps UUIDs to the app's user ids where the caller knows them (the store keeps
+    only UUIDs). Fits 80 columns: the user column folds before any header is cut. With
+    nothing pending it says so instead of drawing an empty table.
     """
+    totals = (
+        f"pending turns: {status.pending_turns} · buffered tokens: "
+        f"{status.buffered_tokens} · failures: {status.failed}"
+    )
+    if not status.users:
+        return Text(
+            f"Nothing pending ({status.backend}): every recorded turn has been processed. "
+            f"({totals})"
+        )
+    known = names or {}
     table = Table(
         title=f"memory status ({status.backend})",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
-        caption=(
-            f"pending turns: {status.pending_turns} · buffered tokens: "
-            f"{status.buffered_tokens} · failures: {status.failed}"
-        ),
+        show_edge=False,
+        padding=(0, 0, 0, 1),  # with the box's blank divider: two spaces between columns
+        caption=totals,
     )
-    # Fits 80 columns: "running" only appears while a flush is in progress.
     running = any(user.processing for user in status.users)
-    table.add_column("user", no_wrap=True, min_width=36)
-    table.add_column("pending", justify="right", no_wrap=True)
-    table.add_column("tokens", justify="right", no_wrap=True)
-    if running:
-        table.add_column("running", justify="right", no_wrap=True)
-    table.add_column("failed", justify="right", no_wrap=True)
-    table.add_column("last flush", no_wrap=True)
+    table.add_column("user", overflow="fold", min_width=36)
+    headers = ["pending", "tokens", *(["running"] if running else []), "failed"]
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
+    table.add_column("last flush", no_wrap=True, min_width=len("last flush"))
     errors: list[RenderableType] = []
     for user in status.users:
         cells: list[RenderableType] = [
-            Text(str(user.user_id)),
+            _user_cell(user.user_id, known),
             str(user.pending_turns),
             str(user.buffered_tokens),
         ]
@@ -137,8 +171,31 @@ def status_table(status: MemoryStatus) -> Group:
         ]
         table.add_row(*cells)
         if user.last_error:
-            errors.append(Text.assemble((f"{user.user_id} last error: ", "red"), user.last_error))
+            who = known.get(user.user_id, str(user.user_id))
+            errors.append(Text.assemble((f"{who} last error: ", "red"), user.last_error))
     return Group(table, *errors)
+
+
+def search_table(
+    hits: Sequence[UserEvent] | Sequence[EventGist], *, title: str | None = None
+) -> Table:
+    """Search hits, best first: date, score, and the text without Memobase's stamps."""
+    table = Table(title=title, box=box.ROUNDED, expand=False)
+    table.add_column("date", no_wrap=True, min_width=10)
+    table.add_column("score", justify="right", no_wrap=True, min_width=5)
+    table.add_column("event" if hits and isinstance(hits[0], UserEvent) else "gist", ratio=1)
+    for hit in hits:
+        if isinstance(hit, UserEvent):
+            text = plain_memo(event_summary(hit))
+        else:
+            text = plain_memo(hit.gist_data.content)
+        score = "-" if hit.similarity is None else f"{hit.similarity:.2f}"
+        table.add_row(
+            Text(hit.created_at.date().isoformat() if hit.created_at else "-"),
+            Text(score),
+            Text(text),
+        )
+    return table
 
 
 def chat_results_table(
@@ -172,13 +229,14 @@ def chat_results_table(
 
 # -- JSON ------------------------------------------------------------------------------------
 def profile_json(profiles: Sequence[Profile]) -> list[dict[str, Any]]:
-    """Flat rows, easy for ``jq``: id, topic, sub_topic, memo, created_at, updated_at."""
+    """Flat rows, easy for ``jq``: id, topic, sub_topic, content, created_at, updated_at
+    (``content`` as in the Python API and in events; it keeps Memobase's stamps)."""
     return [
         {
             "id": str(p.id),
             "topic": p.topic,
             "sub_topic": p.sub_topic,
-            "memo": p.content,
+            "content": p.content,
             "created_at": p.created_at.isoformat() if p.created_at else None,
             "updated_at": p.updated_at.isoformat() if p.updated_at else None,
         }
@@ -192,6 +250,11 @@ def events_json(events: Sequence[UserEvent]) -> list[dict[str, Any]]:
         events, key=lambda e: e.created_at.timestamp() if e.created_at else 0.0, reverse=True
     )
     return [e.model_dump(mode="json", exclude_none=True) for e in ordered]
+
+
+def search_json(hits: Sequence[UserEvent] | Sequence[EventGist]) -> list[dict[str, Any]]:
+    """Search hits as the Memobase API returns them, best first, with their ``similarity``."""
+    return [h.model_dump(mode="json", exclude_none=True) for h in hits]
 
 
 def _jsonable(value: Any) -> Any:

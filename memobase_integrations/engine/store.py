@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -2009,14 +2010,32 @@ def _missing_tables(present: set[str], version: int | None) -> set[str]:
     return required
 
 
+def _not_a_url(raw: object) -> str:
+    """The error for an unparseable URL: what was given (any password masked) and, for what
+    looks like a file name (``memobase.db``), the SQLite URL that was probably meant."""
+    text = str(raw)
+    shown = re.sub(r"(//[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    shown = shown if len(shown) <= 200 else shown[:200] + "..."
+    if (
+        isinstance(raw, str)
+        and "://" not in text
+        and text.strip()
+        and not re.search(r"[\s@]", text.strip())
+    ):
+        path = text.strip()
+        hint = f"For a SQLite file, use 'sqlite:///{path}'" + (
+            " (four slashes for an absolute path)." if path.startswith("/") else "."
+        )
+    else:
+        hint = "Use sqlite:///path/to/memobase.db or postgresql+psycopg://user:password@host/db."
+    return f"{shown!r} is not a database URL. {hint}"
+
+
 def _normalise_url(raw: str) -> sa.URL:
     try:
         url = sa.make_url(raw)
     except (sa.exc.ArgumentError, ValueError, TypeError) as exc:
-        raise ConfigurationError(
-            f"{redact_url(raw)!s} is not a database URL ({exc}). Use "
-            "sqlite:///path/to/memobase.db or postgresql+psycopg://user:password@host/db."
-        ) from exc
+        raise ConfigurationError(_not_a_url(raw)) from exc
     name = url.get_backend_name()
     if name in ("postgresql", "postgres"):
         # Bare postgresql:// means psycopg2 to SQLAlchemy; this package ships psycopg 3.

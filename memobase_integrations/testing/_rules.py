@@ -120,7 +120,10 @@ SINGLE_VALUED = frozenset(
 
 
 def slot_for(kind: str, lang: Lang) -> tuple[str, str]:
-    return SLOTS[lang][kind]
+    slot = SLOTS[lang].get(kind)
+    if slot is None and kind.startswith("interest:"):  # a sub-topic named by the user
+        return (SLOTS[lang]["interest:hobbies"][0], kind.split(":", 1)[1])
+    return SLOTS[lang][kind] if slot is None else slot
 
 
 def single_valued_slots(lang: Lang) -> frozenset[tuple[str, str]]:
@@ -540,6 +543,11 @@ def category_of(value: str) -> str:
     return "hobbies"
 
 
+def _is_hobby_word(noun: str) -> bool:
+    """True when ``noun`` names a hobby itself (so ``hobbies`` is the right sub-topic)."""
+    return noun in ("hobby", "hobbies", "pastime", "activity", "thing to do")
+
+
 def _phrase(text: str, max_words: int = 12) -> str:
     """The rest of a clause, trimmed of fillers; at most ``max_words`` words."""
     match = _CLAUSE_END.search(text)
@@ -853,9 +861,16 @@ def _recognize_en(clause: str, today: date | None) -> Iterable[Statement]:
     if m:
         value = _phrase(m.group(2))
         if value:
-            category = category_of(m.group(1) + " " + value)
-            if m.group(1).lower() in ("hobby", "hobbies", "passion"):
+            noun = m.group(1).lower()
+            if noun in ("hobby", "hobbies", "passion"):
                 category = category_of(value)
+            else:
+                # The thing named decides the slot ("favourite food" -> foods); a thing no
+                # category knows gets its own sub-topic ("favourite colour" -> colour), as a
+                # model would, rather than a guess from the value ("teal" is not "tea").
+                category = category_of(noun)
+                if category == "hobbies" and not _is_hobby_word(noun):
+                    category = re.sub(r"\W+", "_", noun).strip("_")
             yield Statement(
                 f"User's favorite {m.group(1).lower()} is {value}.",
                 "info",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from memobase_integrations import to_user_uuid
+from memobase_integrations.tools import mention_dates, plain_memo
 
 from .conftest import RunCLI, Store, clean_env
 from .recorded_http import recorded_server, serve
@@ -34,7 +35,10 @@ def test_profile_shows_every_row_the_store_holds(cli: RunCLI, store: Store) -> N
     for row in rows:
         assert row.topic in result.stdout
         assert row.sub_topic in result.stdout
-        assert row.content in result.stdout
+        assert plain_memo(row.content) in result.stdout
+        for day in mention_dates(row.content):  # dates in their own column, not inline
+            assert day.replace("/", "-") in result.stdout
+    assert "[mention" not in result.stdout
     assert "Alice" in result.stdout  # the name said in the first turn made it to the profile
 
 
@@ -44,7 +48,7 @@ def test_profile_json_matches_the_store(cli: RunCLI, store: Store) -> None:
     result = cli("profile", "alice", "--json", "--database-url", store.url)
     assert result.code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert {(r["topic"], r["sub_topic"], r["memo"]) for r in data} == {
+    assert {(r["topic"], r["sub_topic"], r["content"]) for r in data} == {
         (r.topic, r.sub_topic, r.content) for r in rows
     }
     assert {r["id"] for r in data} == {str(r.id) for r in rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -59,10 +60,20 @@ def test_demo_runs_offline_end_to_end(cli: RunCLI, tmp_path: Path) -> None:
     prompt = out.split("the exact system prompt the langchain model received", 1)[1]
     assert "You are a friendly assistant." in prompt.split("# Memory", 1)[0]
     assert "## User Current Profile:" in prompt
+    assert "Set OPENAI_API_KEY" in out  # no endpoint configured: how to use real models
     # the store is left behind for the CLI, which can read it
     assert db.is_file()
     profile = cli("profile", "gus", "--database-url", f"sqlite:///{db}")
     assert profile.code == 0 and "Gus" in profile.stdout
+    # the follow-up commands it prints run as printed, from where the demo ran (the venv
+    # need not be activated: here the CLI ran as `<python> -m memobase_integrations`)
+    follow_ups = [line.strip() for line in out.splitlines() if "--database-url" in line]
+    assert len(follow_ups) == 4, out[-2000:]
+    printed = next(line for line in follow_ups if " profile gus " in line)
+    ran = subprocess.run(
+        shlex.split(printed), capture_output=True, text=True, cwd=tmp_path, env=clean_env()
+    )
+    assert ran.returncode == 0 and "Gus" in ran.stdout, (printed, ran.stderr)
 
 
 def test_demo_offline_fresh_and_with_one_framework_missing(cli: RunCLI, tmp_path: Path) -> None:
@@ -85,6 +96,8 @@ def test_demo_offline_fresh_and_with_one_framework_missing(cli: RunCLI, tmp_path
     assert result.code == 0, result.stderr[-3000:]
     out = result.stdout
     assert "OFFLINE DEMO" in out
+    # a key is set: the banner says it is not used, not "set OPENAI_API_KEY"
+    assert "Set OPENAI_API_KEY" not in out and "not used (--offline)" in out
     assert "skipping the llamaindex sessions" in out and "[llamaindex]" in out
     assert "SimpleChatEngine(" not in out and "create_agent(" in out
     assert "profile of gus" in out

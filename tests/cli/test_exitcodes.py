@@ -13,6 +13,9 @@ from memobase_integrations.cli.exitcodes import CLIError, ExitCode, describe_fai
     ("exc", "code"),
     [
         (errors.NotFoundError("User x not found"), ExitCode.USER_ERROR),
+        (errors.NotFoundError("no user", errno=404, status_code=404), ExitCode.USER_ERROR),
+        # a 404 that is not Memobase's answer (empty body, web page): the URL is wrong
+        (errors.NotFoundError("not JSON", status_code=404), ExitCode.CONFIG),
         (errors.ValidationError("bad"), ExitCode.USER_ERROR),
         (errors.UnsupportedError("no search"), ExitCode.USER_ERROR),
         (errors.MemobaseConnectionError("refused"), ExitCode.UNREACHABLE),

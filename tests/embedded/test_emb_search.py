@@ -80,13 +80,13 @@ def test_dolomites_are_found_by_every_search_surface_without_embeddings(db: DbTa
         docs = retriever.invoke("hiking in the Dolomites")
         assert "Dolomites" in docs[0].page_content and docs[0].metadata["similarity"] == 1.0
         search_tool = next(
-            x for x in lc_tools.memobase_tools(mb, "alice") if x.name == "memobase_search_events"
+            x for x in lc_tools.memobase_tools(mb, "alice") if x.name == "search_memory"
         )
         answer = search_tool.invoke({"query": "hiking in the Dolomites"})
         assert "Dolomites" in answer.splitlines()[0] and "jazz" not in answer
 
         li_search = next(
-            x for x in li_tools.memobase_tools(alice) if x.metadata.name == "search_user_events"
+            x for x in li_tools.memobase_tools(alice) if x.metadata.name == "search_memory"
         )
         li_answer = li_search.call(query="hiking in the Dolomites").content
         assert "Dolomites" in li_answer.splitlines()[0] and "jazz" not in li_answer

@@ -385,6 +385,9 @@ def test_profile_config_round_trip(db: DbTarget) -> None:
     ("url", "fragment"),
     [
         ("not a url at all", "is not a database URL"),
+        # a file name: echoed as given, with the URL that was probably meant
+        ("memobase.db", r"'memobase\.db' is not .* use 'sqlite:///memobase\.db'"),
+        ("/data/m.db", r"use 'sqlite:////data/m\.db' \(four slashes"),
         ("mysql://u:secretpw@localhost/db", "supports SQLite and PostgreSQL"),
         ("sqlite:////nonexistent-dir-memobase/x/y.db", "Cannot open the database"),
         ("postgresql+psycopg://u:secretpw@127.0.0.1:1/db", "Cannot open the database"),

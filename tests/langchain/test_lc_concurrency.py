@@ -119,19 +119,22 @@ async def test_async_history_retrievers_and_tools_never_call_sync_memory(
     history = MemobaseChatMessageHistory(
         memobase, "alice", "s1", database_url=f"sqlite:///{tmp_path / 'chat.db'}"
     )
+    await history.acreate_tables()
     await history.aadd_messages([HumanMessage("I love chess.")])
     await history.aget_messages()
     await history.aget_context()
     await history.aclear()
     await MemobaseProfileRetriever(memobase=memobase, user_id="alice").ainvoke("q")
     await MemobaseEventRetriever(memobase=memobase, user_id="alice").ainvoke("q")
-    for t in memobase_tools(memobase, "alice", allow_profile_writes=True):
+    for t in memobase_tools(memobase, "alice", allow_writes=True, allow_profile_writes=True):
         args = {"query": "chess"} if "search" in t.name else {}
         if "add" in t.name:
             args = {"topic": "interest", "sub_topic": "games", "content": "chess"}
+        if t.name == "manage_memory":
+            args = {"content": "I love chess."}
         await t.ainvoke(args)
 
-    assert backend.count("record") == 1
+    assert backend.count("record") == 2  # the history turn and manage_memory\'s
     assert backend.count("profile") == 2 and backend.count("search_events") == 2
     assert backend.count("add_profile") == 1
     assert backend.sync_on_loop == [] and no_sync_memory_on_loop == []

@@ -189,6 +189,7 @@ def test_history_shares_the_embedded_database_and_feeds_memory(
     embedded: Memobase, tmp_path: Path
 ) -> None:
     history = MemobaseChatMessageHistory(embedded, "gus", "session-1")  # no URL: the store's
+    history.create_tables()
     history.add_messages(
         [HumanMessage("My name is Gus and I love chess."), AIMessage("Chess is great!")]
     )

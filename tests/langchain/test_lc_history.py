@@ -37,7 +37,9 @@ def db_url(tmp_path: Path) -> str:
 def make(
     memobase: Memobase, db_url: str, user: str = "alice", session: str = "s1", **kw: Any
 ) -> MemobaseChatMessageHistory:
-    return MemobaseChatMessageHistory(memobase, user, session, database_url=db_url, **kw)
+    history = MemobaseChatMessageHistory(memobase, user, session, database_url=db_url, **kw)
+    history.create_tables()  # idempotent; never implicit
+    return history
 
 
 def batch(tag: str) -> list[BaseMessage]:
@@ -267,9 +269,59 @@ def test_configuration_errors(memobase: Memobase, db_url: str, tmp_path: Path) -
 
 
 def test_sql_errors_become_memobase_errors(memobase: Memobase, tmp_path: Path) -> None:
-    history = make(memobase, f"sqlite:///{tmp_path / 'missing-dir' / 'chat.db'}")
+    url = f"sqlite:///{tmp_path / 'missing-dir' / 'chat.db'}"
+    history = MemobaseChatMessageHistory(memobase, "alice", "s1", database_url=url)
+    with pytest.raises(mb_errors.MemobaseError, match="create the chat transcript table"):
+        history.create_tables()
     with pytest.raises(mb_errors.MemobaseError, match="transcript table"):
         history.add_messages(batch("x"))
+
+
+def test_tables_are_never_created_implicitly(memobase: Memobase, db_url: str) -> None:
+    import sqlalchemy as sa
+
+    from langchain_memobase.chat_message_histories import TranscriptTableMissingError
+
+    engine = sa.create_engine(db_url)
+    try:
+        history = MemobaseChatMessageHistory(memobase, "alice", "s1", engine=engine)
+        for attempt in (lambda: history.messages, lambda: history.add_messages(batch("x"))):
+            with pytest.raises(TranscriptTableMissingError, match=r"create_tables\(\)"):
+                attempt()
+        assert not sa.inspect(engine).has_table("langchain_message_store")
+        history.create_tables()
+        history.create_tables()  # idempotent
+        history.add_messages(batch("x"))
+        assert len(history.messages) == 3
+    finally:
+        engine.dispose()
+
+
+async def test_an_injected_engine_is_used_and_shared(memobase: Memobase, db_url: str) -> None:
+    import sqlalchemy as sa
+
+    from langchain_memobase.chat_message_histories import TranscriptTableMissingError
+
+    engine = sa.create_engine(db_url)
+    try:
+        alice = MemobaseChatMessageHistory(memobase, "alice", "s1", engine=engine)
+        bob = MemobaseChatMessageHistory(memobase, "bob", "s1", engine=engine)
+        with pytest.raises(TranscriptTableMissingError):
+            await bob.aget_messages()
+        await alice.acreate_tables()  # one setup call serves every history on the engine
+        await bob.aadd_messages(batch("b"))
+        assert len(await bob.aget_messages()) == 3 and await alice.aget_messages() == []
+        # the two histories used the app's engine: its pool holds their connections
+        assert engine.pool.checkedin() >= 1
+    finally:
+        engine.dispose()
+
+
+def test_database_url_histories_do_not_share_a_hidden_engine(
+    memobase: Memobase, db_url: str
+) -> None:
+    one, two = make(memobase, db_url), make(memobase, db_url, session="s2")
+    assert one._engine is not two._engine  # no module-level cache keeps engines alive
 
 
 def test_subclass_construction_does_not_warn(memobase: Memobase, db_url: str) -> None:
@@ -280,6 +332,7 @@ def test_subclass_construction_does_not_warn(memobase: Memobase, db_url: str) ->
 
 def test_in_memory_sqlite_is_shared_across_threads(memobase: Memobase) -> None:
     history = MemobaseChatMessageHistory(memobase, "alice", "mem", database_url="sqlite://")
+    history.create_tables()
     history.add_messages(batch("x"))
     import asyncio
 
@@ -299,7 +352,7 @@ def _rwmh(memobase: Memobase, db_url: str) -> RunnableWithMessageHistory:
     chain = prompt | RunnableLambda(_echo_model)
 
     def get_history(*, user_id: str, session_id: str) -> MemobaseChatMessageHistory:
-        return MemobaseChatMessageHistory(memobase, user_id, session_id, database_url=db_url)
+        return make(memobase, db_url, user_id, session_id)
 
     # Deprecated since langchain-core 1.3.3 (it warns there); older cores do not warn.
     with warnings.catch_warnings():
@@ -387,6 +440,7 @@ def test_contract_and_round_trip_on_postgresql(memobase: Memobase, postgres_url:
     history = MemobaseChatMessageHistory(
         memobase, "alice", "pg-session", database_url=postgres_url, table_name=table
     )
+    history.create_tables()
     try:
         assert history.messages == []
         history.add_messages(rich_transcript())
@@ -407,6 +461,7 @@ async def test_async_twins_on_postgresql(memobase: Memobase, postgres_url: str) 
 
     session = f"pg-{uuid.uuid4().hex}"
     history = MemobaseChatMessageHistory(memobase, "bob", session, database_url=postgres_url)
+    await history.acreate_tables()
     await history.aadd_messages(batch("one"))
     assert [m.content for m in await history.aget_messages()] == [m.content for m in batch("one")]
     await history.aclear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from langchain_core.messages import ToolMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -91,19 +93,24 @@ def test_the_model_cannot_choose_the_user(memobase: Memobase) -> None:
         assert set(model_visible) == set(properties)
 
 
-def test_add_profile_tool_is_off_by_default(memobase: Memobase) -> None:
+def test_write_tools_are_off_by_default(memobase: Memobase) -> None:
     names = [t.name for t in memobase_tools(memobase, "alice")]
-    assert names == ["memobase_read_profile", "memobase_search_events"]
+    assert names == ["search_memory", "read_profile"]
     with_writes = memobase_tools(memobase, "alice", allow_profile_writes=True)
-    assert [t.name for t in with_writes][-1] == "memobase_add_profile"
+    assert [t.name for t in with_writes][-1] == "add_profile_entry"
 
 
 def test_profile_tool_output(memobase: Memobase, seeded: SpyBackend) -> None:
     tool = MemobaseProfileTool(memobase=memobase, user_id="alice")
-    assert tool.invoke({}) == (  # Memobase's order: newest first
-        "- interest::games: plays chess\n- work::title: airline pilot\n- basic_info::name: Alice"
-    )
-    assert tool.invoke({"topics": ["work"]}) == "- work::title: airline pilot"
+    dated = re.compile(r" \(updated \d{4}-\d{2}-\d{2}\)$")
+    lines = tool.invoke({}).splitlines()
+    assert all(dated.search(line) for line in lines)
+    assert [dated.sub("", line) for line in lines] == [  # newest first, as Memobase
+        "- interest::games: plays chess",
+        "- work::title: airline pilot",
+        "- basic_info::name: Alice",
+    ]
+    assert dated.sub("", tool.invoke({"topics": ["work"]})) == "- work::title: airline pilot"
     empty = MemobaseProfileTool(memobase=memobase, user_id="nobody")
     assert empty.invoke({}) == "Nothing is remembered about this user yet."
 
@@ -111,8 +118,8 @@ def test_profile_tool_output(memobase: Memobase, seeded: SpyBackend) -> None:
 async def test_search_events_tool_output(memobase: Memobase, seeded: SpyBackend) -> None:
     tool = MemobaseSearchEventsTool(memobase=memobase, user_id="alice")
     text = await tool.ainvoke({"query": "chess"})
-    assert text.startswith("- [")
-    assert "Alice won a chess tournament (tags: emotion=proud)" in text
+    assert text.endswith(": Alice won a chess tournament (tags: emotion=proud)")
+    assert text.startswith("- ") and "[" not in text  # a date in front, no id
     assert "BOB-SECRET-EVENT" not in text
     assert await tool.ainvoke({"query": "zebra"}) == "No remembered events match this query."
 
@@ -122,7 +129,7 @@ def test_add_profile_tool_writes_for_the_bound_user(
 ) -> None:
     tool = MemobaseAddProfileTool(memobase=memobase, user_id="alice")
     out = tool.invoke({"topic": "interest", "sub_topic": "food", "content": "loves tea"})
-    assert out.startswith("Remembered interest::food")
+    assert out == "Saved interest::food."
     alice = memobase.user("alice").profile()
     assert [p.describe() for p in alice] == ["interest::food: loves tea"]
     assert memobase.user("bob").profile() == []
@@ -135,6 +142,9 @@ def test_memory_errors_reach_the_model_as_the_tool_result(
     tool = MemobaseProfileTool(memobase=memobase, user_id="alice")
     result = tool.invoke({"name": tool.name, "args": {}, "id": "c1", "type": "tool_call"})
     assert isinstance(result, ToolMessage)
-    assert result.content == "Memory is unavailable: LLM quota exhausted"
+    assert result.content == "Memory is unavailable right now: LLM quota exhausted"
+    strict = MemobaseProfileTool(memobase=memobase, user_id="alice", strict=True)
+    with pytest.raises(mb_errors.ServiceUnavailableError, match="quota"):
+        strict.invoke({})
     with pytest.raises(mb_errors.ServiceUnavailableError):
         MemobaseProfileRetriever(memobase=memobase, user_id="alice").invoke("q")

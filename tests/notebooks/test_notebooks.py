@@ -24,7 +24,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "offline stand-in LLM",
         "## User Current Profile:",
         "basic_info     name       Alice",
-        "memobase_read_profile",
+        "read_profile",
     ),
     "02_llamaindex_chat_engine_and_agent.ipynb": (
         "offline stand-in LLM",
