@@ -19,7 +19,7 @@ from llama_index.core.memory import Memory, StaticMemoryBlock
 from support.spy import SpyBackend
 
 from llamaindex_memobase import MemobaseMemory, MemobaseMemoryBlock
-from memobase_integrations.errors import ConfigurationError
+from memobase_integrations.errors import ConfigurationError, MemobaseError
 from memobase_integrations.facade import Memobase
 from memobase_integrations.ids import to_user_uuid
 
@@ -86,8 +86,9 @@ async def test_a_failing_truncation_fails_open_unless_strict(
     assert await lenient.atruncate(pack(["a::b: c"]), 10) is None
     assert seen == ["shrink the user's memory"]
     strict = MemobaseMemoryBlock(user_id="a", memobase=mb, strict=True)
-    with pytest.raises(ValueError, match="tokenizer broke"):
+    with pytest.raises(MemobaseError, match="shrink the user's memory.*tokenizer broke") as info:
         await strict.atruncate(pack(["a::b: c"]), 10)
+    assert isinstance(info.value.__cause__, ValueError)  # the core policy: one error family
 
 
 # -- case 9: from_defaults and from_dict --------------------------------------------------------
