@@ -13,11 +13,12 @@ give the same transcript.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from langchain_core.chat_history import BaseChatMessageHistory, InMemoryChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, messages_to_dict
 from langchain_core.runnables import RunnableLambda
@@ -38,19 +39,25 @@ def backend() -> SpyBackend:
 
 
 @pytest.fixture
-def factory(request: pytest.FixtureRequest, backend: SpyBackend, tmp_path: Path) -> Factory:
+def factory(
+    request: pytest.FixtureRequest, backend: SpyBackend, tmp_path: Path
+) -> Iterator[Factory]:
     memobase = Memobase(backend)
     controls: dict[str, InMemoryChatMessageHistory] = {}
+    # the documented setup: one engine shared by every history, tables created once
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'chat.db'}")
+    MemobaseChatMessageHistory(memobase, "setup", "setup", engine=engine).create_tables()
 
     def build(session: str) -> BaseChatMessageHistory:
         if request.param == "control":
             with warnings.catch_warnings():  # deprecated upstream; the control all the same
                 warnings.simplefilter("ignore")
                 return controls.setdefault(session, InMemoryChatMessageHistory())
-        url = f"sqlite:///{tmp_path / 'chat.db'}"
-        return MemobaseChatMessageHistory(memobase, "alice", session, database_url=url)
+        return MemobaseChatMessageHistory(memobase, "alice", session, engine=engine)
 
-    return build
+    yield build
+    engine.dispose()
+    memobase.close(0)
 
 
 def _texts(messages: list[BaseMessage]) -> list[tuple[str, Any]]:
