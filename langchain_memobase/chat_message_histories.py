@@ -34,15 +34,16 @@ from memobase_integrations import (
     Memobase,
     MemobaseError,
     UserMemory,
+    turn_id,
 )
 
-from .messages import to_memobase_messages
+from .messages import to_memobase_messages, to_said
 
 __all__ = ["DEFAULT_TABLE_NAME", "MemobaseChatMessageHistory", "TranscriptTableMissingError"]
 
 DEFAULT_TABLE_NAME = "langchain_message_store"
 
-_TURN_NAMESPACE = uuid.UUID("6c1d5f0e-5b43-4d0c-9a55-3c0f0b7e2f61")
+_TURN_SOURCE = "langchain-history"
 
 
 def _new_engine(url: str) -> Engine:
@@ -277,13 +278,16 @@ class MemobaseChatMessageHistory(BaseChatMessageHistory):
 
     # -- what Memobase gets ----------------------------------------------------------------
     def _turn_id(self, messages: Sequence[BaseMessage]) -> str | None:
-        """Stable when every message has an id, so re-adding the same messages is a no-op
-        in Memobase; otherwise the facade picks a fresh one."""
-        ids = [m.id for m in messages]
-        if not ids or any(not i for i in ids):
+        """The core rule (:func:`memobase_integrations.turns.turn_id`) when every message of
+        the batch has an id: re-adding the same messages is a no-op in Memobase, an edited
+        message (same id, new text) is a new turn. Without ids the facade picks a fresh id:
+        one ``add_messages`` call is the unit here, not a folded turn, and an app that adds
+        ``add_user_message("yes")`` twice in a session said it twice (the content-only rule
+        would keep it once)."""
+        said = [to_said(m) for m in messages]
+        if not said or any(not s.key for s in said):
             return None
-        key = "\x1f".join([self.session_id, *(str(i) for i in ids)])
-        return f"langchain-history:{uuid.uuid5(_TURN_NAMESPACE, key)}"
+        return turn_id(_TURN_SOURCE, said, scope=self.session_id)
 
     # -- BaseChatMessageHistory ------------------------------------------------------------
     @property

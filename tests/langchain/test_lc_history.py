@@ -174,6 +174,26 @@ def test_same_messages_added_again_are_recorded_once(
     assert len(fake_backend.turns) == 1  # Memobase sees the turn once
 
 
+def test_an_edited_message_is_a_new_turn_and_unkeyed_repeats_are_kept(
+    memobase: Memobase, fake_backend: SpyBackend, db_url: str
+) -> None:
+    history = make(memobase, db_url)
+    history.add_messages([HumanMessage("I love chess.", id="m1"), AIMessage("Nice!", id="m2")])
+    # same ids, the user's text edited: the core turn rule makes it a turn of its own
+    history.add_messages([HumanMessage("I love go.", id="m1"), AIMessage("Nice!", id="m2")])
+    # no ids: each add is what the user said this time, even word for word
+    history.add_user_message("yes")
+    history.add_user_message("yes")
+    assert fake_backend.recorded(to_user_uuid("alice")) == [
+        [("user", "I love chess."), ("assistant", "Nice!")],
+        [("user", "I love go."), ("assistant", "Nice!")],
+        [("user", "yes")],
+        [("user", "yes")],
+    ]
+    (first, *_) = fake_backend.turns
+    assert first.turn_id.startswith("langchain-history:")
+
+
 def test_tool_only_batch_records_nothing(
     memobase: Memobase, fake_backend: SpyBackend, db_url: str
 ) -> None:
