@@ -86,7 +86,7 @@ async def test_a_failing_truncation_fails_open_unless_strict(
     assert await lenient.atruncate(pack(["a::b: c"]), 10) is None
     assert seen == ["shrink the user's memory"]
     strict = MemobaseMemoryBlock(user_id="a", memobase=mb, strict=True)
-    with pytest.raises(MemobaseError, match="shrink the user's memory.*tokenizer broke") as info:
+    with pytest.raises(MemobaseError, match=r"shrink the user's memory.*tokenizer broke") as info:
         await strict.atruncate(pack(["a::b: c"]), 10)
     assert isinstance(info.value.__cause__, ValueError)  # the core policy: one error family
 
