@@ -29,6 +29,7 @@ from typing import Any
 from llama_index.core.tools import FunctionTool
 from llama_index.core.workflow import Context
 from pydantic import Field
+from pydantic.fields import FieldInfo
 
 from memobase_integrations import (
     ConfigurationError,
@@ -62,6 +63,16 @@ _SUB_TOPIC = Field(description=MemoryTools.ADD_PROFILE.args["sub_topic"])
 _ENTRY = Field(description=MemoryTools.ADD_PROFILE.args["content"])
 
 
+def _given(value: Any, field: Any) -> Any:
+    """The argument, or the field's default when the framework passed the ``Field`` itself.
+
+    Older llama-index-core (0.14.15, this package's floor) calls the function with the
+    ``Field(...)`` default object when the model omits an optional argument; newer
+    versions substitute the default. Both must give the same answer."""
+    assert isinstance(field, FieldInfo)  # typed as its default by pydantic's mypy plugin
+    return field.default if isinstance(value, FieldInfo) else value
+
+
 async def _default_user_id(ctx: Context) -> str | uuid.UUID | None:
     value = await ctx.store.get("user_id", default=None)
     return value if isinstance(value, uuid.UUID) or value is None else str(value)
@@ -75,16 +86,16 @@ def _tool(fn: Callable[..., Any] | None, afn: Callable[..., Any], spec: Any) -> 
 
 def _bound_tools(user: UserMemory, ops: MemoryTools, writes: bool, rows: bool) -> list[Any]:
     def search_memory(query: str = _QUERY, limit: int = _LIMIT) -> str:
-        return ops.search_memory(user, query, limit)
+        return ops.search_memory(user, query, _given(limit, _LIMIT))
 
     async def asearch_memory(query: str = _QUERY, limit: int = _LIMIT) -> str:
-        return await ops.asearch_memory(user, query, limit)
+        return await ops.asearch_memory(user, query, _given(limit, _LIMIT))
 
     def read_profile(topics: list[str] | None = _TOPICS) -> str:
-        return ops.read_profile(user, topics)
+        return ops.read_profile(user, _given(topics, _TOPICS))
 
     async def aread_profile(topics: list[str] | None = _TOPICS) -> str:
-        return await ops.aread_profile(user, topics)
+        return await ops.aread_profile(user, _given(topics, _TOPICS))
 
     def manage_memory(content: str = _CONTENT) -> str:
         return ops.manage_memory(user, content)
@@ -133,10 +144,12 @@ def _context_tools(
         return memobase.user(user_id)
 
     async def search_memory(ctx: Context, query: str = _QUERY, limit: int = _LIMIT) -> str:
-        return await ops.asearch_memory(await user_of(ctx, "search_memory"), query, limit)
+        return await ops.asearch_memory(
+            await user_of(ctx, "search_memory"), query, _given(limit, _LIMIT)
+        )
 
     async def read_profile(ctx: Context, topics: list[str] | None = _TOPICS) -> str:
-        return await ops.aread_profile(await user_of(ctx, "read_profile"), topics)
+        return await ops.aread_profile(await user_of(ctx, "read_profile"), _given(topics, _TOPICS))
 
     async def manage_memory(ctx: Context, content: str = _CONTENT) -> str:
         return await ops.amanage_memory(await user_of(ctx, "manage_memory"), content)
