@@ -5,8 +5,8 @@ from its own process (:mod:`benchmarks.llm_server`) and reached over loopback HT
 :class:`ServedBenchLLM`, as an app reaches a hosted model. :class:`BenchLLM`
 
 * forwards every request to :class:`memobase_integrations.testing.StandInLLM`: the engine's
-  steps (``X-Memobase-Step``), mem0's JSON extraction and all embeddings (hashed
-  bag-of-words vectors, so vector search finds related facts);
+  steps (``X-Memobase-Step``), mem0's JSON extraction and all embeddings (hashed words
+  plus a small concept lexicon, so vector search finds related facts);
 * answers only LlamaIndex's ``FactExtractionMemoryBlock`` prompts itself (the stand-in has no
   ``<facts>`` XML format), with the facts the stand-in recognises in the same messages;
 * answers LangMem's memory-manager prompts (trustcall tool calls) itself too, with one

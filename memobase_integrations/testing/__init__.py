@@ -61,7 +61,9 @@ and ``APPEND`` otherwise; organize keeps the suggested sub-topics first and fold
 into ``others``; re-summary keeps the first three ``;``-parts (40 words at most); tagging
 fills emotion / location tags and tags whose name appears in the memo (``NONE`` when none
 applies); the profile picker chooses memos sharing words with the conversation.
-Embeddings are hashed bag-of-words unit vectors of the requested ``dimensions``.
+Embeddings (:mod:`._embeddings`) are unit vectors of the requested ``dimensions`` built from
+the words and the concepts of a small hand-written lexicon ("Lisbon" is near "Portugal"),
+so vector search finds some paraphrases that words miss, as a model's would.
 
 Faults for tests: :meth:`StandInLLM.fail_next` with ``timeout``, ``http500``, ``http429``,
 ``empty``, ``garbage``, ``half_formatted`` or ``invalid_json``.
@@ -71,11 +73,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import logging
-import math
-import re
 import struct
 import threading
 import time
@@ -92,6 +91,7 @@ from ..engine.prompts import STEP_HEADER, Step, guess_step
 from ..settings import LLMSettings
 from ..tokens import count_tokens, encoding
 from ._answers import answer, garble, half_format
+from ._embeddings import embed_text
 
 if TYPE_CHECKING:
     import openai
@@ -105,6 +105,7 @@ __all__ = [
     "InMemoryBackend",
     "StandInCall",
     "StandInLLM",
+    "embed_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -165,59 +166,6 @@ def _text_of(content: Any) -> str:
     if isinstance(content, list):
         return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     return ""
-
-
-_WORD = re.compile(r"[a-z0-9]+|[\u4e00-\u9fff]")
-_EMBED_STOP = frozenset(
-    [
-        "the",
-        "a",
-        "an",
-        "and",
-        "or",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "for",
-        "with",
-        "is",
-        "are",
-        "was",
-        "be",
-        "it",
-        "this",
-        "that",
-        "user",
-        "i",
-        "my",
-        "me",
-        "you",
-    ]
-)
-
-
-def embed_text(text: str, dimensions: int) -> list[float]:
-    """A deterministic unit vector: hashed bag of (lower-cased, lightly stemmed) words.
-
-    Texts sharing words get a positive cosine similarity, which is all gist search needs to be
-    exercised meaningfully offline.
-    """
-    vector = [0.0] * dimensions
-    for word in _WORD.findall(text.lower()):
-        if word in _EMBED_STOP:
-            continue
-        if len(word) > 4:
-            word = re.sub(r"(?:ing|es|s)$", "", word)
-        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
-        index = int.from_bytes(digest[:4], "little") % dimensions
-        vector[index] += 1.0 if digest[4] & 1 else -1.0
-    norm = math.sqrt(sum(v * v for v in vector))
-    if norm == 0.0:
-        vector[0] = 1.0
-        return vector
-    return [v / norm for v in vector]
 
 
 class StandInLLM:

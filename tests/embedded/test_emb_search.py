@@ -333,8 +333,10 @@ def test_reindexing_an_event_replaces_its_words(make_backend: BackendFactory) ->
 def test_every_result_is_above_the_threshold(db: DbTarget, embeddings: bool) -> None:
     """The threshold bounds the ``similarity`` reported, whatever the mode. With embeddings
     on, a word match alone (fused 0.5 when first) never passes a high threshold: the
-    stand-in's cosine for "Dolomites" against its gist is about 0.35, so at 0.9 a Memobase
-    server finds nothing, and so does this search."""
+    stand-in's cosine for "Dolomites" against its gist is about 0.59, so at 0.9 a Memobase
+    server finds nothing, and so does this search. At 0.2 the vectors also find "hiking near
+    Berlin" (cosine about 0.22: hiking is outdoors, as the Dolomites are), which words miss;
+    it comes second, below the gist both rankings found."""
     mb = _memobase(db, enable_embeddings=embeddings)
     try:
         _remember(mb, "erin")
@@ -347,7 +349,12 @@ def test_every_result_is_above_the_threshold(db: DbTarget, embeddings: bool) -> 
         strict = erin.search_gists("Dolomites", similarity_threshold=0.9)
         # Without embeddings the best word match is 1.0 by definition.
         assert len(strict) == (0 if embeddings else 1)
-        assert len(erin.search_gists("Dolomites", similarity_threshold=0.2)) == 1
+        found = erin.search_gists("Dolomites", similarity_threshold=0.2)
+        assert "Dolomites" in found[0].gist_data.content and found[0].similarity == 1.0
+        assert [g.gist_data.content.split(".")[0] for g in found[1:]] == (
+            ["- User loves hiking near Berlin"] if embeddings else []
+        )
+        assert all((g.similarity or 0) < 0.5 for g in found[1:])
     finally:
         mb.close()
 

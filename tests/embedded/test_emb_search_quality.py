@@ -1,28 +1,34 @@
 """Hybrid search against lexical and vector search alone, on a labelled query set.
 
-The set (``data/search_relevance.json``) is one user's memory of 30 events (32 gists) and 25
-queries with the gists that answer them, written by hand before any method ran on them.
-The vectors are the stand-in LLM's embeddings (hashed bag of words: no meaning, so
-paraphrases such as "family in Portugal" for Lisbon and Porto are lost to every method).
-Ranking metrics use ``similarity_threshold=0.0`` for every method (every positive match is
-ranked), no value tuned to the set; the default threshold (0.2) is reported beside them.
+The set (``data/search_relevance.json``, how it was written is in its ``about``) is one
+user's memory of 30 events (32 gists) and 54 queries with the gists that answer them,
+labelled from the gists' meaning before any method ran on them. A query is "meaning" when
+some gist that answers it shares no searched word with it ("family in Portugal" for a sister
+in Lisbon), "words" otherwise. The vectors are the stand-in LLM's embeddings: words plus a
+small hand-written concept lexicon (``memobase_integrations.testing._embeddings``), a crude
+model of what embedding models do that words cannot. Ranking metrics use
+``similarity_threshold=0.0`` for every method; nothing (RRF k=60, BM25 k1/b, the lexicon's
+weights) was tuned to the set. The default threshold (0.2) is reported beside them.
 
-Measured (SQLite and PostgreSQL give the same rankings):
+Measured (gists; events give the same at threshold 0.0; SQLite and PostgreSQL alike):
 
-=================  ======  ========  =========  ======  ========  =========
-gists               MRR@10  recall@3  recall@10  MRR@10  recall@3  recall@10
-(events alike)      threshold 0.0                threshold 0.2 (default)
-=================  ======  ========  =========  ======  ========  =========
-lexical (BM25)      0.600   0.560     0.560      0.600   0.560     0.560
-vector (cosine)     0.520   0.480     0.480      0.360   0.333     0.333
-hybrid (RRF k=60)   0.600   0.560     0.560      0.600   0.560     0.560
-=================  ======  ========  =========  ======  ========  =========
+=================  ====================  ===========  ===========
+threshold 0.0      all 54 queries        meaning (20) words (34)
+MRR@10, recall@k   MRR    R@3    R@10    MRR    R@10  MRR    R@10
+=================  ====================  ===========  ===========
+lexical (BM25)     0.704  0.673  0.673   0.200  0.117 1.000  1.000
+vector (cosine)    0.954  0.981  0.981   0.900  0.950 0.980  1.000
+hybrid (RRF k=60)  0.963  0.981  0.981   0.900  0.950 1.000  1.000
+=================  ====================  ===========  ===========
 
-Events: the same at threshold 0.0; vector MRR 0.320 at 0.2. Hybrid ties lexical: the
-stand-in's vectors are word hashes, so they find nothing the words miss (their one hit
-lexical lacks is wrong), while fusion never pushed a relevant item down. Gains over words
-need embeddings with meaning; what this asserts is that fusion does not lose to either list
-on the aggregate (MRR@10, threshold 0.0), on SQLite and PostgreSQL.
+At threshold 0.2: lexical 0.704, vector 0.935, hybrid 0.944 (MRR@10, all queries).
+Words alone miss what needs meaning; vectors alone rank some exact-word matches below a
+related item (a rare name weighs what a common word weighs in a vector, not in BM25);
+fusion keeps the best of both. These numbers show fusion working on vectors that carry
+meaning; they say nothing about a real model's quality, which the stand-in is not. Asserted:
+hybrid's MRR@10 above each alone, its recall@10 at least each alone's (vectors already
+find all but "how does the user get around", which neither list finds), on gists and events,
+SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from emb_support import MANUAL, BackendFactory
 from search_support import Labelled, mrr, recall_at, seed_event
 
 from memobase_integrations.backends.embedded import EmbeddedBackend, _rank
+from memobase_integrations.engine.search import analyze, query_terms
 from memobase_integrations.engine.store import utcnow
 from memobase_integrations.testing import StandInLLM
 
@@ -110,27 +117,35 @@ def _metrics(
     return out
 
 
-def test_hybrid_ranks_at_least_as_well_as_either_alone(make_backend: BackendFactory) -> None:
+def _paraphrase(query: str, wanted: set[str], texts: dict[str, str]) -> bool:
+    """A query some relevant gist shares no searched term with: only meaning finds it."""
+    terms = set(query_terms(query))
+    return any(not terms.intersection(analyze(texts[label])) for label in wanted)
+
+
+def test_hybrid_ranks_better_than_either_alone(make_backend: BackendFactory) -> None:
     gist_rankers, event_rankers, labelled = _rankers(make_backend)
     gist_queries = labelled.queries
+    texts = {label: text for _, gists in labelled.events for label, text in gists}
     event_of = {g: e for e, gists in labelled.events for g, _ in gists}
     event_queries = [(q, {event_of[g] for g in wanted}) for q, wanted in gist_queries]
+    kinds = [_paraphrase(q, wanted, texts) for q, wanted in gist_queries]
     report = []
     for what, rankers, queries in (
         ("gists", gist_rankers, gist_queries),
         ("events", event_rankers, event_queries),
     ):
         for threshold in (0.0, 0.2):
-            for name, (m, r3, r10) in _metrics(rankers, queries, threshold).items():
-                report.append(
-                    f"{what:6} th={threshold:.1f} {name:8} MRR@10 {m:.3f}  "
-                    f"recall@3 {r3:.3f}  recall@10 {r10:.3f}"
-                )
+            for subset, keep in (("all", None), ("words", False), ("meaning", True)):
+                chosen = [x for x, k in zip(queries, kinds, strict=True) if keep in (None, k)]
+                for name, (m, r3, r10) in _metrics(rankers, chosen, threshold).items():
+                    report.append(
+                        f"{what:6} th={threshold:.1f} {subset:7}({len(chosen):2}) {name:7} "
+                        f"MRR@10 {m:.3f} R@3 {r3:.3f} R@10 {r10:.3f}"
+                    )
     print("\n".join(report))
-    scores = _metrics(gist_rankers, gist_queries, 0.0)
-    hybrid, lexical, vector = scores["hybrid"][0], scores["lexical"][0], scores["vector"][0]
-    assert hybrid >= max(lexical, vector), (hybrid, lexical, vector)
-    event_scores = _metrics(event_rankers, event_queries, 0.0)
-    assert event_scores["hybrid"][0] >= max(
-        event_scores["lexical"][0], event_scores["vector"][0]
-    ), event_scores
+    for rankers, queries in ((gist_rankers, gist_queries), (event_rankers, event_queries)):
+        scores = _metrics(rankers, queries, 0.0)
+        hybrid, lexical, vector = scores["hybrid"], scores["lexical"], scores["vector"]
+        assert hybrid[0] > max(lexical[0], vector[0]), scores  # MRR@10
+        assert hybrid[2] >= max(lexical[2], vector[2]), scores  # recall@10

@@ -625,3 +625,22 @@ def test_async_transport_is_usable_from_many_tasks(llm: StandInLLM) -> None:
         f"- User's name is {n}. [mention 2025/01/14] // info" for n in ("Ann", "Bob", "Cid", "Dee")
     ]
     assert llm.calls == 4
+
+
+def test_embeddings_place_related_words_near_each_other() -> None:
+    """The stand-in's vectors carry some meaning (a concept lexicon), so vector search finds
+    paraphrases that words miss: "Portugal" is near "Lisbon" with no word in common, an exact
+    word still counts, and unrelated texts stay apart."""
+    from memobase_integrations.testing import embed_text
+
+    def cos(a: str, b: str) -> float:
+        pairs = zip(embed_text(a, 256), embed_text(b, 256), strict=True)
+        return math.fsum(x * y for x, y in pairs)
+
+    lisbon = "User's sister Clara lives in Lisbon."
+    assert cos("family in Portugal", lisbon) > 0.3
+    assert cos("Clara", lisbon) > 0.3  # a name the lexicon does not know: its word
+    assert abs(cos("family in Portugal", "User plays the cello.")) < 0.1
+    assert cos("hiking", "hikes") == pytest.approx(1.0)  # one stem
+    assert embed_text(lisbon, 64) == embed_text(lisbon, 64)
+    assert math.fsum(v * v for v in embed_text(lisbon, 64)) == pytest.approx(1.0)

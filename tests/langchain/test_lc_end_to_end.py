@@ -230,7 +230,7 @@ def seeded_embedded() -> Iterator[None]:
     """One embedded store with four processed turns (four events), shared by the suite.
 
     The messages carry a fixed timestamp so the event texts (and so the stand-in's
-    bag-of-words embeddings) are the same on every day the suite runs.
+    embeddings) are the same on every day the suite runs.
     """
     with tempfile.TemporaryDirectory() as directory:
         memobase = open_embedded(Path(directory), embeddings=True)
@@ -256,8 +256,8 @@ class TestEmbeddedEventRetrieverStandard(RetrieversIntegrationTests):
 
     @property
     def retriever_constructor_params(self) -> dict[str, Any]:
-        # The stand-in's hashed bag-of-words vectors give small cosines (~0.1 for one shared
-        # word), so the threshold is lowered; the ranking is still the backend's.
+        # The stand-in's vectors give small cosines to a query sharing one word with a long
+        # event text, so the threshold is lowered; the ranking is still the backend's.
         return {"memobase": _seeded["memobase"], "user_id": "eve", "similarity_threshold": 0.0}
 
     @property
