@@ -27,33 +27,21 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ..models import ChatBlob
 from . import schema as t
 
 __all__ = ["SQLiteContextReader", "SQLiteRecorder"]
 
-Processor = Callable[[Any], Any] | None
+Processor = Callable[[Any], Any]
 
-
-def _memo(proc: Processor) -> Processor:
-    """``proc`` remembering its last argument (by identity): one record passes the same
-    ``now`` and ids to several columns and rows, and each is converted once."""
-    if proc is None:
-        return None
-    last: list[tuple[Any, Any]] = [(object(), None)]
-
-    def process(value: Any) -> Any:
-        seen, result = last[0]  # one tuple: a consistent pair even across threads
-        if seen is not value:
-            result = proc(value)
-            last[0] = (value, result)
-        return result
-
-    return process
+#: What a blob row's ``blob_data`` leaves out: kept in columns of their own (as the Core
+#: path's ``Store._blob_row``).
+BLOB_DATA_EXCLUDE: Final[set[str]] = {"type", "fields", "created_at"}
 
 
 def _insert_sql(table: sa.Table, columns: Sequence[str], tail: str = "") -> str:
@@ -62,26 +50,30 @@ def _insert_sql(table: sa.Table, columns: Sequence[str], tail: str = "") -> str:
     return f"INSERT INTO {table.name} ({names}) VALUES ({marks}){tail}"
 
 
-class _Rows:
-    """Dict rows to the driver's parameter tuples, through the dialect's bind processors."""
+def _bind(column: sa.Column[Any], dialect: sa.Dialect) -> Processor:
+    """The bind processor SQLAlchemy applies to ``column`` (it must have one)."""
+    proc = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if proc is None:
+        raise AssertionError(f"{column} lost its bind processor: update the recorder")
+    return proc
 
-    def __init__(self, table: sa.Table, columns: Sequence[str], dialect: sa.Dialect) -> None:
-        self.columns = tuple(columns)
-        self.procs: tuple[Processor, ...] = tuple(
-            _memo(table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in columns
-        )
 
-    def __call__(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            row[name] if proc is None else proc(row[name])
-            for name, proc in zip(self.columns, self.procs, strict=True)
-        )
+#: One part of a recorded turn, as :meth:`SQLiteRecorder.record` takes it: the blob's id,
+#: the blob, and its buffer row's token size.
+Part = tuple[uuid.UUID, ChatBlob, int]
 
 
 class SQLiteRecorder:
-    """The record transaction for one SQLite engine (built once per :class:`.store.Store`)."""
+    """The record transaction for one SQLite engine (built once per :class:`.store.Store`).
 
+    Rows go straight from the turn's parts to the driver's parameter tuples, each distinct
+    value converted once (the user id, ``now`` and each blob id appear in several columns
+    and rows), with the bind processors SQLAlchemy itself would apply: the rows are
+    byte-for-byte those of the Core path's ``Store._blob_row`` / ``_buffer_row``, which
+    ``tests/embedded/test_emb_hotpath.py`` holds both paths to.
+    """
+
+    _USER = ("id", "data", "created_at", "updated_at")
     _TURN = ("user_id", "turn_id", "blob_ids", "created_at")
     _BLOB = (
         "id",
@@ -106,26 +98,26 @@ class SQLiteRecorder:
         "updated_at",
     )
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, idle: str) -> None:
         self.engine = engine
+        self._idle = idle  # the status of a buffer row waiting for its flush
         dialect = engine.dialect
         self._dbapi_error = dialect.loaded_dbapi.Error
-        self._user_sql = _insert_sql(
-            t.users, ("id", "data", "created_at", "updated_at"), " ON CONFLICT (id) DO NOTHING"
-        )
+        self._user_sql = _insert_sql(t.users, self._USER, " ON CONFLICT (id) DO NOTHING")
         self._turn_sql = _insert_sql(
             t.turns, self._TURN, " ON CONFLICT (user_id, turn_id) DO NOTHING"
         )
         self._blob_sql = _insert_sql(t.blobs, self._BLOB)
         self._buffer_sql = _insert_sql(t.buffer, self._BUFFER)
         self._stored_sql = "SELECT blob_ids FROM mb_turns WHERE user_id = ? AND turn_id = ?"
-        self._users = _Rows(t.users, ("id", "data", "created_at", "updated_at"), dialect)
-        self._turns = _Rows(t.turns, self._TURN, dialect)
-        self._blobs = _Rows(t.blobs, self._BLOB, dialect)
-        self._buffer = _Rows(t.buffer, self._BUFFER, dialect)
-        uuid_proc = t.turns.c.user_id.type.dialect_impl(dialect).bind_processor(dialect)
-        assert uuid_proc is not None
-        self._uuid = uuid_proc
+        # One processor per kind of value: every uuid column (and every timestamp column)
+        # of these tables has the same type, so one conversion serves all of them.
+        self._uuid = _bind(t.turns.c.user_id, dialect)
+        self._time = _bind(t.turns.c.created_at, dialect)
+        self._user_data = _bind(t.users.c.data, dialect)
+        self._blob_ids = _bind(t.turns.c.blob_ids, dialect)
+        self._blob_data = _bind(t.blobs.c.blob_data, dialect)
+        self._fields = _bind(t.blobs.c.fields, dialect)
         self._raw: Any = None  # the kept pool connection (see the module doc)
 
     def close(self) -> None:
@@ -137,9 +129,8 @@ class SQLiteRecorder:
     def record(
         self,
         user_id: uuid.UUID,
-        turn_row: dict[str, Any],
-        blob_rows: list[dict[str, Any]],
-        buffer_rows: list[dict[str, Any]],
+        turn_id: str,
+        parts: Sequence[Part],
         now: datetime,
         *,
         ensure_user: bool,
@@ -147,8 +138,32 @@ class SQLiteRecorder:
         """Write the turn in one ``BEGIN IMMEDIATE`` transaction; returns the stored blob ids
         when the turn was recorded before (nothing is written then), else ``None``.
 
-        The caller holds the store's write lock. Driver errors become SQLAlchemy's exceptions.
+        The parameters are built before the transaction begins, so the write lock is held
+        for the statements alone. The caller holds the store's write lock. Driver errors
+        become SQLAlchemy's exceptions.
         """
+        uid, stamp, idle = self._uuid(user_id), self._time(now), self._idle
+        turn = (uid, turn_id, self._blob_ids([str(p[0]) for p in parts]), stamp)
+        blobs: list[tuple[Any, ...]] = []
+        buffer: list[tuple[Any, ...]] = []
+        for index, (blob_id, blob, size) in enumerate(parts):
+            bid, kind, created = self._uuid(blob_id), str(blob.type), blob.created_at
+            data = self._blob_data(blob.model_dump(mode="json", exclude=BLOB_DATA_EXCLUDE))
+            created_stamp = stamp if created is None else self._time(created)
+            blobs.append(
+                (
+                    bid,
+                    uid,
+                    turn_id,
+                    index,
+                    kind,
+                    data,
+                    self._fields(blob.fields),
+                    created_stamp,
+                    stamp,
+                )
+            )
+            buffer.append((uid, bid, turn_id, kind, size, idle, 0, stamp, stamp))
         if self._raw is None:
             self._raw = self.engine.raw_connection()
         conn = self._raw.driver_connection
@@ -160,24 +175,19 @@ class SQLiteRecorder:
             try:
                 if ensure_user:
                     statement = self._user_sql
-                    params = self._users(
-                        {"id": user_id, "data": None, "created_at": now, "updated_at": now}
-                    )
+                    params = (uid, self._user_data(None), stamp, stamp)
                     cur.execute(statement, params)
-                statement, params = self._turn_sql, self._turns(turn_row)
+                statement, params = self._turn_sql, turn
                 cur.execute(statement, params)
                 if cur.rowcount == 0:  # a replay: the ledger has the turn
-                    statement = self._stored_sql
-                    params = (self._uuid(user_id), turn_row["turn_id"])
+                    statement, params = self._stored_sql, (uid, turn_id)
                     stored = cur.execute(statement, params).fetchone()[0]
                     cur.execute("ROLLBACK")
                     return tuple(uuid.UUID(x) for x in json.loads(stored))
-                if blob_rows:
-                    statement = self._blob_sql
-                    params = [self._blobs(r) for r in blob_rows]
+                if blobs:
+                    statement, params = self._blob_sql, blobs
                     cur.executemany(statement, params)
-                    statement = self._buffer_sql
-                    params = [self._buffer(r) for r in buffer_rows]
+                    statement, params = self._buffer_sql, buffer
                     cur.executemany(statement, params)
                 statement, params = "COMMIT", ()
                 cur.execute(statement)

@@ -277,7 +277,7 @@ class Store:
         )
         # On a SQLite file the record transaction runs on the driver's cursor (see the module).
         lean = self.dialect == "sqlite" and not self._memory
-        self._sqlite_recorder = SQLiteRecorder(self.engine) if lean else None
+        self._sqlite_recorder = SQLiteRecorder(self.engine, idle=IDLE) if lean else None
         self._sqlite_reader = SQLiteContextReader(self.engine) if lean else None
 
     @property
@@ -602,12 +602,10 @@ class Store:
         if not turn_id or len(turn_id) > 255:
             raise ValueError("turn_id must be a non-empty string of at most 255 characters")
         now = utcnow()
-        ids = [turn_blob_id(user_id, turn_id, i) for i in range(len(blobs))]
-        blob_rows: list[dict[str, Any]] = []
-        buffer_rows: list[dict[str, Any]] = []
+        parts: list[tuple[uuid.UUID, ChatBlob, int]] = []
         estimated: list[tuple[uuid.UUID, str]] = []
-        for part, (blob_id, blob) in enumerate(zip(ids, blobs, strict=True)):
-            blob_rows.append(self._blob_row(user_id, blob_id, blob, now, turn_id, part))
+        for part, blob in enumerate(blobs):
+            blob_id = turn_blob_id(user_id, turn_id, part)
             text = render_blob(blob, blob.created_at or now)
             size = count_tokens(text) if estimates is None else tokens.count_tokens_if_ready(text)
             if size is None:
@@ -616,28 +614,20 @@ class Store:
                     size = count_tokens(text)
                 else:
                     estimated.append((blob_id, text))
-            buffer_rows.append(
-                self._buffer_row(user_id, blob_id, blob, now, turn_id, token_size=size)
-            )
-        turn_row = {
-            "user_id": user_id,
-            "turn_id": turn_id,
-            "blob_ids": [str(i) for i in ids],
-            "created_at": now,
-        }
+            parts.append((blob_id, blob, size))
         with self.guard("recording a turn"):
             try:
-                known = self._record(user_id, turn_row, blob_rows, buffer_rows, now)
+                known = self._record(user_id, turn_id, parts, now)
             except sa.exc.IntegrityError:
                 # The user row vanished (deleted by another process): create it and retry.
                 self._known_users.discard(user_id)
-                known = self._record(user_id, turn_row, blob_rows, buffer_rows, now)
+                known = self._record(user_id, turn_id, parts, now)
         if known is not None:
             return RecordReceipt(turn_id=turn_id, blob_ids=known, duplicate=True), 0
         if estimates is not None:
             estimates.extend(estimated)
-        added = sum(int(r["token_size"]) for r in buffer_rows)
-        return RecordReceipt(turn_id=turn_id, blob_ids=tuple(ids)), added
+        receipt = RecordReceipt(turn_id=turn_id, blob_ids=tuple(p[0] for p in parts))
+        return receipt, sum(p[2] for p in parts)
 
     def set_token_sizes(self, sizes: Mapping[uuid.UUID, int]) -> int:
         """Replace the token sizes of these blobs' buffer rows (exact counts for the upper
@@ -669,21 +659,16 @@ class Store:
     def _record(
         self,
         user_id: uuid.UUID,
-        turn_row: dict[str, Any],
-        blob_rows: list[dict[str, Any]],
-        buffer_rows: list[dict[str, Any]],
+        turn_id: str,
+        parts: list[tuple[uuid.UUID, ChatBlob, int]],
         now: datetime,
     ) -> tuple[uuid.UUID, ...] | None:
         """The record transaction; returns the stored blob ids if the turn was a replay."""
-        if self._sqlite_recorder is not None:
-            with self._serialized(), self._writer():
-                stored = self._sqlite_recorder.record(
-                    user_id,
-                    turn_row,
-                    blob_rows,
-                    buffer_rows,
-                    now,
-                    ensure_user=user_id not in self._known_users,
+        recorder, lock = self._sqlite_recorder, self._write_lock
+        if recorder is not None and lock is not None:  # a SQLite file: never ``_serial``
+            with lock:
+                stored = recorder.record(
+                    user_id, turn_id, parts, now, ensure_user=user_id not in self._known_users
                 )
             if stored is not None:
                 return stored
@@ -691,18 +676,35 @@ class Store:
             with self._write() as conn:
                 if user_id not in self._known_users:
                     self._ensure_user(conn, self._insert_ignore(t.users), user_id, now)
+                turn_row = {
+                    "user_id": user_id,
+                    "turn_id": turn_id,
+                    "blob_ids": [str(p[0]) for p in parts],
+                    "created_at": now,
+                }
                 inserted = conn.execute(self._insert_turn, turn_row).first()
                 if inserted is None:
                     stored = conn.execute(
                         sa.select(t.turns.c.blob_ids).where(
-                            t.turns.c.user_id == user_id,
-                            t.turns.c.turn_id == turn_row["turn_id"],
+                            t.turns.c.user_id == user_id, t.turns.c.turn_id == turn_id
                         )
                     ).scalar_one()
                     return tuple(uuid.UUID(x) for x in stored)
-                if blob_rows:
-                    conn.execute(self._insert_blobs, blob_rows)
-                    conn.execute(self._insert_buffer, buffer_rows)
+                if parts:
+                    conn.execute(
+                        self._insert_blobs,
+                        [
+                            self._blob_row(user_id, blob_id, blob, now, turn_id, part)
+                            for part, (blob_id, blob, _) in enumerate(parts)
+                        ],
+                    )
+                    conn.execute(
+                        self._insert_buffer,
+                        [
+                            self._buffer_row(user_id, blob_id, blob, now, turn_id, token_size=n)
+                            for blob_id, blob, n in parts
+                        ],
+                    )
         if len(self._known_users) > 100_000:
             self._known_users.clear()
         self._known_users.add(user_id)
