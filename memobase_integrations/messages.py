@@ -206,10 +206,10 @@ def turn_to_blobs(
     """
     if max_blob_tokens < 16:
         raise InvalidMessageError(f"max_blob_tokens must be at least 16, got {max_blob_tokens}.")
-    turn = [Message.coerce(x) for x in _iterate(messages)]
+    turn = [_wire(x) for x in _iterate(messages)]
     if max_turn_chars is not None:
         _check_size(turn, max_turn_chars)
-    wires = [m.to_wire() for m in turn if m.content.strip()]
+    wires = [w for w in turn if w.content.strip()]
     if _fits_one_blob(wires, max_blob_tokens):
         # The common case, decided without the tokenizer: the result is the one the exact
         # packing below gives (see _fits_one_blob), at a fraction of the caller's CPU.
@@ -232,8 +232,39 @@ def turn_to_blobs(
     return blobs
 
 
+#: ``storable_text``'s field names, per role (not formatted again for every message).
+_CONTENT = {role: f"{role} message content" for role in ("user", "assistant")}
+_NAME = {role: f"{role} message name" for role in ("user", "assistant")}
+
+
+def _wire(value: Message | dict[str, Any]) -> OpenAICompatibleMessage:
+    """``Message.coerce(value).to_wire()``.
+
+    A plain ``{"role", "content"}`` dict (with a ``name``/``alias`` perhaps, no
+    ``created_at``), what most callers of ``record`` pass, is converted directly: the same
+    checks and the same text policy as :class:`Message`, without building one on the
+    caller's thread. Anything else, and every value that :class:`Message` would refuse,
+    takes the general path (which raises its errors).
+    """
+    if type(value) is dict and value.get("created_at") is None:
+        given = value.get("role")
+        role = _ROLE_ALIASES.get(given) if type(given) is str else None
+        content = value.get("content")
+        name = value.get("name") or value.get("alias") or None
+        if role is not None and type(content) is str and (name is None or type(name) is str):
+            return OpenAICompatibleMessage(
+                role=role,
+                content=storable_text(content, _CONTENT[role]),
+                alias=None if name is None else storable_text(name, _NAME[role]) or None,
+                created_at=None,
+            )
+    return Message.coerce(value).to_wire()
+
+
 def _iterate(messages: object) -> Iterable[Any]:
     """The messages of a turn, refusing the values that are iterable by accident."""
+    if type(messages) is list:
+        return messages
     if isinstance(messages, str | bytes | bytearray | dict | Message):
         raise InvalidMessageError(
             f"A turn is a list of messages, got a single {type(messages).__name__}. Wrap it: "
@@ -247,8 +278,8 @@ def _iterate(messages: object) -> Iterable[Any]:
     return messages
 
 
-def _check_size(turn: Sequence[Message], limit: int) -> None:
-    size = sum(len(m.content) + len(m.name or "") for m in turn)
+def _check_size(turn: Sequence[OpenAICompatibleMessage], limit: int) -> None:
+    size = sum(len(m.content) + len(m.alias or "") for m in turn)
     if size > limit:
         raise InvalidMessageError(
             f"This turn holds {size:,} characters of text; the limit is {limit:,} per turn. "

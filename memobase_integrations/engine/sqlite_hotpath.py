@@ -119,11 +119,13 @@ class SQLiteRecorder:
         self._blob_data = _bind(t.blobs.c.blob_data, dialect)
         self._fields = _bind(t.blobs.c.fields, dialect)
         self._raw: Any = None  # the kept pool connection (see the module doc)
+        self._cursor: Any = None  # and its cursor (one record at a time: the write lock)
 
     def close(self) -> None:
         """Give the kept connection back (before the engine is disposed)."""
         raw, self._raw = self._raw, None
         if raw is not None:
+            self._cursor.close()
             raw.close()
 
     def record(
@@ -166,8 +168,8 @@ class SQLiteRecorder:
             buffer.append((uid, bid, turn_id, kind, size, idle, 0, stamp, stamp))
         if self._raw is None:
             self._raw = self.engine.raw_connection()
-        conn = self._raw.driver_connection
-        cur = conn.cursor()
+            self._cursor = self._raw.driver_connection.cursor()
+        conn, cur = self._raw.driver_connection, self._cursor
         statement = "BEGIN IMMEDIATE"
         params: Any = ()
         try:
@@ -197,8 +199,6 @@ class SQLiteRecorder:
                 raise
         except self._dbapi_error as exc:
             raise sa.exc.DBAPIError.instance(statement, params, exc, self._dbapi_error) from exc
-        finally:
-            cur.close()
         return None
 
 

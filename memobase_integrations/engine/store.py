@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from hashlib import sha1
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -122,8 +123,13 @@ def new_row_id() -> uuid.UUID:
 
 
 def turn_blob_id(user_id: uuid.UUID, turn_id: str, part: int) -> uuid.UUID:
-    """The blob id of part ``part`` of a turn: stable, so a replay names the same blobs."""
-    return uuid.uuid5(user_id, f"turn:{turn_id}:{part}")
+    """The blob id of part ``part`` of a turn: stable, so a replay names the same blobs.
+
+    ``uuid.uuid5(user_id, f"turn:{turn_id}:{part}")``, spelled out: ``uuid5`` imports
+    ``hashlib`` on every call, a cost each ``record`` paid once per blob.
+    """
+    name = f"turn:{turn_id}:{part}".encode()
+    return uuid.UUID(bytes=sha1(user_id.bytes + name).digest()[:16], version=5)
 
 
 def redact_url(url: sa.URL | str) -> str:
@@ -1984,18 +1990,25 @@ class _FifoLock:
         self._cond = threading.Condition(threading.Lock())
         self._next_ticket = 0
         self._serving = 0
+        self._waiting = 0  # threads in wait(): none, and a release need not notify
 
     def __enter__(self) -> None:
         with self._cond:
             ticket = self._next_ticket
             self._next_ticket += 1
-            while ticket != self._serving:
-                self._cond.wait()
+            if ticket != self._serving:
+                self._waiting += 1
+                try:
+                    while ticket != self._serving:
+                        self._cond.wait()
+                finally:
+                    self._waiting -= 1
 
     def __exit__(self, *exc: object) -> None:
         with self._cond:
             self._serving += 1
-            self._cond.notify_all()
+            if self._waiting:
+                self._cond.notify_all()
 
 
 def _missing_tables(present: set[str], version: int | None) -> set[str]:
