@@ -26,7 +26,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -56,6 +57,64 @@ def _bind(column: sa.Column[Any], dialect: sa.Dialect) -> Processor:
     if proc is None:
         raise AssertionError(f"{column} lost its bind processor: update the recorder")
     return proc
+
+
+def _specialised(general: Processor, fast: Processor, samples: Sequence[Any]) -> Processor:
+    """``fast`` when it gives exactly what ``general`` (SQLAlchemy's processor) gives on
+    every sample, else ``general``: a shortcut is taken only where it is proven equal, once,
+    when the store is built (a custom ``json_serializer``, another SQLAlchemy version)."""
+    try:
+        same = all(fast(v) == general(v) for v in samples)
+    except Exception:
+        same = False
+    return fast if same else general
+
+
+def _json_dumps() -> Processor:
+    """``json.dumps`` with its defaults, on one C encoder built here: ``json.dumps`` builds
+    a new one (and three Python frames around it) on every call, three times a record."""
+    if c_make_encoder is None:  # no C accelerator: nothing to gain
+        return json.dumps
+    encode = c_make_encoder(
+        None,
+        json.JSONEncoder().default,
+        encode_basestring_ascii,
+        None,
+        ": ",
+        ", ",
+        False,
+        False,
+        True,
+    )
+
+    def dumps(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    return dumps
+
+
+def _utc_stamp(value: datetime) -> str:
+    """A ``UTCDateTime`` bound for SQLite: naive UTC text with microseconds (what the type's
+    ``process_bind_param`` and SQLite's ``DATETIME`` storage format make of it together)."""
+    if value.tzinfo is not UTC:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
+
+
+_JSON_SAMPLES: tuple[Any, ...] = (
+    None,
+    {"messages": [{"role": "user", "content": 'caf\u00e9 \u2615 "q"\n', "alias": None}]},
+    {"turn_id": "t", "n": 1, "x": 1.5, "ok": True, "tags": []},
+    ["6f1e9a4c-0000-4000-8000-000000000000"],
+)
+_TIME_SAMPLES: tuple[datetime, ...] = (
+    datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC),
+    datetime(2026, 3, 4, 5, 6, 7),
+    datetime(999, 12, 31, 23, 59, 59, 0, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+)
 
 
 #: One part of a recorded turn, as :meth:`SQLiteRecorder.record` takes it: the blob's id,
@@ -112,14 +171,22 @@ class SQLiteRecorder:
         self._stored_sql = "SELECT blob_ids FROM mb_turns WHERE user_id = ? AND turn_id = ?"
         # One processor per kind of value: every uuid column (and every timestamp column)
         # of these tables has the same type, so one conversion serves all of them.
+        # Timestamps and JSON take a shortcut where it is proven equal (``_specialised``).
         self._uuid = _bind(t.turns.c.user_id, dialect)
-        self._time = _bind(t.turns.c.created_at, dialect)
-        self._user_data = _bind(t.users.c.data, dialect)
-        self._blob_ids = _bind(t.turns.c.blob_ids, dialect)
-        self._blob_data = _bind(t.blobs.c.blob_data, dialect)
-        self._fields = _bind(t.blobs.c.fields, dialect)
+        self._time = _specialised(_bind(t.turns.c.created_at, dialect), _utc_stamp, _TIME_SAMPLES)
+        dumps = _json_dumps()
+        self._user_data, self._blob_ids, self._blob_data, self._fields = (
+            _specialised(_bind(column, dialect), dumps, _JSON_SAMPLES)
+            for column in (
+                t.users.c.data,
+                t.turns.c.blob_ids,
+                t.blobs.c.blob_data,
+                t.blobs.c.fields,
+            )
+        )
         self._raw: Any = None  # the kept pool connection (see the module doc)
-        self._cursor: Any = None  # and its cursor (one record at a time: the write lock)
+        self._conn: Any = None  # its driver connection
+        self._cursor: Any = None  # and a cursor (one record at a time: the write lock)
 
     def close(self) -> None:
         """Give the kept connection back (before the engine is disposed)."""
@@ -168,8 +235,9 @@ class SQLiteRecorder:
             buffer.append((uid, bid, turn_id, kind, size, idle, 0, stamp, stamp))
         if self._raw is None:
             self._raw = self.engine.raw_connection()
-            self._cursor = self._raw.driver_connection.cursor()
-        conn, cur = self._raw.driver_connection, self._cursor
+            self._conn = self._raw.driver_connection
+            self._cursor = self._conn.cursor()
+        conn, cur = self._conn, self._cursor
         statement = "BEGIN IMMEDIATE"
         params: Any = ()
         try:
