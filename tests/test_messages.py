@@ -210,3 +210,66 @@ def test_a_turn_over_the_limit_is_refused_with_its_size() -> None:
         turn_to_blobs(turn, max_turn_chars=97)
     assert len(turn_to_blobs(turn, max_turn_chars=98)) == 1
     assert len(turn_to_blobs(turn, max_turn_chars=None)) == 1
+
+
+# A plain dict takes a shortcut to its wire form on ``record``'s path: it must give exactly what
+# the general path (a Message, then its wire form) gives, and refuse exactly what it refuses.
+dict_roles = st.one_of(
+    roles,
+    st.sampled_from(["system", "tool", "", "User\x00"]),
+    st.none(),
+    st.integers(),
+    st.just([]),
+)
+dict_texts = st.one_of(
+    st.text(alphabet, max_size=20),
+    st.sampled_from(["", "  ", "a\x00b", "\ud800x", "N\udfff"]),
+    st.none(),
+    st.integers(),
+)
+plain_dicts = st.fixed_dictionaries(
+    {"role": dict_roles, "content": dict_texts},
+    optional={
+        "name": dict_texts,
+        "alias": dict_texts,
+        "created_at": st.one_of(st.none(), st.just("2025/01/14 10:00"), st.just(WHEN)),
+        "metadata": st.just({"k": 1}),
+    },
+)
+
+
+def _converted(turn: Any) -> list[ChatBlob] | str:
+    try:
+        return turn_to_blobs(turn, fields={"turn_id": "t"})
+    except InvalidMessageError as exc:
+        return f"refused: {exc}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages=st.lists(plain_dicts, max_size=3))
+def test_a_plain_dict_converts_exactly_like_the_message_it_stands_for(
+    messages: list[dict[str, Any]],
+) -> None:
+    general: list[Any] = []
+    for value in messages:
+        try:
+            general.append(Message.coerce(value))
+        except InvalidMessageError as exc:
+            expected: list[ChatBlob] | str = f"refused: {exc}"
+            break
+    else:
+        expected = _converted(general)
+    assert _converted(messages) == expected
+    assert _converted(tuple(messages)) == expected  # any iterable, not only a list
+
+
+def test_the_dict_shortcut_keeps_the_text_policy_and_the_alias() -> None:
+    turn = [
+        {"role": "human", "content": "a\x00b", "alias": "N\udfff"},
+        {"role": "ai", "content": "ok", "name": ""},
+    ]
+    [blob] = turn_to_blobs(turn)
+    assert [(m.role, m.content, m.alias) for m in blob.messages] == [
+        ("user", "a\ufffdb", "N\ufffd"),
+        ("assistant", "ok", None),
+    ]

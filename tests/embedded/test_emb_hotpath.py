@@ -15,6 +15,7 @@ Nothing here is timed: waits are bounded polls for a state, never assertions on 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +63,23 @@ def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         conn.close()
 
 
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    "engine_options",
+    [{}, {"json_serializer": _compact_json}],
+    ids=["default-json", "custom-json-serializer"],
+)
 def test_sqlite_record_writes_exactly_the_rows_of_the_core_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine_options: dict[str, Any]
 ) -> None:
     fixed = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
     monkeypatch.setattr(store_module, "utcnow", lambda: fixed)
     user = uuid.uuid4()
+    [dated] = turn_to_blobs([{"role": "user", "content": "An old note, imported."}])
+    lisbon = timezone(timedelta(hours=1))
     turns = [
         turn_to_blobs(
             [
@@ -77,10 +89,15 @@ def test_sqlite_record_writes_exactly_the_rows_of_the_core_path(
             fields={"turn_id": "t1"},
         ),
         turn_to_blobs([{"role": "user", "content": "word " * 60}], max_blob_tokens=32),
+        # Explicit blob times (kept, not "now"): an aware one off UTC, a naive one (UTC).
+        [
+            dated.model_copy(update={"created_at": datetime(2024, 5, 6, 7, 8, 9, tzinfo=lisbon)}),
+            dated.model_copy(update={"created_at": datetime(2024, 5, 6, 7, 8, 9, 10)}),
+        ],
     ]
     dumps = []
     for name, lean in (("lean.db", True), ("core.db", False)):
-        store = Store(f"sqlite:///{tmp_path / name}")
+        store = Store(f"sqlite:///{tmp_path / name}", engine_options=engine_options)
         assert (store._sqlite_recorder is not None) is True
         if not lean:
             store._sqlite_recorder = None  # the SQLAlchemy Core path
@@ -93,8 +110,43 @@ def test_sqlite_record_writes_exactly_the_rows_of_the_core_path(
         store.close()
         dumps.append(_dump(tmp_path / name))
     lean_rows, core_rows = dumps
-    assert len(lean_rows["mb_blobs"]) == 1 + len(turns[1]) > 2  # the long turn was split
+    assert len(lean_rows["mb_blobs"]) == 1 + len(turns[1]) + 2 > 4  # the long turn was split
     assert lean_rows == core_rows
+    stored = [row[5] for row in lean_rows["mb_blobs"]]  # blob_data, as the engine wrote it
+    custom = "json_serializer" in engine_options
+    assert all(("café" in text) == custom for text in stored if "Lisbon" in text)
+    times = {row[7] for row in lean_rows["mb_blobs"]}  # created_at: naive UTC text
+    assert {"2024-05-06 06:08:09.000000", "2024-05-06 07:08:09.000010"} <= times
+
+
+def test_turn_blob_ids_are_the_uuid5_of_the_turn_part() -> None:
+    user = uuid.uuid4()
+    for turn_id in ("t1", "lc:8f0c", "café ☕ 日本語", "x" * 255):
+        for part in (0, 1, 12):
+            expected = uuid.uuid5(user, f"turn:{turn_id}:{part}")
+            assert store_module.turn_blob_id(user, turn_id, part) == expected
+
+
+def test_the_write_lock_serves_waiters_in_arrival_order() -> None:
+    lock = store_module._FifoLock()
+    served: list[int] = []
+
+    def take(n: int) -> None:
+        with lock:
+            served.append(n)
+
+    threads = [threading.Thread(target=take, args=(n,), daemon=True) for n in range(4)]
+    with lock:
+        for n, thread in enumerate(threads):
+            thread.start()
+            _wait_for(lambda n=n: lock._waiting == n + 1, f"waiter {n} to queue")  # type: ignore[misc]
+    for thread in threads:
+        thread.join(20)  # a deadlock guard: a lost wake-up leaves a waiter waiting
+    assert served == [0, 1, 2, 3] and not any(t.is_alive() for t in threads)
+    assert lock._waiting == 0
+    with lock:  # free again: no ticket left behind
+        served.append(4)
+    assert served[-1] == 4
 
 
 def test_record_recreates_a_user_another_process_deleted(tmp_path: Path) -> None:
