@@ -9,7 +9,12 @@ event), so on a SQLite file they run here instead, on DBAPI connections of the e
   (the same columns, the same ``ON CONFLICT DO NOTHING``);
 * values go through the very bind and result processors SQLAlchemy would apply (taken once
   from the dialect), so the rows are byte-for-byte what the Core path writes, and what is read
-  is what the Core path returns;
+  is what the Core path returns. Two of them have a faster equivalent here (the UTC stamp of
+  a timestamp, ``json.dumps`` on one prebuilt C encoder), used only when the store is built
+  and they give exactly the processor's output on samples; a record converts each distinct
+  value once (the user id, ``now`` and a blob id recur in several columns and rows) and
+  builds its parameters before ``BEGIN IMMEDIATE``, so the write lock covers the statements
+  alone;
 * ``BEGIN IMMEDIATE`` / ``COMMIT`` are issued directly, as the engine's ``begin`` hook does,
   on one connection the recorder keeps (taken from the engine's pool once, so it has the
   engine's pragmas): record transactions of this process are serialized by the store's
@@ -72,20 +77,25 @@ def _specialised(general: Processor, fast: Processor, samples: Sequence[Any]) ->
 
 def _json_dumps() -> Processor:
     """``json.dumps`` with its defaults, on one C encoder built here: ``json.dumps`` builds
-    a new one (and three Python frames around it) on every call, three times a record."""
+    a new one (and three Python frames around it) on every call, three times a record.
+    The arguments are ``JSONEncoder``'s own for ``dumps``' defaults (no circular check:
+    the recorder's values come from pydantic dumps and lists of strings)."""
     if c_make_encoder is None:  # no C accelerator: nothing to gain
         return json.dumps
-    encode = c_make_encoder(
-        None,
-        json.JSONEncoder().default,
-        encode_basestring_ascii,
-        None,
-        ": ",
-        ", ",
-        False,
-        False,
-        True,
-    )
+    try:
+        encode = c_make_encoder(
+            None,  # markers (no circular check)
+            json.JSONEncoder().default,  # raises the TypeError json.dumps raises
+            encode_basestring_ascii,  # ensure_ascii=True
+            None,  # indent
+            ": ",
+            ", ",
+            False,  # sort_keys
+            False,  # skipkeys
+            True,  # allow_nan
+        )
+    except TypeError:  # another signature (a future Python): the plain function
+        return json.dumps
 
     def dumps(value: Any) -> str:
         return "".join(encode(value, 0))
