@@ -97,11 +97,14 @@ class PaceRow:
         c = self.counts
         billed_cached = c.cached_prompt_tokens if cached else 0
         return (
-            (c.prompt_tokens - billed_cached) * PRICES["input_per_mtok"]
-            + billed_cached * PRICES["cached_input_per_mtok"]
-            + c.completion_tokens * PRICES["output_per_mtok"]
-            + c.embedding_tokens * PRICES["embedding_per_mtok"]
-        ) / 1e6
+            float(
+                (c.prompt_tokens - billed_cached) * PRICES["input_per_mtok"]
+                + billed_cached * PRICES["cached_input_per_mtok"]
+                + c.completion_tokens * PRICES["output_per_mtok"]
+                + c.embedding_tokens * PRICES["embedding_per_mtok"]
+            )
+            / 1e6
+        )
 
     def as_json(self) -> dict[str, Any]:
         c = self.counts

@@ -51,7 +51,7 @@ class CallerThreadProbe:
         self.counts: Counter[str] = Counter()
         self.same_thread: Counter[str] = Counter()
         self.turns = 0
-        self._originals: list[tuple[type, Any]] | None = None
+        self._originals: list[tuple[Any, Any]] | None = None
 
     def _note(self, request: httpx.Request) -> None:
         turn = _TURN.get()
@@ -70,7 +70,7 @@ class CallerThreadProbe:
         if self._originals is not None:
             return
         probe = self
-        originals: list[tuple[type, Any]] = []
+        originals: list[tuple[Any, Any]] = []  # httpx's or httpx2's client classes
         for module in _http_modules():
             for cls in (module.Client, module.AsyncClient):
                 originals.append((cls, cls.send))

@@ -380,7 +380,7 @@ class Report:
         return out
 
     def _scale_targets(self) -> list[Target]:
-        out = []
+        out: list[Target] = []
         sqlite = sorted(
             (p for p in self.scale if p.backend == "sqlite" and len(p.context_s) > 1),
             key=lambda p: p.users,

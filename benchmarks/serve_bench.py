@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import httpx
 import sqlalchemy as sa
@@ -171,9 +171,16 @@ def running_serve(database_url: str, llm_url: str, token: str) -> Iterator[str]:
             child.wait()
 
 
-def timed(call: Callable[[], httpx.Response]) -> tuple[float, httpx.Response]:
+P = ParamSpec("P")
+
+
+def timed(
+    call: Callable[P, httpx.Response], *args: P.args, **kwargs: P.kwargs
+) -> tuple[float, httpx.Response]:
+    """``call(*args, **kwargs)`` and its wall time in ms (arguments are built before the
+    clock starts, and bound now, not at the end of a loop)."""
     started = time.perf_counter()
-    response = call()
+    response = call(*args, **kwargs)
     return (time.perf_counter() - started) * 1000, response
 
 
@@ -192,9 +199,7 @@ def sequential(api: str, token: str, n: int) -> dict[str, list[float]]:
                 user = str(uuid.uuid4())  # a fresh user per sample, as recorded
                 checked(c.post("/users", json={"id": user}))
                 ms, r = timed(
-                    lambda u=user, w=wait: c.post(
-                        f"/blobs/insert/{u}", params={"wait_process": w}, json=blob(SMALL)
-                    )
+                    c.post, f"/blobs/insert/{user}", params={"wait_process": wait}, json=blob(SMALL)
                 )
                 checked(r)
                 if i >= 2:
@@ -208,7 +213,7 @@ def sequential(api: str, token: str, n: int) -> dict[str, list[float]]:
             ("get_context_default", f"/users/context/{reader}"),
         ):
             for i in range(n + 2):
-                ms, r = timed(lambda p=path: c.get(p))
+                ms, r = timed(c.get, path)
                 checked(r)
                 if i >= 2:
                     samples[key].append(ms)
@@ -238,7 +243,7 @@ def under_load(
         rng.shuffle(order)
         with httpx.Client(base_url=api, headers=headers, timeout=120) as c:
             for user in order:
-                ms, r = timed(lambda u=user: c.post(f"/blobs/insert/{u}", json=blob(SMALL)))
+                ms, r = timed(c.post, f"/blobs/insert/{user}", json=blob(SMALL))
                 with lock:
                     if r.status_code == 200 and r.json()["errno"] == 0:
                         inserts.append(ms)
@@ -251,7 +256,7 @@ def under_load(
         with httpx.Client(base_url=api, headers=headers, timeout=120) as c:
             while not done.is_set():
                 user = rng.choice(ids)
-                ms, r = timed(lambda u=user: c.get(f"/users/context/{u}"))
+                ms, r = timed(c.get, f"/users/context/{user}")
                 with lock:
                     if r.status_code == 200 and r.json()["errno"] == 0:
                         contexts.append(ms)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from pydantic import SecretStr
 
 from benchmarks.conversations import Turn
 from benchmarks.mem0_check import make_mem0, mem0_documented_prompt
@@ -194,8 +195,9 @@ class LangChainLangMem(BenchSystem):
         model = ChatOpenAI(model="stand-in", base_url=url, api_key="sk-bench", max_retries=0)
         embed = OpenAIEmbeddings(
             model="stand-in-embed",
-            base_url=url,
-            api_key="sk-bench",
+            # The fields' own names (their aliases base_url/api_key are what mypy cannot see).
+            openai_api_base=url,
+            openai_api_key=SecretStr("sk-bench"),
             dimensions=64,
             check_embedding_ctx_length=False,
             max_retries=0,

@@ -137,6 +137,7 @@ def test_simulated_clock_lets_the_library_fire_the_idle_flush(tmp_path: Path) ->
     from datetime import UTC, datetime
 
     from benchmarks.simclock import SimClock
+    from memobase_integrations.backends.embedded import EmbeddedBackend
     from memobase_integrations.facade import Memobase
     from memobase_integrations.testing import StandInLLM
 
@@ -147,6 +148,7 @@ def test_simulated_clock_lets_the_library_fire_the_idle_flush(tmp_path: Path) ->
         )
         try:
             backend = memobase.backend
+            assert isinstance(backend, EmbeddedBackend)
             user = memobase.user("sim-user")
             user.record([{"role": "user", "content": "I live in Lisbon."}])
             assert backend.due_users(drain=False) == []  # neither threshold nor idle yet
@@ -235,10 +237,10 @@ def test_the_paired_ratio_bootstrap_covers_a_known_ratio() -> None:
     rng = np.random.default_rng(3)
     base = rng.uniform(20, 40, size=400)
     system = 3.0 * base * rng.uniform(0.95, 1.05, size=400)
-    low, high = bootstrap_quantile_ratio(system, base, 50)
+    low, high = bootstrap_quantile_ratio(system.tolist(), base.tolist(), 50)
     assert low < 3.0 < high and high - low < 0.5
     with pytest.raises(ValueError, match="paired"):
-        bootstrap_quantile_ratio(system, base[:-1], 50)
+        bootstrap_quantile_ratio(system.tolist(), base[:-1].tolist(), 50)
 
 
 def test_postgres_databases_are_unique_and_only_ours_are_dropped(postgres_url: str) -> None:

@@ -6,7 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from contract_support import KINDS, Subject, embedded_subject, memory_subject, remote_subject
+from contract.contract_support import (
+    KINDS,
+    Subject,
+    embedded_subject,
+    memory_subject,
+    remote_subject,
+)
 from support.serving import Store, pg_store
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from contract_support import Subject, differs
+from contract.contract_support import Subject, differs
 from support import wait_until
 
 from memobase_integrations import UserMemory

@@ -24,6 +24,7 @@ from memobase_integrations.messages import (
     DEFAULT_MAX_TURN_CHARS,
     render_blob,
 )
+from memobase_integrations.models import ChatBlob
 from memobase_integrations.settings import FlushPolicy
 from memobase_integrations.testing import StandInLLM
 from memobase_integrations.tokens import count_tokens
@@ -249,6 +250,7 @@ def test_just_under_the_limit_is_recorded_in_blobs_under_the_cap(alice: UserMemo
     assert len(receipt.blob_ids) > 10  # split under the 4096-token blob cap
     for blob_id in receipt.blob_ids:
         blob = alice.get_blob(blob_id).to_blob()
+        assert isinstance(blob, ChatBlob)
         assert count_tokens(render_blob(blob)) <= DEFAULT_MAX_BLOB_TOKENS
     status = alice.status()
     assert (status.pending_turns, status.users[0].processing) == (1, 0)  # one turn, buffered

@@ -48,8 +48,7 @@ from memobase_integrations.values import ContextOptions, ProfileOptions
 #: The keyword options of the search calls (the backends' parameters after ``topk``).
 SEARCH_OPTIONS: dict[str, Any] = {"similarity_threshold": float, "time_range_in_days": int}
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "remote"))
-from fake_server import FakeMemobase  # noqa: E402  (tests/remote is not on the path here)
+from remote.fake_server import FakeMemobase  # noqa: E402
 
 EXAMPLES = int(os.environ.get("MEMOBASE_FUZZ_EXAMPLES", "30"))
 FUZZ = settings(

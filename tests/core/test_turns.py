@@ -17,8 +17,15 @@ from memobase_integrations.turns import (
     turn_id,
 )
 
-U = lambda text, key=None: Said("user", text, key=key)  # noqa: E731
-A = lambda text: Said("assistant", text)  # noqa: E731
+
+def U(text: str, key: str | None = None) -> Said:
+    return Said("user", text, key=key)
+
+
+def A(text: str) -> Said:
+    return Said("assistant", text)
+
+
 STEP = Said("assistant", "Let me check.", calls_tools=True)
 TOOL = Said("tool", "22 degrees")
 

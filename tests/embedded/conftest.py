@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from emb_support import BackendFactory, DbTarget, pg_schema
+from embedded.emb_support import BackendFactory, DbTarget, pg_schema
 
 from memobase_integrations.backends.embedded import EmbeddedBackend
 

@@ -36,9 +36,9 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/, as under pytest
 
-from emb_support import MARKER_LINE, marker_turn, pg_engine_options
+from embedded.emb_support import MARKER_LINE, marker_turn, pg_engine_options
 
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.messages import turn_to_blobs

@@ -22,7 +22,7 @@ from typing import Any, get_args
 
 import httpx
 import pytest
-from emb_support import MANUAL, BackendFactory, Tap, tapped_settings, turn
+from embedded.emb_support import MANUAL, BackendFactory, Tap, tapped_settings, turn
 
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.engine.store import FAILED

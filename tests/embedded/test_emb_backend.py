@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from emb_support import MANUAL, BackendFactory, DbTarget, manual, tapped_settings, turn
+from embedded.emb_support import MANUAL, BackendFactory, DbTarget, manual, tapped_settings, turn
 from support import wait_until
 
 from memobase_integrations.backends.base import Backend

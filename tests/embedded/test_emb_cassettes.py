@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from emb_support import MANUAL, turn
+from embedded.emb_support import MANUAL, turn
 from pydantic import SecretStr
 
 from memobase_integrations.backends.embedded import EmbeddedBackend

@@ -11,7 +11,14 @@ import threading
 import uuid
 from pathlib import Path
 
-from emb_support import MANUAL, BackendFactory, DbTarget, manual, marker_turn, tapped_settings
+from embedded.emb_support import (
+    MANUAL,
+    BackendFactory,
+    DbTarget,
+    manual,
+    marker_turn,
+    tapped_settings,
+)
 
 from memobase_integrations.messages import turn_to_blobs
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from emb_support import MANUAL, DbTarget, tapped_settings
+from embedded.emb_support import MANUAL, DbTarget, tapped_settings
 
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.engine import schema as t

@@ -14,9 +14,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
-from emb_support import MANUAL, DbTarget, pg_schema, tapped_settings, turn
+from embedded.emb_support import MANUAL, DbTarget, pg_schema, tapped_settings, turn
 
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.messages import Message, turn_to_blobs
@@ -52,7 +53,9 @@ QUESTION = [Message("user", "What music and food do I like, and where do I work?
 
 def context_of(target: DbTarget, *, embeddings: bool) -> tuple[str, str]:
     """(plain context, context for a question) after feeding :data:`CONVERSATION`."""
-    overrides = {"enable_embeddings": True, "embedding_dim": 64} if embeddings else {}
+    overrides: dict[str, Any] = (
+        {"enable_embeddings": True, "embedding_dim": 64} if embeddings else {}
+    )
     settings, _, _ = tapped_settings(**overrides)
     backend = EmbeddedBackend(llm=settings, policy=MANUAL, **target.backend_kwargs())
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from emb_support import MANUAL, BackendFactory, manual, tapped_settings, turn
+from embedded.emb_support import MANUAL, BackendFactory, manual, tapped_settings, turn
 
 from memobase_integrations.engine.context import DEFAULT_TEMPLATES
 from memobase_integrations.facade import Memobase
@@ -127,7 +127,7 @@ def test_greeting_only_chat_gives_an_empty_response_and_clears_the_buffer(
 
 
 def test_facade_embedded_and_from_env(db: object, tmp_path: object) -> None:
-    from emb_support import DbTarget
+    from embedded.emb_support import DbTarget
 
     assert isinstance(db, DbTarget)
     settings, _, _ = tapped_settings()

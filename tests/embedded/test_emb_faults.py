@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from emb_support import MANUAL, BackendFactory, fault, manual, tapped_settings, turn
+from embedded.emb_support import MANUAL, BackendFactory, fault, manual, tapped_settings, turn
 
 from memobase_integrations.engine import schema
 from memobase_integrations.engine.store import FAILED

@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emb_support import MANUAL, BackendFactory, DbTarget
+from embedded.emb_support import MANUAL, BackendFactory, DbTarget
 
 from memobase_integrations import tokens
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.engine import config as config_module
 from memobase_integrations.engine import store as store_module
+from memobase_integrations.engine.plan import Claim
 from memobase_integrations.engine.store import Store
 from memobase_integrations.messages import render_blob, turn_to_blobs
 from memobase_integrations.models import BlobType
@@ -350,7 +351,7 @@ def test_a_context_miss_is_one_query_per_table_and_reads_the_config_text_on_chan
 def test_sqlite_context_read_returns_what_the_core_path_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from search_support import clock_at, days_ago, seed_event
+    from embedded.search_support import clock_at, days_ago, seed_event
 
     backend = EmbeddedBackend(
         f"sqlite:///{tmp_path / 'm.db'}", llm=NO_LLM, policy=MANUAL, start_worker=False
@@ -448,5 +449,5 @@ def test_a_bound_past_the_batch_cap_is_never_written(
     claim = backend.store.claim(
         user, BlobType.chat, "t:1", lease_seconds=30, max_tokens=64, force=True
     )
-    assert claim is not None and claim is not store_module.BUSY
+    assert isinstance(claim, Claim)  # neither None nor store_module.BUSY
     assert claim.turn_ids == ["small", "big"]  # nothing parked: both fit the cap exactly

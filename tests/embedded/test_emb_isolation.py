@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from emb_support import MANUAL, BackendFactory, tapped_settings, turn
+from embedded.emb_support import MANUAL, BackendFactory, tapped_settings, turn
 
 from memobase_integrations.messages import Message, turn_to_blobs
 from memobase_integrations.values import ContextOptions, ProfileOptions

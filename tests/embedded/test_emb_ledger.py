@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
-from emb_support import BackendFactory, manual, turn
+from embedded.emb_support import BackendFactory, manual, turn
 
 from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.engine import schema as t

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from emb_support import completion
+from embedded.emb_support import completion
 from pydantic import SecretStr
 
 from memobase_integrations.engine.llm import LLMClient

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from emb_support import MANUAL, BackendFactory, DbTarget, turn
+from embedded.emb_support import MANUAL, BackendFactory, DbTarget, turn
 
 from memobase_integrations.engine import fts
 from memobase_integrations.engine import schema as t

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from emb_support import Tap, fault, tapped_settings
+from embedded.emb_support import Tap, fault, tapped_settings
 
 from memobase_integrations.engine.config import ProfileConfig
 from memobase_integrations.engine.llm import LLMClient

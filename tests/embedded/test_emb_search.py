@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from emb_support import MANUAL, BackendFactory, DbTarget, turn
-from search_support import clock_at, days_ago, seed_event
+from embedded.emb_support import MANUAL, BackendFactory, DbTarget, turn
+from embedded.search_support import clock_at, days_ago, seed_event
 
 from memobase_integrations import Memobase
 from memobase_integrations.backends.embedded import EmbeddedBackend

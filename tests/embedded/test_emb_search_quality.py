@@ -37,8 +37,8 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-from emb_support import MANUAL, BackendFactory
-from search_support import Labelled, mrr, recall_at, seed_event
+from embedded.emb_support import MANUAL, BackendFactory
+from embedded.search_support import Labelled, mrr, recall_at, seed_event
 
 from memobase_integrations.backends.embedded import EmbeddedBackend, _rank
 from memobase_integrations.engine.search import analyze, query_terms
@@ -58,10 +58,10 @@ def _rankers(make_backend: BackendFactory) -> tuple[dict[str, Ranker], dict[str,
     user = uuid.uuid4()
     gist_label: dict[str, str] = {}
     event_label: dict[uuid.UUID, str] = {}
-    for event, gists in labelled.events:
-        event_id = seed_event(hybrid, user, [text for _, text in gists])
+    for event, event_gists in labelled.events:
+        event_id = seed_event(hybrid, user, [text for _, text in event_gists])
         event_label[event_id] = event
-        gist_label.update({text: label for label, text in gists})
+        gist_label.update({text: label for label, text in event_gists})
 
     def vector_ids(query: str, threshold: float, kind: str) -> list[uuid.UUID]:
         since = utcnow() - timedelta(days=180)

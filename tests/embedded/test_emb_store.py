@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from emb_support import DbTarget
+from embedded.emb_support import DbTarget
 
 from memobase_integrations.engine import schema as t
 from memobase_integrations.engine.plan import Claim, FlushPlan, NewProfile, ProfileUpdate

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from emb_support import MANUAL, BackendFactory, manual, turn
+from embedded.emb_support import MANUAL, BackendFactory, manual, turn
 
 from memobase_integrations import Memobase, errors
 from memobase_integrations.engine.store import new_row_id
@@ -177,6 +177,7 @@ def test_usage_counts_inserts_and_llm_tokens(mb: Memobase, stand_in: StandInLLM)
     assert (yesterday.total_insert, yesterday.total_input_token) == (0, 0)
     billing = mb.usage()
     assert billing.token_left is None
+    assert billing.project_token_cost_month is not None
     assert billing.project_token_cost_month >= today.total_input_token + today.total_output_token
     assert billing.next_refill_at is not None and billing.next_refill_at.day == 1
     with pytest.raises(errors.ValidationError):

@@ -13,7 +13,7 @@ import logging
 import uuid
 
 import pytest
-from emb_support import MANUAL, BackendFactory
+from embedded.emb_support import MANUAL, BackendFactory
 
 from memobase_integrations import Memobase
 from memobase_integrations.errors import InvalidMessageError, InvalidUserIdError

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from emb_support import MARKER_LINE, BackendFactory, DbTarget, marker_turn, turn
+from embedded.emb_support import MARKER_LINE, BackendFactory, DbTarget, marker_turn, turn
 from pydantic import SecretStr
 from support import wait_until
 

@@ -11,6 +11,7 @@ import base64
 import json
 import math
 import struct
+import time
 from typing import Any
 
 import httpx
@@ -534,7 +535,7 @@ def test_serve_runs_a_real_loopback_server(llm: StandInLLM) -> None:
 
 def test_simulated_latency_sleeps_in_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(testing_module.time, "sleep", slept.append)
+    monkeypatch.setattr(time, "sleep", slept.append)  # the stand-in's time.sleep
     llm = StandInLLM(delay_s=0.25, per_token_delay_s=0.01)
     _entry(llm.client())
     assert slept == [pytest.approx(0.25 + 0.01 * llm.completion_tokens)]
@@ -549,8 +550,8 @@ async def test_simulated_latency_awaits_in_async(monkeypatch: pytest.MonkeyPatch
     def forbidden(seconds: float) -> None:  # pragma: no cover - the failure path
         raise AssertionError("the async transport must not block the event loop")
 
-    monkeypatch.setattr(testing_module.asyncio, "sleep", fake_sleep)
-    monkeypatch.setattr(testing_module.time, "sleep", forbidden)
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(time, "sleep", forbidden)
     llm = StandInLLM(delay_s=0.5)
     client = llm.async_client()
     await client.chat.completions.create(

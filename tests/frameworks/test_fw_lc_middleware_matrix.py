@@ -33,7 +33,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
-from lc_models import ToolCallingFakeModel, tool_call
+from support.lc_models import ToolCallingFakeModel, tool_call
 from support.spy import SpyBackend
 
 from langchain_memobase import MemobaseMiddleware

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from engine_runs import MODES, Mode, run_turn
-from li_models import RecordingFunctionLLM, RecordingLLM, StaticRetriever
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.chat_engine import (
@@ -27,6 +25,8 @@ from llama_index.core.chat_engine import (
 from llama_index.core.chat_engine.types import BaseChatEngine
 from llama_index.core.memory import InsertMethod, Memory
 from llama_index.core.tools import FunctionTool
+from support.engine_runs import MODES, Mode, run_turn
+from support.li_models import RecordingFunctionLLM, RecordingLLM, StaticRetriever
 from support.spy import SpyBackend
 
 from llamaindex_memobase import MemobaseMemory

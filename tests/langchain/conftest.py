@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage
-from lc_models import FacadeSpy, ToolCallingFakeModel
+from support.lc_models import FacadeSpy, ToolCallingFakeModel
 from support.spy import SpyBackend
 
 from memobase_integrations.facade import Memobase

@@ -15,7 +15,7 @@ import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
-from lc_models import ToolCallingFakeModel, tool_call
+from support.lc_models import ToolCallingFakeModel, tool_call
 from support.spy import SpyBackend
 
 from langchain_memobase import (

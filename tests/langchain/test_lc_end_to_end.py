@@ -22,7 +22,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 from langgraph.checkpoint.memory import InMemorySaver
-from lc_models import FacadeSpy, ToolCallingFakeModel, tool_call
+from support.lc_models import FacadeSpy, ToolCallingFakeModel, tool_call
 
 from langchain_memobase import (
     MemobaseChatMessageHistory,

@@ -332,6 +332,7 @@ async def test_an_injected_engine_is_used_and_shared(memobase: Memobase, db_url:
         await bob.aadd_messages(batch("b"))
         assert len(await bob.aget_messages()) == 3 and await alice.aget_messages() == []
         # the two histories used the app's engine: its pool holds their connections
+        assert isinstance(engine.pool, sa.pool.QueuePool)  # a file database's default pool
         assert engine.pool.checkedin() >= 1
     finally:
         engine.dispose()

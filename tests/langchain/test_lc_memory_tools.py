@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage, ToolMessage
-from lc_models import ToolCallingFakeModel, tool_call
+from support.lc_models import ToolCallingFakeModel, tool_call
 
 from langchain_memobase import MemobaseMiddleware, MissingUserIdError, memobase_tools
 from memobase_integrations import FlushPolicy, Memobase
@@ -27,6 +27,12 @@ from memobase_integrations.tools import plain_memo
 
 MakeModel = Callable[..., ToolCallingFakeModel]
 TEAL = "My favourite colour is teal"
+
+
+class AccountContext(TypedDict):
+    """The run context the resolver reads the user id from."""
+
+    account: str
 
 
 @dataclass
@@ -102,7 +108,7 @@ async def test_the_user_may_come_from_config_or_a_resolver(
     resolver_agent = create_agent(
         make_model(tool_call("read_profile", {}, "c1"), "ok"),
         tools=memobase_tools(mb, user_id_from=lambda runtime: runtime.context["account"]),
-        context_schema=dict,
+        context_schema=AccountContext,
     )
     out = _tool_results(
         resolver_agent.invoke({"messages": [HumanMessage("hi")]}, context={"account": "alice"})

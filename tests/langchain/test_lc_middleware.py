@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
-from lc_models import FacadeSpy, ToolCallingFakeModel, tool_call
+from support.lc_models import FacadeSpy, ToolCallingFakeModel, tool_call
 from support.spy import SpyBackend
 
 from langchain_memobase import MemobaseMiddleware, MissingUserIdError

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from li_models import RecordingLLM
+from support.li_models import RecordingLLM
 from support.spy import SpyBackend
 
 from memobase_integrations.facade import Memobase

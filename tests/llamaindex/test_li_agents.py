@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from li_models import RecordingFunctionLLM, RecordingLLM
 from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
 from llama_index.core.memory import InsertMethod
 from llama_index.core.tools import FunctionTool
+from support.li_models import RecordingFunctionLLM, RecordingLLM
 from support.spy import SpyBackend
 
 from llamaindex_memobase import MemobaseMemory

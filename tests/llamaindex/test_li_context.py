@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from li_models import EMPTY_PACK, pack
 from llama_index.core.prompts.utils import format_string
+from support.li_models import EMPTY_PACK, pack
 
 from memobase_integrations.context_text import (
     ContextPack,

@@ -16,8 +16,6 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
-from engine_runs import MODES, Mode, run_turn
-from li_models import RecordingFunctionLLM, RecordingLLM, StaticRetriever
 from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.chat_engine import (
@@ -28,6 +26,8 @@ from llama_index.core.chat_engine import (
 from llama_index.core.chat_engine.types import BaseChatEngine
 from llama_index.core.memory import InsertMethod
 from llama_index.core.tools import FunctionTool
+from support.engine_runs import MODES, Mode, run_turn
+from support.li_models import RecordingFunctionLLM, RecordingLLM, StaticRetriever
 from support.spy import SpyBackend
 
 from llamaindex_memobase import MemobaseMemory

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
-from engine_runs import MODES, Mode, run_turn
-from li_models import RecordingLLM, StaticRetriever
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
 from llama_index.core.chat_engine import (
     CondensePlusContextChatEngine,
@@ -15,6 +14,8 @@ from llama_index.core.chat_engine import (
     SimpleChatEngine,
 )
 from llama_index.core.memory import InsertMethod
+from support.engine_runs import MODES, Mode, run_turn
+from support.li_models import RecordingLLM, StaticRetriever
 from support.spy import SpyBackend
 
 from llamaindex_memobase import LiteralTextBlock, MemobaseMemory, MemobaseMemoryBlock
@@ -81,11 +82,17 @@ async def test_memory_reaches_the_llm_in_every_engine_and_mode(
 )
 @pytest.mark.parametrize("mode", ["achat", "stream_chat"])
 async def test_placeholder_in_profile_reaches_the_llm_unchanged(
-    engine_cls: type, mode: Mode, mb: Memobase, backend: SpyBackend, llm: RecordingLLM
+    engine_cls: type[ContextChatEngine | CondensePlusContextChatEngine | SimpleChatEngine],
+    mode: Mode,
+    mb: Memobase,
+    backend: SpyBackend,
+    llm: RecordingLLM,
 ) -> None:
     profile_line = "interest::templating: writes {query_str} and {context_str} in docs"
     backend.set_profile(ALICE, [profile_line])
-    kwargs = {} if engine_cls is SimpleChatEngine else {"retriever": StaticRetriever()}
+    kwargs: dict[str, Any] = (
+        {} if engine_cls is SimpleChatEngine else {"retriever": StaticRetriever()}
+    )
     engine = engine_cls.from_defaults(llm=llm, memory=make_memory(mb), **kwargs)
     await run_turn(engine, mode, "QUESTION-TEXT")
     sent = llm.last_text

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from li_models import RecordingLLM
 from llama_index.core.chat_engine import SimpleChatEngine
+from support.li_models import RecordingLLM
 
 from llamaindex_memobase import MemobaseMemory
 from memobase_integrations.facade import Memobase

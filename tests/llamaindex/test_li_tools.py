@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from li_models import RecordingFunctionLLM
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.workflow import Context
+from support.li_models import RecordingFunctionLLM
 from support.spy import SpyBackend
 
 from llamaindex_memobase import MemobaseMemory, memobase_tools
@@ -131,7 +131,9 @@ async def test_a_resolver_may_pick_the_user(mb: Memobase, backend: SpyBackend) -
     async def account(ctx: Context) -> str:
         return str(await ctx.store.get("account"))
 
-    (search,) = [t for t in memobase_tools(mb, user_id_from=account) if "search" in t.metadata.name]
+    (search,) = [
+        t for t in memobase_tools(mb, user_id_from=account) if "search" in (t.metadata.name or "")
+    ]
     ctx = Context(FunctionAgent(tools=[search], llm=RecordingFunctionLLM()))
     await ctx.store.set("account", "bob")
     assert "Lisbon" in (await search.acall(ctx=ctx, query="Lisbon")).content

@@ -12,10 +12,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from li_models import RecordingLLM, pack
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.memory import Memory, StaticMemoryBlock
+from support.li_models import RecordingLLM, pack
 from support.spy import SpyBackend
 
 from llamaindex_memobase import MemobaseMemory, MemobaseMemoryBlock

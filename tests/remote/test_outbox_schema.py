@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
+from support import wait_until
 
 from memobase_integrations import errors
 from memobase_integrations.backends.outbox_store import (
@@ -23,7 +24,7 @@ from memobase_integrations.backends.outbox_store import (
 )
 from memobase_integrations.backends.remote import RemoteBackend
 
-from .test_outbox import Env, env, policy, processed_keys, turn, wait_until
+from .test_outbox import Env, env, policy, processed_keys, turn
 
 __all__ = ["env"]  # the fixture, re-exported for pytest
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_replay_support import (
+from server.serve_replay_support import (
     DIFFERENCES,
     ID_SHAPE,
     SCENARIOS,

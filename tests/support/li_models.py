@@ -182,20 +182,23 @@ class RecordingFunctionLLM(MockFunctionCallingLLM):
 
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         self.calls.append([copy.deepcopy(m) for m in messages])
-        return super().chat(messages, **kwargs)
+        response: ChatResponse = super().chat(messages, **kwargs)
+        return response
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         return self.chat(messages, **kwargs)
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         self.calls.append([copy.deepcopy(m) for m in messages])
-        return super().stream_chat(messages, **kwargs)
+        stream: ChatResponseGen = super().stream_chat(messages, **kwargs)
+        return stream
 
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         self.calls.append([copy.deepcopy(m) for m in messages])
-        return await super().astream_chat(messages, **kwargs)
+        stream: ChatResponseAsyncGen = await super().astream_chat(messages, **kwargs)
+        return stream
 
 
 class StaticRetriever(BaseRetriever):
