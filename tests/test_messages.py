@@ -214,7 +214,7 @@ def test_a_turn_over_the_limit_is_refused_with_its_size() -> None:
 
 # A plain dict takes a shortcut to its wire form on ``record``'s path: it must give exactly what
 # the general path (a Message, then its wire form) gives, and refuse exactly what it refuses.
-dict_roles = st.one_of(
+dict_roles: st.SearchStrategy[object] = st.one_of(
     roles,
     st.sampled_from(["system", "tool", "", "User\x00"]),
     st.none(),
