@@ -242,8 +242,10 @@ class Store:
         self.dialect = self.url.get_backend_name()
         self._create = create
         self._memory = self.dialect == "sqlite" and _is_memory_sqlite(self.url)
-        # A single in-memory SQLite connection is shared by all threads: serialize its use.
+        # A single in-memory SQLite connection is shared by all threads: serialize its use
+        # (closing it included: see close()).
         self._serial: threading.RLock | None = threading.RLock() if self._memory else None
+        self._closed = False
         # SQLite has one writer at a time. Threads of this process queue on a FIFO lock
         # (woken at once, in arrival order) instead of SQLite's busy handler, which sleeps
         # 10-100 ms between retries; other processes still wait through busy_timeout.
@@ -496,13 +498,23 @@ class Store:
             raw.close()
 
     def close(self) -> None:
+        """Release the connections. Safe while other threads still use the store: in memory,
+        the one shared connection is closed only between two of their statements (closing
+        it under a running one crashes the interpreter), and later uses raise
+        :class:`~memobase_integrations.errors.StoreError`; elsewhere each thread has its own
+        pooled connection and a later use opens a new one."""
         # Closing must not fail on a busy or vanished file.
         with contextlib.suppress(sa.exc.SQLAlchemyError):
             self.checkpoint()
         if self._sqlite_recorder is not None:
             with self._writer(), contextlib.suppress(Exception):
                 self._sqlite_recorder.close()
-        self.engine.dispose()
+        if self._serial is None:
+            self.engine.dispose()
+            return
+        with self._serial:
+            self._closed = True
+            self.engine.dispose()
 
     # -- transactions ---------------------------------------------------------------------------
     @contextmanager
@@ -511,6 +523,14 @@ class Store:
             yield
         else:
             with self._serial:
+                if self._closed:
+                    # Its one connection is gone, and with it the data: a new connection
+                    # would be an empty database, so say what happened instead.
+                    raise StoreError(
+                        f"The in-memory store {self.safe_url} was closed (its data went with "
+                        "it). Build a new backend; close it only after the threads that use "
+                        "it (a Memobase's context refresher: close the Memobase) are done."
+                    )
                 yield
 
     @contextmanager

@@ -6,13 +6,16 @@ returns (there is no worker). Nothing is written to disk.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from memobase_integrations import LLMError, Memobase
+from memobase_integrations import LLMError, Memobase, StoreError
 from memobase_integrations.models import ChatBlob, OpenAICompatibleMessage
 from memobase_integrations.settings import FlushPolicy
 from memobase_integrations.testing import InMemoryBackend
@@ -75,3 +78,63 @@ def test_backends_are_isolated_from_each_other(backend: InMemoryBackend) -> None
         assert other.status().pending_turns == 0
     finally:
         other.close(0)
+
+
+#: Readers hammer one in-memory backend (through a facade, and directly) while the main
+#: thread closes it, over and over. Closing the shared SQLite connection under a running
+#: statement killed the interpreter (SIGSEGV) within the first 20 rounds; it runs in a child
+#: process so that such a crash fails this test instead of ending the test session.
+CLOSE_WHILE_READING = """
+import json, threading
+from memobase_integrations import ContextOptions, Memobase
+from memobase_integrations.testing import InMemoryBackend
+
+seen = set()
+for _ in range(50):
+    backend = InMemoryBackend()
+    user = Memobase(backend).user("ann")
+    user.add_profile("Ann", "basic_info", "name")
+    started = threading.Barrier(3)
+
+    def read():
+        started.wait()
+        while True:
+            try:
+                user.context()
+                backend.context(user.id, ContextOptions(max_token_size=100))
+            except Exception as exc:  # what a read after close raises, reported below
+                seen.add(type(exc).__name__)
+                return
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for thread in readers:
+        thread.start()
+    started.wait()
+    backend.close(0)
+    for thread in readers:
+        thread.join()
+print(json.dumps(sorted(seen)))
+"""
+
+
+def test_closing_while_other_threads_read_is_safe_and_later_reads_say_it_was_closed() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", CLOSE_WHILE_READING],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    # Every read that lost the race was told so, in the package's own error type (not a
+    # driver error, and not an answer from an empty database).
+    assert json.loads(out.stdout) == ["StoreError"]
+
+
+def test_a_closed_in_memory_backend_refuses_reads_with_a_message(
+    backend: InMemoryBackend,
+) -> None:
+    user = Memobase(backend).user("ann")
+    user.add_profile("Ann", "basic_info", "name")
+    backend.close(0)
+    with pytest.raises(StoreError, match=r"was closed .* Build a new backend"):
+        user.profile()

@@ -28,7 +28,7 @@ def fake_backend() -> Iterator[SpyBackend]:
 def memobase(fake_backend: SpyBackend) -> Iterator[Memobase]:
     facade = Memobase(fake_backend)
     yield facade
-    facade.close(0)  # stops the context refresher before the store goes away
+    facade.close(0)  # ends its context refresher thread (and closes the backend)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def backend() -> Iterator[SpyBackend]:
 def mb(backend: SpyBackend) -> Iterator[Memobase]:
     memobase = Memobase(backend)
     yield memobase
-    memobase.close(0)  # stops the context refresher before the store goes away
+    memobase.close(0)  # ends its context refresher thread (and closes the backend)
 
 
 @pytest.fixture
