@@ -30,7 +30,6 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, PrivateAttr
 
 from memobase_integrations import (
-    ConfigurationError,
     ErrorHandler,
     FailurePolicy,
     Memobase,
@@ -120,11 +119,7 @@ class _MemoryTool(BaseTool):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # Outside pydantic validation so our typed errors escape as themselves.
-        if self.user_id is not None and self.user_id_from is not None:
-            raise ConfigurationError(
-                "Pass either user_id= (one fixed user) or user_id_from= (resolved per run), "
-                "not both."
-            )
+        MemoryTools.check_user_source(self.user_id, self.user_id_from)
         if self.user_id is not None:
             self.memobase.user(self.user_id)
         policy = FailurePolicy(
@@ -261,32 +256,26 @@ def memobase_tools(
     is resolved per run (see the module docstring). The same signature as
     ``llamaindex_memobase.memobase_tools``.
     """
-    if isinstance(memobase, UserMemory):
-        if user_id is not None:
-            raise ConfigurationError("Pass a UserMemory or (memobase, user_id), not both.")
-        user_id = memobase.external_id
-        memobase = memobase.memobase
-    if not isinstance(memobase, Memobase):
-        raise ConfigurationError(
-            f"memobase_tools() needs a Memobase or a UserMemory, got {type(memobase).__name__}."
-        )
-    search_options: dict[str, Any] = {}
-    if similarity_threshold is not None:
-        search_options["similarity_threshold"] = similarity_threshold
-    if time_range_in_days is not None:
-        search_options["time_range_in_days"] = time_range_in_days
+    facade, user_id = MemoryTools.tool_target(memobase, user_id)
     shared: dict[str, Any] = {
-        "memobase": memobase,
+        "memobase": facade,
         "user_id": user_id,
         "user_id_from": user_id_from,
         "strict": strict,
         "timeout": timeout,
         "on_error": on_error,
-        "search_options": search_options,
+        "search_options": MemoryTools.search_kwargs(similarity_threshold, time_range_in_days),
     }
-    tools: list[BaseTool] = [MemobaseSearchEventsTool(**shared), MemobaseProfileTool(**shared)]
-    if allow_writes:
-        tools.append(MemobaseManageMemoryTool(**shared))
-    if allow_profile_writes:
-        tools.append(MemobaseAddProfileTool(**shared))
-    return tools
+    return [
+        _TOOL_TYPES[spec.name](**shared)
+        for spec in MemoryTools.enabled_tools(allow_writes, allow_profile_writes)
+    ]
+
+
+#: The LangChain tool type of each of the core's tools.
+_TOOL_TYPES: dict[str, type[_MemoryTool]] = {
+    MemoryTools.SEARCH_MEMORY.name: MemobaseSearchEventsTool,
+    MemoryTools.READ_PROFILE.name: MemobaseProfileTool,
+    MemoryTools.MANAGE_MEMORY.name: MemobaseManageMemoryTool,
+    MemoryTools.ADD_PROFILE.name: MemobaseAddProfileTool,
+}

@@ -78,10 +78,20 @@ async def _default_user_id(ctx: Context) -> str | uuid.UUID | None:
     return value if isinstance(value, uuid.UUID) or value is None else str(value)
 
 
-def _tool(fn: Callable[..., Any] | None, afn: Callable[..., Any], spec: Any) -> Any:
-    return FunctionTool.from_defaults(
-        fn=fn, async_fn=afn, name=spec.name, description=spec.description
-    )
+_Fns = tuple[Callable[..., Any] | None, Callable[..., Any]]
+
+
+def _tools(fns: dict[str, _Fns], writes: bool, rows: bool) -> list[Any]:
+    """A ``FunctionTool`` (sync and async function) per tool the core enables."""
+    tools = []
+    for spec in MemoryTools.enabled_tools(writes, rows):
+        fn, afn = fns[spec.name]
+        tools.append(
+            FunctionTool.from_defaults(
+                fn=fn, async_fn=afn, name=spec.name, description=spec.description
+            )
+        )
+    return tools
 
 
 def _bound_tools(user: UserMemory, ops: MemoryTools, writes: bool, rows: bool) -> list[Any]:
@@ -113,15 +123,16 @@ def _bound_tools(user: UserMemory, ops: MemoryTools, writes: bool, rows: bool) -
     ) -> str:
         return await ops.aadd_profile(user, topic, sub_topic, content)
 
-    tools = [
-        _tool(search_memory, asearch_memory, MemoryTools.SEARCH_MEMORY),
-        _tool(read_profile, aread_profile, MemoryTools.READ_PROFILE),
-    ]
-    if writes:
-        tools.append(_tool(manage_memory, amanage_memory, MemoryTools.MANAGE_MEMORY))
-    if rows:
-        tools.append(_tool(add_profile_entry, aadd_profile_entry, MemoryTools.ADD_PROFILE))
-    return tools
+    return _tools(
+        {
+            MemoryTools.SEARCH_MEMORY.name: (search_memory, asearch_memory),
+            MemoryTools.READ_PROFILE.name: (read_profile, aread_profile),
+            MemoryTools.MANAGE_MEMORY.name: (manage_memory, amanage_memory),
+            MemoryTools.ADD_PROFILE.name: (add_profile_entry, aadd_profile_entry),
+        },
+        writes,
+        rows,
+    )
 
 
 def _context_tools(
@@ -160,15 +171,16 @@ def _context_tools(
         user = await user_of(ctx, "add_profile_entry")
         return await ops.aadd_profile(user, topic, sub_topic, content)
 
-    tools = [
-        _tool(None, search_memory, MemoryTools.SEARCH_MEMORY),
-        _tool(None, read_profile, MemoryTools.READ_PROFILE),
-    ]
-    if writes:
-        tools.append(_tool(None, manage_memory, MemoryTools.MANAGE_MEMORY))
-    if rows:
-        tools.append(_tool(None, add_profile_entry, MemoryTools.ADD_PROFILE))
-    return tools
+    return _tools(
+        {
+            MemoryTools.SEARCH_MEMORY.name: (None, search_memory),
+            MemoryTools.READ_PROFILE.name: (None, read_profile),
+            MemoryTools.MANAGE_MEMORY.name: (None, manage_memory),
+            MemoryTools.ADD_PROFILE.name: (None, add_profile_entry),
+        },
+        writes,
+        rows,
+    )
 
 
 def memobase_tools(
@@ -191,27 +203,11 @@ def memobase_tools(
     passes its own). Without ``user_id`` the user comes from the run's ``Context`` (see the
     module docstring). The same signature as ``langchain_memobase.memobase_tools``.
     """
-    if isinstance(memobase, UserMemory):
-        if user_id is not None:
-            raise ConfigurationError("Pass a UserMemory or (memobase, user_id), not both.")
-        user_id = memobase.external_id
-        memobase = memobase.memobase
-    if not isinstance(memobase, Memobase):
-        raise ConfigurationError(
-            f"memobase_tools() needs a Memobase or a UserMemory, got {type(memobase).__name__}."
-        )
-    if user_id is not None and user_id_from is not None:
-        raise ConfigurationError(
-            "Pass either user_id= (one fixed user) or user_id_from= (resolved per run), not both."
-        )
-    search_options: dict[str, Any] = {}
-    if similarity_threshold is not None:
-        search_options["similarity_threshold"] = similarity_threshold
-    if time_range_in_days is not None:
-        search_options["time_range_in_days"] = time_range_in_days
+    facade, user_id = MemoryTools.tool_target(memobase, user_id)
+    MemoryTools.check_user_source(user_id, user_id_from)
     policy = FailurePolicy(strict=strict, timeout=timeout, on_error=on_error, logger=logger)
-    ops = MemoryTools(policy, **search_options)
+    ops = MemoryTools(policy, **MemoryTools.search_kwargs(similarity_threshold, time_range_in_days))
     if user_id is not None:
-        return _bound_tools(memobase.user(user_id), ops, allow_writes, allow_profile_writes)
+        return _bound_tools(facade.user(user_id), ops, allow_writes, allow_profile_writes)
     resolve = user_id_from or _default_user_id
-    return _context_tools(memobase, resolve, ops, allow_writes, allow_profile_writes)
+    return _context_tools(facade, resolve, ops, allow_writes, allow_profile_writes)

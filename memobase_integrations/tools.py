@@ -25,13 +25,14 @@ it); ``strict=True`` raises.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Unpack
 
-from .errors import MemobaseError
-from .facade import UserMemory
+from .errors import ConfigurationError, MemobaseError
+from .facade import Memobase, UserMemory
 from .failure_policy import FailurePolicy
 from .messages import Message
 from .models import EventGist, Profile, UserEvent
@@ -48,12 +49,16 @@ __all__ = [
     "SEARCH_MEMORY",
     "MemoryTools",
     "ToolSpec",
+    "check_user_source",
+    "enabled_tools",
     "event_summary",
     "mention_dates",
     "plain_memo",
     "render_events",
     "render_gists",
     "render_profile",
+    "search_kwargs",
+    "tool_target",
     "unavailable",
 ]
 
@@ -118,6 +123,57 @@ ADD_PROFILE = ToolSpec(
 )
 
 _SAVED = "Saved. It will be part of the user's memory in a moment."
+
+
+# -- building the tools: what both adapters' memobase_tools() decide the same way ---------
+def enabled_tools(allow_writes: bool, allow_profile_writes: bool) -> list[ToolSpec]:
+    """The tools a model is given, in order: the reads always; ``manage_memory`` only with
+    ``allow_writes``; ``add_profile_entry`` only with ``allow_profile_writes`` (writes are
+    the app's choice, never the model's)."""
+    specs = [SEARCH_MEMORY, READ_PROFILE]
+    if allow_writes:
+        specs.append(MANAGE_MEMORY)
+    if allow_profile_writes:
+        specs.append(ADD_PROFILE)
+    return specs
+
+
+def tool_target(
+    memobase: Memobase | UserMemory, user_id: str | uuid.UUID | None
+) -> tuple[Memobase, str | uuid.UUID | None]:
+    """The facade and the fixed user id (``None``: resolved per run) of ``memobase_tools``'s
+    first two arguments: a ``UserMemory`` stands for its facade and its user."""
+    if isinstance(memobase, UserMemory):
+        if user_id is not None:
+            raise ConfigurationError("Pass a UserMemory or (memobase, user_id), not both.")
+        user_id = memobase.external_id
+        memobase = memobase.memobase
+    if not isinstance(memobase, Memobase):
+        raise ConfigurationError(
+            f"memobase_tools() needs a Memobase or a UserMemory, got {type(memobase).__name__}."
+        )
+    return memobase, user_id
+
+
+def check_user_source(user_id: object, user_id_from: object) -> None:
+    """Whose memory comes from one place: a fixed id or a per-run resolver, not both (the
+    one would silently win over the other)."""
+    if user_id is not None and user_id_from is not None:
+        raise ConfigurationError(
+            "Pass either user_id= (one fixed user) or user_id_from= (resolved per run), not both."
+        )
+
+
+def search_kwargs(
+    similarity_threshold: float | None, time_range_in_days: int | None
+) -> SearchKwargs:
+    """The search options the app set (an unset one keeps the backend's default)."""
+    options: SearchKwargs = {}
+    if similarity_threshold is not None:
+        options["similarity_threshold"] = similarity_threshold
+    if time_range_in_days is not None:
+        options["time_range_in_days"] = time_range_in_days
+    return options
 
 
 def _day(value: datetime | None) -> str:
@@ -225,6 +281,10 @@ class MemoryTools:
     DEFAULT_SEARCH_LIMIT = DEFAULT_SEARCH_LIMIT
     MAX_SEARCH_LIMIT = MAX_SEARCH_LIMIT
     event_summary = staticmethod(event_summary)
+    enabled_tools = staticmethod(enabled_tools)
+    tool_target = staticmethod(tool_target)
+    check_user_source = staticmethod(check_user_source)
+    search_kwargs = staticmethod(search_kwargs)
 
     def __init__(self, policy: FailurePolicy, **search_options: Unpack[SearchKwargs]) -> None:
         self.policy = policy

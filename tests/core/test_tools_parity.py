@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from memobase_integrations import Memobase
-from memobase_integrations.errors import ServiceUnavailableError
+from memobase_integrations.errors import ConfigurationError, ServiceUnavailableError
 from memobase_integrations.testing import StandInLLM
 
 lc = pytest.importorskip("langchain_memobase.tools")
@@ -95,3 +95,56 @@ async def test_same_failure_behaviour(mb: Memobase, monkeypatch: pytest.MonkeyPa
         lc_strict["read_profile"].invoke({})
     with pytest.raises(ServiceUnavailableError):
         await li_strict["read_profile"].acall()
+
+
+@pytest.mark.parametrize(
+    ("options", "names"),
+    [
+        ({}, ["search_memory", "read_profile"]),
+        ({"allow_writes": True}, ["search_memory", "read_profile", "manage_memory"]),
+        ({"allow_profile_writes": True}, ["search_memory", "read_profile", "add_profile_entry"]),
+    ],
+)
+def test_same_tools_enabled_by_the_same_options(
+    mb: Memobase, options: dict[str, Any], names: list[str]
+) -> None:
+    lc_tools, li_tools = _both(mb, **options)
+    assert list(lc_tools) == list(li_tools) == names
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (
+            lambda tools, mb: tools(mb.user("alice"), "bob"),
+            "Pass a UserMemory or (memobase, user_id), not both.",
+        ),
+        (lambda tools, mb: tools("not a facade"), "needs a Memobase or a UserMemory, got str."),
+        (
+            lambda tools, mb: tools(mb, "bob", user_id_from=lambda _: "bob"),
+            "Pass either user_id= (one fixed user) or user_id_from= (resolved per run)",
+        ),
+    ],
+)
+def test_same_refusals_of_the_same_arguments(mb: Memobase, call: Any, needle: str) -> None:
+    for module in (lc, li):
+        with pytest.raises(ConfigurationError) as caught:
+            call(module.memobase_tools, mb)
+        assert needle in str(caught.value), module.__name__
+
+
+def test_the_search_options_reach_the_backend_from_both(
+    mb: Memobase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dict[str, Any]] = []
+    real = mb.backend.search_events
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mb.backend, "search_events", spy)
+    lc_tools, li_tools = _both(mb, similarity_threshold=0.5, time_range_in_days=30)
+    lc_tools["search_memory"].invoke({"query": "Dolomites"})
+    li_tools["search_memory"].call(query="Dolomites")
+    assert seen == [{"similarity_threshold": 0.5, "time_range_in_days": 30}] * 2
