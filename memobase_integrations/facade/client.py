@@ -110,6 +110,7 @@ class Memobase:
     @classmethod
     def remote(
         cls,
+        /,
         project_url: str | None = None,
         api_key: str | None = None,
         **options: Unpack[RemoteOptions],
@@ -132,6 +133,7 @@ class Memobase:
     @classmethod
     def embedded(
         cls,
+        /,
         database_url: str | None = None,
         *,
         llm: LLMSettings | None = None,
@@ -160,7 +162,7 @@ class Memobase:
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str] | None = None, **options: Unpack[FromEnvOptions]
+        cls, /, env: Mapping[str, str] | None = None, **options: Unpack[FromEnvOptions]
     ) -> Memobase:
         """``MEMOBASE_PROJECT_URL`` (+ ``MEMOBASE_API_KEY``) selects a server; otherwise the
         embedded engine on ``MEMOBASE_DATABASE_URL`` (default ``sqlite:///memobase.db``)."""

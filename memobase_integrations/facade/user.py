@@ -168,6 +168,7 @@ class UserMemory:
 
     def context(
         self,
+        /,
         max_token_size: int = 1000,
         *,
         chats: Sequence[MessageLike] | None = None,
@@ -201,6 +202,7 @@ class UserMemory:
 
     def cached_context(
         self,
+        /,
         max_token_size: int = 1000,
         *,
         chats: Sequence[MessageLike] | None = None,
@@ -220,6 +222,7 @@ class UserMemory:
 
     async def acontext(
         self,
+        /,
         max_token_size: int = 1000,
         *,
         chats: Sequence[MessageLike] | None = None,
@@ -241,11 +244,11 @@ class UserMemory:
             cache.put(self.id, opts, value, generation)
         return value
 
-    def profile(self, **options: Unpack[ProfileKwargs]) -> list[Profile]:
+    def profile(self, /, **options: Unpack[ProfileKwargs]) -> list[Profile]:
         """The structured profile rows (``topic/sub_topic/content``); see ProfileOptions."""
         return self._backend.profile(self.id, profile_options(options, "UserMemory.profile()"))
 
-    async def aprofile(self, **options: Unpack[ProfileKwargs]) -> list[Profile]:
+    async def aprofile(self, /, **options: Unpack[ProfileKwargs]) -> list[Profile]:
         opts = profile_options(options, "UserMemory.aprofile()")
         return await self._backend.aprofile(self.id, opts)
 
@@ -263,7 +266,7 @@ class UserMemory:
         return await self._backend.aevents(self.id, limit, budget)
 
     def search_events(
-        self, query: str, topk: int = 10, **options: Unpack[SearchKwargs]
+        self, /, query: str, topk: int = 10, **options: Unpack[SearchKwargs]
     ) -> list[UserEvent]:
         """Events closest to ``query``: by words, and by vectors when embeddings are on (a
         Memobase server needs embeddings). Options: ``similarity_threshold`` (0.2),
@@ -272,20 +275,20 @@ class UserMemory:
         return self._backend.search_events(self.id, q, k, **opts)
 
     async def asearch_events(
-        self, query: str, topk: int = 10, **options: Unpack[SearchKwargs]
+        self, /, query: str, topk: int = 10, **options: Unpack[SearchKwargs]
     ) -> list[UserEvent]:
         q, k, opts = search_args(query, topk, options, "UserMemory.asearch_events()")
         return await self._backend.asearch_events(self.id, q, k, **opts)
 
     def search_gists(
-        self, query: str, topk: int = 10, **options: Unpack[SearchKwargs]
+        self, /, query: str, topk: int = 10, **options: Unpack[SearchKwargs]
     ) -> list[EventGist]:
         """Event gists closest to ``query``; as :meth:`search_events`."""
         q, k, opts = search_args(query, topk, options, "UserMemory.search_gists()")
         return self._backend.search_gists(self.id, q, k, **opts)
 
     async def asearch_gists(
-        self, query: str, topk: int = 10, **options: Unpack[SearchKwargs]
+        self, /, query: str, topk: int = 10, **options: Unpack[SearchKwargs]
     ) -> list[EventGist]:
         q, k, opts = search_args(query, topk, options, "UserMemory.asearch_gists()")
         return await self._backend.asearch_gists(self.id, q, k, **opts)

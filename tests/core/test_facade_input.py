@@ -127,6 +127,12 @@ def test_a_lone_surrogate_in_a_user_id_is_refused(mb: Memobase) -> None:
         # test hung on it) and overflowed the calendar with OverflowError.
         (lambda u: u.memobase.daily_usage(10**6), ValidationError, "last_days got 1000000"),
         (lambda u: u.memobase.add_user([1]), ValidationError, "must be a dict"),
+        # An option named like the instance parameter (the fuzz test drew it): a TypeError
+        # from Python ("multiple values for argument 'self'") before self was positional-only.
+        (lambda u: u.context(self=None), ValidationError, "unknown option 'self'"),
+        (lambda u: u.cached_context(self=None), ValidationError, "unknown option 'self'"),
+        (lambda u: u.profile(self=None), ValidationError, "unknown option 'self'"),
+        (lambda u: u.search_gists("x", self=None), ValidationError, "unknown option 'self'"),
     ],
 )
 def test_reads_and_writes_refuse_bad_arguments(
