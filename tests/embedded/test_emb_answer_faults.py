@@ -100,7 +100,9 @@ def prepared(
     make_backend: BackendFactory,
 ) -> tuple[EmbeddedBackend, StandInLLM, uuid.UUID, Tap]:
     settings, tap, standin = tapped_settings(enable_embeddings=True, embedding_dim=32)
-    backend = make_backend(llm=settings, policy=MANUAL)
+    # No worker: a failed turn's retry is due after retry_base_seconds, and a worker that took
+    # it before the test's own flush() (a loaded machine) would leave that flush nothing.
+    backend = make_backend(llm=settings, policy=MANUAL, start_worker=False)
     backend.set_profile_config(CONFIG)
     user = uuid.uuid4()
     backend.record(user, turn_to_blobs(FIRST), "first")
