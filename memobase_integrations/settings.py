@@ -111,6 +111,28 @@ class FlushPolicy(_Settings):
     retry_base_seconds: float = Field(2.0, gt=0)
     retry_max_seconds: float = Field(300.0, gt=0)
     max_attempts: int | None = Field(None, ge=1)
+    #: Embedded worker: flushes of *different* users run at once, up to this many (one
+    #: user's batches never overlap; the store's leases guarantee it across processes).
+    max_concurrent_flushes: int = Field(16, ge=1)
+    #: Embedded worker: LLM requests in flight at once, over all its flushes.
+    max_llm_requests: int = Field(16, ge=1)
+    #: Longest shared pause a 429/5xx ``Retry-After`` may impose on all LLM calls.
+    llm_pause_max_seconds: float = Field(60.0, gt=0)
+    #: Embedded worker: how often it looks for due work when nothing woke it. Recorded
+    #: turns wake it (the app's pipe; PostgreSQL ``LISTEN/NOTIFY``), and so do its own
+    #: retries, so this is only a safety net. ``worker_poll_seconds``, when set
+    #: explicitly, takes precedence (tests and latency-sensitive setups).
+    safety_poll_seconds: float = Field(30.0, gt=0)
+    #: ``os.nice`` increment of the worker process (best effort; 0 keeps the app's).
+    worker_nice: int = Field(10, ge=0, le=19)
     #: Days a processed turn's id is remembered, so a replay of it is a no-op (embedded).
     #: ``None`` remembers forever (one ledger row per turn ever recorded).
     turn_ledger_days: float | None = Field(30.0, gt=0)
+
+    @property
+    def embedded_poll_seconds(self) -> float:
+        """The embedded worker's idle poll: ``worker_poll_seconds`` when set explicitly,
+        else ``safety_poll_seconds`` (wake-ups do the rest)."""
+        if "worker_poll_seconds" in self.model_fields_set:
+            return self.worker_poll_seconds
+        return self.safety_poll_seconds

@@ -95,8 +95,8 @@ class MemobaseFactory:
         backend: Any = self.memobase.backend
         while True:
             progressed = False
-            for due in backend.due_users(drain=False):
-                while backend.flush_once(due.user_id, due.blob_type, force=False):
+            for due in backend.processor.due_users(drain=False):
+                while backend.processor.flush_once(due.user_id, due.blob_type, force=False):
                     progressed = True
             if not progressed:
                 return

@@ -58,8 +58,6 @@ import atexit
 import functools
 import logging
 import math
-import os
-import socket
 import threading
 import time
 import uuid
@@ -75,16 +73,13 @@ from ..engine.config import ProfileConfig, ResolvedConfig
 from ..engine.context import pack_context, truncate_profiles
 from ..engine.fts import Kind
 from ..engine.llm import NO_LLM_MESSAGE, LLMClient
+from ..engine.llm_gate import LLMGate
+from ..engine.notify import TurnListener
 from ..engine.parsing import parse_pick_ids
-from ..engine.pipeline import Pipeline
-from ..engine.plan import Claim
 from ..engine.prompts import Step, pick_profiles_prompt
 from ..engine.search import Scored, bm25, fuse, query_terms, relative
 from ..engine.store import (
-    BUSY,
     ConfigState,
-    DueUser,
-    LeaseLostError,
     Store,
     StoredEmbedded,
     utcnow,
@@ -93,7 +88,6 @@ from ..errors import (
     ConfigurationError,
     MemobaseError,
     NotFoundError,
-    ServerError,
     UnsupportedError,
     ValidationError,
 )
@@ -113,7 +107,7 @@ from ..models import (
     UserEvent,
 )
 from ..options import WorkerMode
-from ..queue import Disposition, decide, retry_delay, with_default_error
+from ..queue import with_default_error
 from ..settings import FlushPolicy, LLMSettings
 from ..tokens import count_tokens
 from ..values import (
@@ -126,8 +120,10 @@ from ..values import (
     UserOrder,
 )
 from .base import ProcessedListener
+from .processor import Processor
+from .project_config import ConfigCache
 from .remote_models import DailyUsage, ProjectBilling, ProjectUser, ProjectUsers
-from .worker import FlushWorker, LeaseKeeper, StopOutcome
+from .worker import FlushWorker, StopOutcome
 from .worker_process import ProcessWorker, process_worker_obstacle
 
 __all__ = ["EmbeddedBackend", "WorkerMode"]
@@ -214,7 +210,10 @@ class EmbeddedBackend:
             )
         settings = llm if llm is not None else LLMSettings.from_env()
         self.policy = policy or FlushPolicy()
-        self.llm = LLMClient(settings)
+        gate = LLMGate(
+            self.policy.max_llm_requests, max_pause_seconds=self.policy.llm_pause_max_seconds
+        )
+        self.llm = LLMClient(settings, gate)
         try:
             self.store = Store(database_url, engine_options=engine_options, create=create_store)
         except BaseException:
@@ -223,17 +222,19 @@ class EmbeddedBackend:
         # The store opened: start building the o200k encoder (about a second) now, on a
         # background thread, so neither the first record() nor the first flush pays for it.
         tokens.preload()
-        self.pipeline = Pipeline(self.llm)
         self.lease_seconds = lease_seconds
         self.keep_processed_blobs = keep_processed_blobs
-        self._listeners: list[ProcessedListener] = []
-        self._config_lock = threading.Lock()
-        #: The resolved project config and the store version it was resolved from.
-        self._config_cache: tuple[object, ResolvedConfig] | None = None
-        host = socket.gethostname()[:48]
-        self._owner_prefix = f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._claims = 0
-        self._claims_lock = threading.Lock()
+        self._configs = ConfigCache(self.store)
+        #: Claims, runs and commits batches (what the worker process builds alone).
+        self.processor = Processor(
+            self.store,
+            self.llm,
+            self.policy,
+            config=self._configs,
+            lease_seconds=lease_seconds,
+            keep_processed_blobs=keep_processed_blobs,
+        )
+        self._listener: TurnListener | None = None
         self._hint_lock = threading.Lock()
         self._buffered_hint: dict[uuid.UUID, int] = {}
         # Buffer rows recorded with an upper-bound token size while the tokenizer was still
@@ -242,9 +243,6 @@ class EmbeddedBackend:
         self._estimates_lock = threading.Lock()
         self._correcting = False
         self._closed = False
-        self._next_ledger_prune = 0.0
-        self._metered_lock = threading.Lock()
-        self._metered = (0, 0)  # LLM prompt/completion tokens already written to mb_usage
         if profile_config is not None:
             try:
                 self._save_initial_config(profile_config)
@@ -252,7 +250,6 @@ class EmbeddedBackend:
                 self.store.close()
                 self.llm.close()
                 raise
-        self._leases = LeaseKeeper(self.store.renew, lease_seconds)
         self._worker: FlushWorker | ProcessWorker | None = None
         #: ``"process"``, ``"thread"`` or ``None`` (no background worker).
         self.worker_mode: str | None = None
@@ -265,6 +262,7 @@ class EmbeddedBackend:
                 "lease_seconds": lease_seconds,
                 "keep_processed_blobs": keep_processed_blobs,
                 "create_store": False,  # this process has opened (or created) it already
+                "nice": self.policy.worker_nice,
             }
             try:
                 self._worker, self.worker_mode = self._start_worker(worker, child_config)
@@ -297,7 +295,7 @@ class EmbeddedBackend:
             if obstacle is None:
                 process = ProcessWorker(
                     child_config,
-                    self._notify,
+                    self.processor.notify,
                     on_give_up=self._fall_back_to_thread if mode == "auto" else None,
                 )
                 try:
@@ -317,9 +315,7 @@ class EmbeddedBackend:
             logger.debug("memobase: flush worker runs as a thread: %s", obstacle)
         # Without an LLM there is nothing to process: a thread that only warns is cheaper
         # than an interpreter.
-        thread = FlushWorker(self, self.policy)
-        thread.start()
-        return thread, "thread"
+        return self._start_thread(), "thread"
 
     def _fall_back_to_thread(self, reason: str) -> None:
         """``worker="auto"`` only: the worker process cannot start here, so run it as a thread."""
@@ -328,9 +324,17 @@ class EmbeddedBackend:
         logger.warning(
             "memobase: %s; the flush worker runs as a thread in this process instead.", reason
         )
-        thread = FlushWorker(self, self.policy)
+        self._worker, self.worker_mode = self._start_thread(), "thread"
+
+    def _start_thread(self) -> FlushWorker:
+        """The worker as a thread of this process, woken by PostgreSQL's NOTIFY if it can."""
+        thread = FlushWorker(self.processor, self.policy)
         thread.start()
-        self._worker, self.worker_mode = thread, "thread"
+        if self.llm.configured and self._listener is None:
+            listener = TurnListener(self.store.engine, thread.wake)
+            if listener.start():
+                self._listener = listener
+        return thread
 
     # -- configuration ----------------------------------------------------------------------
     def _save_initial_config(self, value: ProfileConfig | str) -> None:
@@ -343,39 +347,14 @@ class EmbeddedBackend:
             self.store.set_profile_config(text)
 
     def _resolved_config(self) -> ResolvedConfig:
-        """The project config, resolved once per version: each call checks the version in
-        the store (one primary-key read), so another process's change applies at once."""
-        with self._config_lock:
-            cached = self._config_cache
-        return self._resolve_config(
-            self.store.profile_config_if_changed(None if cached is None else cached[0])
-        )
+        return self._configs.resolved()
 
     def _resolve_config(self, state: ConfigState | None) -> ResolvedConfig:
-        """``state`` is what the store returned for the cached version: ``None`` when it is
-        still current, else the new version and its text, resolved here and cached."""
-        with self._config_lock:
-            cached = self._config_cache
-            if state is None and cached is not None:
-                return cached[1]
-        if state is None:  # the cache was dropped meanwhile (set_profile_config)
-            return self._resolved_config()
-        # Stored by this or another version: keys it does not know are skipped, not fatal.
-        resolved = ProfileConfig.from_yaml(state.text, unknown_keys="ignore").resolve()
-        with self._config_lock:
-            self._config_cache = (state.stamp, resolved)
-        return resolved
+        return self._configs.resolve(state)
 
     # -- listeners --------------------------------------------------------------------------
     def add_listener(self, listener: ProcessedListener) -> None:
-        self._listeners.append(listener)
-
-    def _notify(self, user_id: uuid.UUID, responses: Sequence[ChatModalResponse]) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(user_id, responses)
-            except Exception:
-                logger.exception("memobase: a processed-listener failed")
+        self.processor.add_listener(listener)
 
     # -- hot path ---------------------------------------------------------------------------
     def record(self, user_id: uuid.UUID, blobs: Sequence[ChatBlob], turn_id: str) -> RecordReceipt:
@@ -493,7 +472,7 @@ class EmbeddedBackend:
         results: list[ChatModalResponse] = []
         if blob.type in PROCESSED_BLOB_TYPES and idle > self.policy.buffer_token_threshold:
             if wait_process:
-                results = self._flush_all(user_id, blob.type)
+                results = self.processor.flush_all(user_id, blob.type)
             else:
                 self._request(user_id, blob.type)
         return BlobInsertData(id=blob_id, chat_results=results)
@@ -524,7 +503,7 @@ class EmbeddedBackend:
         if not wait:
             self._request(user_id, blob_type)
             return []
-        return self._flush_all(user_id, blob_type)
+        return self.processor.flush_all(user_id, blob_type)
 
     async def aflush(
         self, user_id: uuid.UUID, blob_type: BlobType = BlobType.chat, *, wait: bool = True
@@ -570,27 +549,7 @@ class EmbeddedBackend:
             )
 
     def processing_possible(self) -> bool:
-        return self.llm.configured
-
-    def maintain(self) -> None:
-        """Worker housekeeping: the SQLite WAL checkpoint, and (at most hourly) forgetting
-        turn ids older than ``FlushPolicy.turn_ledger_days``."""
-        self.store.checkpoint()
-        days = self.policy.turn_ledger_days
-        now = time.monotonic()
-        if days is None or now < self._next_ledger_prune:
-            return
-        self._next_ledger_prune = now + _LEDGER_PRUNE_INTERVAL
-        cutoff = utcnow() - timedelta(days=days)
-        while self.store.prune_turns(cutoff) > 0 and not self._closed:
-            pass
-
-    def due_users(self, *, drain: bool) -> Sequence[DueUser]:
-        return self.store.due_users(
-            threshold=self.policy.buffer_token_threshold,
-            idle_seconds=self.policy.idle_flush_seconds,
-            drain=drain,
-        )
+        return self.processor.processing_possible()
 
     def _request(self, user_id: uuid.UUID, blob_type: BlobType) -> None:
         if self._worker is not None and self._worker.alive:
@@ -599,103 +558,11 @@ class EmbeddedBackend:
 
         def run() -> None:
             try:
-                self._flush_all(user_id, blob_type)
+                self.processor.flush_all(user_id, blob_type)
             except MemobaseError as exc:
                 logger.warning("memobase: background flush of %s failed: %s", user_id, exc)
 
         threading.Thread(target=run, name="memobase-flush-once", daemon=True).start()
-
-    def _new_owner(self) -> str:
-        with self._claims_lock:
-            self._claims += 1
-            return f"{self._owner_prefix}:{self._claims}"
-
-    def _flush_all(
-        self, user_id: uuid.UUID, blob_type: BlobType, *, deadline: float | None = None
-    ) -> list[ChatModalResponse]:
-        """Process the user's whole buffer of this type, batch after batch, waiting for a
-        concurrent flush of the same user to finish first."""
-        if not self.llm.configured:
-            raise ConfigurationError(NO_LLM_MESSAGE)
-        results: list[ChatModalResponse] = []
-        pause = 0.02
-        while deadline is None or time.monotonic() < deadline:
-            claim = self.store.claim(
-                user_id,
-                blob_type,
-                self._new_owner(),
-                lease_seconds=self.lease_seconds,
-                max_tokens=self.policy.max_process_tokens,
-                force=True,
-            )
-            if claim is BUSY:
-                time.sleep(pause)
-                pause = min(pause * 2, 0.1, self.policy.worker_poll_seconds)
-                continue
-            if claim is None:
-                break
-            assert isinstance(claim, Claim)
-            response = self._process(claim)
-            if response is not None:
-                results.append(response)
-        return results
-
-    def flush_once(self, user_id: uuid.UUID, blob_type: BlobType, *, force: bool) -> bool:
-        """One batch for the worker; True if something was committed."""
-        claim = self.store.claim(
-            user_id,
-            blob_type,
-            self._new_owner(),
-            lease_seconds=self.lease_seconds,
-            max_tokens=self.policy.max_process_tokens,
-            force=force,
-        )
-        if not isinstance(claim, Claim):
-            return False
-        return self._process(claim) is not None
-
-    def _process(self, claim: Claim) -> ChatModalResponse | None:
-        """Run the pipeline on a claim and commit, or record the failure on its rows.
-
-        Returns ``None`` when the lease was lost (another flush owns the rows now).
-        """
-        self._leases.add(claim.owner)
-        try:
-            profiles = self.store.list_profiles(claim.user_id)
-            plan = self.pipeline.run(
-                claim.blobs, claim.blob_type, profiles, self._resolved_config()
-            )
-            response = self.store.commit_flush(claim, plan, keep_blobs=self.keep_processed_blobs)
-        except LeaseLostError as exc:
-            logger.warning("memobase: %s", exc.message)
-            return None
-        except MemobaseError as exc:
-            self._record_failure(claim, exc)
-            raise
-        except Exception as exc:  # a bug: still never lose the turns
-            self._record_failure(claim, exc)
-            raise ServerError(
-                f"Processing the buffer of user {claim.user_id} failed unexpectedly "
-                f"({type(exc).__name__}: {exc}). The turns stay buffered (failed) and will be "
-                "retried; please report this."
-            ) from exc
-        finally:
-            self._leases.discard(claim.owner)
-            self._meter_llm_usage()
-        self._notify(claim.user_id, [response])
-        return response
-
-    def _record_failure(self, claim: Claim, exc: BaseException) -> None:
-        text = exc.message if isinstance(exc, MemobaseError) else f"{type(exc).__name__}: {exc}"
-        attempt = claim.attempts + 1
-        retry_at = None  # parked
-        if decide(self.policy, attempt) is Disposition.RETRY:
-            retry_at = utcnow() + timedelta(seconds=retry_delay(self.policy, attempt))
-        try:
-            self.store.fail_flush(claim, text, retry_at)
-        except MemobaseError:
-            # The rows stay "processing" under a lease that expires: still not lost.
-            logger.exception("memobase: could not record a failed flush of %s", claim.user_id)
 
     # -- reads ------------------------------------------------------------------------------
     def _profiles(self, user_id: uuid.UUID) -> list[Profile]:
@@ -752,13 +619,11 @@ class EmbeddedBackend:
             gists = self._context_gists(user_id, options)
         else:
             # The common read: config version, profiles and newest gists in one transaction.
-            with self._config_lock:
-                cached = self._config_cache
             rows = self.store.context_rows(
                 user_id,
                 since=utcnow() - timedelta(days=options.time_range_in_days),
                 limit=_CONTEXT_GISTS,
-                config_stamp=None if cached is None else cached[0],
+                config_stamp=self._configs.stamp(),
             )
             cfg = self._resolve_config(rows.config)
             profiles = [p.to_model() for p in rows.profiles]
@@ -983,8 +848,7 @@ class EmbeddedBackend:
         ProfileConfig.from_yaml(config_yaml)
         text = config_yaml if config_yaml and config_yaml.strip() else None
         self.store.set_profile_config(text)
-        with self._config_lock:
-            self._config_cache = None  # this process sees its own change at once
+        self._configs.clear()  # this process sees its own change at once
 
     async def aset_profile_config(self, config_yaml: str | None) -> None:
         await asyncio.to_thread(self.set_profile_config, config_yaml)
@@ -1043,7 +907,9 @@ class EmbeddedBackend:
             elif drain:
                 self._drain_bounded(deadline, why="")
         finally:
-            self._leases.stop()
+            if self._listener is not None:
+                self._listener.stop()
+            self.processor.close()
             self.llm.close()
             self.store.close()
 
@@ -1072,7 +938,7 @@ class EmbeddedBackend:
     def _drain_bounded(self, deadline: float, *, why: str) -> None:
         """close()'s drain in this process, on a throwaway worker thread joined until
         ``deadline``; ``why`` (if any) is logged with the outcome."""
-        outcome = FlushWorker(self, self.policy, name="memobase-close-drain").drain(
+        outcome = FlushWorker(self.processor, self.policy, name="memobase-close-drain").drain(
             timeout=max(0.0, deadline - time.monotonic())
         )
         if outcome is StopOutcome.TIMED_OUT:
@@ -1287,32 +1153,11 @@ class EmbeddedBackend:
         except MemobaseError as exc:  # metering must never fail the write it counts
             logger.warning("memobase: could not count an insert in the usage: %s", exc)
 
-    def _meter_llm_usage(self) -> None:
-        """Add the LLM tokens this process used since the last call to today's usage.
-
-        The client's counters are per process and cumulative; writing the difference under a
-        lock counts every token once, whichever thread (or worker process) spent it."""
-        with self._metered_lock:
-            steps = self.llm.usage().values()
-            total = (
-                sum(s.prompt_tokens for s in steps),
-                sum(s.completion_tokens for s in steps),
-            )
-            prompt, completion = (total[0] - self._metered[0], total[1] - self._metered[1])
-            if prompt <= 0 and completion <= 0:
-                return
-            try:
-                self.store.add_usage(_today(), input_tokens=prompt, output_tokens=completion)
-            except MemobaseError as exc:
-                logger.warning("memobase: could not record LLM usage: %s", exc)
-                return
-            self._metered = total
-
     def usage(self) -> ProjectBilling:
         """``GET /project/billing`` for this store: unlimited (``token_left`` is None), the
         next refill is the first of next month (UTC) and the cost is this month's LLM tokens
         (prompt + completion, as the LLM endpoint reported them)."""
-        self._meter_llm_usage()
+        self.processor.meter_llm_usage()
         now = utcnow()
         first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         refill = (
@@ -1333,7 +1178,7 @@ class EmbeddedBackend:
         tokens are the LLM's (processing and search), as its endpoint reported them."""
         if last_days < 1:
             raise ValidationError(f"last_days must be >= 1, got {last_days}.")
-        self._meter_llm_usage()
+        self.processor.meter_llm_usage()
         today = utcnow().date()
         days = [today - timedelta(days=i) for i in range(last_days)]
         rows = self.store.usage_since(days[-1].isoformat())

@@ -1,8 +1,10 @@
 """The embedded backend's background threads: the flush worker and the lease keeper.
 
-Why threads and not asyncio: processing is a few blocking LLM calls per flush, and the
-recording hot path must never wait for it. A daemon thread per backend keeps ``record`` a
-local write while processing happens elsewhere, in sync and async apps alike.
+Why threads and not asyncio: a flush is a few blocking LLM calls of the one sync pipeline
+(also what ``flush()`` runs inline), and the recording hot path must never wait for it. A
+daemon loop thread per backend hands due users to short-lived flush threads, one per user in
+flight (``FlushPolicy.max_concurrent_flushes``): while one flush waits for the LLM, the others
+run, which is where a worker's throughput comes from with a hosted model's latency.
 
 The worker owns *when* a user's buffer is processed (the flush policy):
 
@@ -21,6 +23,7 @@ crashed process's lease does expire and its turns get picked up again.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,9 +40,12 @@ __all__ = ["FlushRunner", "FlushWorker", "LeaseKeeper", "StopOutcome"]  # StopOu
 
 logger = logging.getLogger(__name__)
 
+#: How long a user whose flush found nothing to do is skipped (unless explicitly requested).
+_REST_SECONDS = 1.0
+
 
 class FlushRunner(Protocol):
-    """What the worker needs from the backend."""
+    """What the worker needs from the processor (:class:`~.processor.Processor`)."""
 
     def due_users(self, *, drain: bool) -> Sequence[DueUser]: ...
 
@@ -56,23 +62,42 @@ class FlushRunner(Protocol):
         """Housekeeping kept off the request path (e.g. the SQLite WAL checkpoint)."""
         ...
 
+    def next_retry_in(self) -> float | None:
+        """Seconds until a failed batch it scheduled is due again, if any."""
+        ...
+
+
+_Key = tuple[UUID, BlobType]
+
 
 class FlushWorker(BackgroundLoop):
-    """One daemon thread that flushes due users, one batch per user per cycle.
+    """A daemon thread that hands due users to flush threads, several users at once.
 
-    A cycle takes the explicit requests first, then asks the store which users are due. After
-    a cycle that processed something it immediately runs the next one (a user with more than
-    one batch, or new due users); otherwise it sleeps ``worker_poll_seconds`` or until woken.
-    Start, wake and the bounded stop are :class:`~memobase_integrations.queue.BackgroundLoop`.
+    A cycle takes the explicit requests first, then asks the store which users are due, and
+    starts one flush thread per user not already in flight, up to
+    ``FlushPolicy.max_concurrent_flushes``. One user is never flushed twice at once (an
+    in-flight user is skipped here, and the store's lease refuses a second claim anyway).
+    A flush that committed wakes the loop (the user may have another batch); one that found
+    nothing to do rests that user until the next poll, so a user leased by another process
+    is not spun on. When idle the loop sleeps until woken (a recorded turn, a NOTIFY, a
+    finished flush), until a scheduled retry is due, or for the safety-net poll
+    (``FlushPolicy.embedded_poll_seconds``). Start, wake and the bounded stop are
+    :class:`~memobase_integrations.queue.BackgroundLoop`.
     """
 
     def __init__(self, runner: FlushRunner, policy: FlushPolicy, name: str = "memobase-flush"):
-        super().__init__(name, policy.worker_poll_seconds)
+        super().__init__(name, policy.embedded_poll_seconds)
         self._runner = runner
         self._policy = policy
-        self._lock = threading.Lock()
-        self._requests: dict[tuple[UUID, BlobType], None] = {}
+        self._lock = threading.Condition()
+        self._requests: dict[_Key, None] = {}
+        self._inflight: dict[_Key, threading.Thread] = {}
+        self._threads: list[threading.Thread] = []  # every flush thread not yet joined
+        self._rest: dict[_Key, float] = {}  # user -> monotonic time before which it is skipped
+        self._stop_deadline: float | None = None
         self._warned_no_llm = False
+        #: Most flushes that were in flight at once (tests and diagnostics).
+        self.peak_concurrency = 0
 
     @property
     def alive(self) -> bool:
@@ -87,39 +112,72 @@ class FlushWorker(BackgroundLoop):
     def stop(self, *, drain: bool, timeout: float) -> StopOutcome:
         """Stop the thread; with ``drain``, first flush everything still buffered.
 
-        ``FINISHED`` if the thread finished within ``timeout``. If it did not
-        (``TIMED_OUT``: an LLM call is still running), the thread is told to stop after its
-        current step; whatever it had claimed stays ``processing`` under a lease that
+        ``FINISHED`` if the thread and its flushes finished within ``timeout``. If they did
+        not (``TIMED_OUT``: an LLM call is still running), they are told to stop after their
+        current step; whatever they had claimed stays ``processing`` under a lease that
         expires, and the next start picks those turns up again - nothing is lost.
         """
+        self._stop_deadline = time.monotonic() + max(0.0, timeout)
         return self.close(timeout, drain=drain)
 
     def drain(self, *, timeout: float) -> StopOutcome:
         """Start this (not yet started) worker only to flush everything buffered, then stop:
-        ``close()``'s drain when no worker runs. Bounded like :meth:`stop`: a thread still
-        inside an LLM call at ``timeout`` is abandoned (``TIMED_OUT``), its claim's lease
-        expires and the next start takes the turns over."""
+        ``close()``'s drain when no worker runs. Bounded like :meth:`stop`: flushes still
+        inside an LLM call at ``timeout`` are abandoned (``TIMED_OUT``), their claims'
+        leases expire and the next start takes the turns over."""
+        self._stop_deadline = time.monotonic() + max(0.0, timeout)
         return self.close(timeout, drain=True, run_if_idle=True)
 
     # -- the loop -------------------------------------------------------------------------------
     def _cycle(self) -> bool:
-        return self._pass(drain=False)
+        started = self._pass(drain=False)
+        if not started:
+            self.poll_seconds = self._idle_wait()
+        return started
+
+    def _idle_wait(self) -> float:
+        wait = self._policy.embedded_poll_seconds
+        retry = self._runner.next_retry_in()
+        if retry is not None:
+            wait = min(wait, retry + 0.05)
+        idle = self._policy.idle_flush_seconds
+        if idle is not None:
+            wait = min(wait, max(0.05, idle / 4))
+        return max(0.01, wait)
 
     def _after_cycle(self) -> None:
         self._runner.maintain()
 
     def _drain(self) -> None:
         deadline = self._drain_deadline or 0.0
+        with self._lock:
+            self._rest.clear()
         while time.monotonic() < deadline and not self.abandoned:
             try:
-                if not self._pass(drain=True, deadline=deadline):
-                    return
+                started = self._pass(drain=True, deadline=deadline)
             except Exception:
                 logger.exception("memobase: flushing on close failed")
                 return
+            with self._lock:
+                if not started and not self._inflight:
+                    return
+                self._lock.wait(max(0.0, min(0.5, deadline - time.monotonic())))
+
+    def _finish(self) -> None:
+        """Wait (until the stop's deadline) for the flushes still in flight."""
+        deadline = self._stop_deadline if self._stop_deadline is not None else time.monotonic()
+        with self._lock:
+            while self._inflight and (left := deadline - time.monotonic()) > 0:
+                self._lock.wait(left)
+            running = list(self._inflight.values())
+            done = [t for t in self._threads if t not in running]
+        for thread in done:  # finished: only their last wake() is left
+            thread.join(1.0)
+        if running:
+            self._abandon.set()  # each ends after its current step; its lease expires
 
     def _pass(self, *, drain: bool, deadline: float | None = None) -> bool:
-        """One pass; True if any batch was committed (so another pass may find more)."""
+        """Start flushes for what is due; True if any was started."""
         if not self._runner.processing_possible():
             if not self._warned_no_llm:
                 self._warned_no_llm = True
@@ -137,23 +195,63 @@ class FlushWorker(BackgroundLoop):
         for due in self._runner.due_users(drain=drain):
             if (due.user_id, due.blob_type) not in seen:
                 work.append((due.user_id, due.blob_type, False))
-        progressed = False
+        started = False
+        now = time.monotonic()
         for user_id, blob_type, force in work:
+            key = (user_id, blob_type)
             if self.abandoned or (deadline is not None and time.monotonic() > deadline):
                 break
             if self.stopping and not drain:
                 break
-            try:
-                progressed |= self._runner.flush_once(user_id, blob_type, force=force)
-            except MemobaseError as exc:
-                logger.warning(
-                    "memobase: processing user %s failed, will retry with backoff: %s",
-                    user_id,
-                    exc.message,
+            with self._lock:
+                busy = key in self._inflight
+                full = len(self._inflight) >= self._policy.max_concurrent_flushes
+                if force and (busy or full):
+                    self._requests[key] = None  # after the running flush ends
+                    continue
+                if busy or full or (not force and self._rest.get(key, 0.0) > now):
+                    continue
+                self._rest.pop(key, None)
+                thread = threading.Thread(
+                    target=self._flush,
+                    args=(key, force, drain),
+                    name=f"{self.name}-{user_id.hex[:8]}",
+                    daemon=True,
                 )
-            except Exception:
-                logger.exception("memobase: unexpected error while processing user %s", user_id)
-        return progressed
+                self._inflight[key] = thread
+                self._threads = [t for t in self._threads if t.is_alive()]
+                self._threads.append(thread)
+                self.peak_concurrency = max(self.peak_concurrency, len(self._inflight))
+            thread.start()
+            started = True
+        return started
+
+    def _flush(self, key: _Key, force: bool, drain: bool) -> None:
+        user_id, blob_type = key
+        progressed = False
+        try:
+            if not self.abandoned:
+                progressed = self._runner.flush_once(user_id, blob_type, force=force)
+        except MemobaseError as exc:
+            logger.warning(
+                "memobase: processing user %s failed, will retry with backoff: %s",
+                user_id,
+                exc.message,
+            )
+        except Exception:
+            logger.exception("memobase: unexpected error while processing user %s", user_id)
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+                if force and progressed:
+                    self._requests[key] = None  # a request means the whole buffer
+                if not progressed:
+                    # Nothing to do, leased elsewhere, or failed (its retry wakes us): skip
+                    # this user for a moment (for the rest of a drain), never spin on it.
+                    rest = min(self.poll_seconds, _REST_SECONDS)
+                    self._rest[key] = math.inf if drain else time.monotonic() + rest
+                self._lock.notify_all()
+            self.wake()
 
 
 class LeaseKeeper:

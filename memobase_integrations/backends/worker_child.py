@@ -3,7 +3,10 @@
 Started by :class:`~.worker_process.ProcessWorker`, never by hand. It runs the same
 :class:`~.worker.FlushWorker` the thread mode runs, against the same store, so processing
 (LLM calls, parsing, the result transaction) happens outside the app's interpreter and never
-competes with ``record`` for the app's GIL.
+competes with ``record`` for the app's GIL. It builds only what processing needs (a store, an
+LLM client, a :class:`~.processor.Processor`), runs at a lower CPU priority
+(``FlushPolicy.worker_nice``) and is woken by the app's pipe and, on PostgreSQL, by
+``LISTEN/NOTIFY`` (:mod:`..engine.notify`); it polls only as a safety net.
 
 Lifetime: the parent's pipe is the child's lifeline. A ``stop`` message drains (if asked) and
 exits; end-of-file on stdin means the parent is gone (even by SIGKILL), and the child stops
@@ -16,6 +19,7 @@ a stray ``print`` in user code or a library can never corrupt a frame.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -88,20 +92,27 @@ def main() -> int:
     package_logger.addHandler(_ForwardLogs(channel))
     package_logger.propagate = False
 
+    _lower_priority(config.pop("nice", 0))
     # Imported after the pipe is set up so an import-time message cannot corrupt it.
     from ..models import BlobType, ChatModalResponse
-    from .embedded import EmbeddedBackend
     from .worker import FlushWorker, StopOutcome
 
-    backend = EmbeddedBackend(start_worker=False, worker="thread", **config)
+    processor, listener = _open_processor(config)
 
     def forward(user_id: uuid.UUID, responses: Sequence[ChatModalResponse]) -> None:
         channel.send("processed", str(user_id), [r.model_dump(mode="json") for r in responses])
 
-    backend.add_listener(forward)
-    worker = FlushWorker(backend, backend.policy, name="memobase-flush")
+    processor.add_listener(forward)
+    worker = FlushWorker(processor, processor.policy, name="memobase-flush")
     worker.start()
+    listener.start_for(worker.wake)
     channel.send("ready", os.getpid())
+
+    def close_all() -> None:
+        listener.stop()
+        processor.close()
+        processor.llm.close()
+        processor.store.close()
 
     while True:
         try:
@@ -119,13 +130,64 @@ def main() -> int:
                 outcome = worker.stop(drain=bool(drain), timeout=float(timeout))
                 finished = outcome is StopOutcome.FINISHED
                 if finished:
-                    backend.close(timeout=0.0)
+                    close_all()
                 channel.send("stopped", finished)
                 # A worker thread still inside an LLM call is abandoned, not joined: its
                 # claim's lease expires and the next start takes the turns over.
                 os._exit(0 if finished else 3)
             case _:
                 package_logger.warning("memobase worker: ignoring unknown message %r", message[0])
+
+
+def _lower_priority(increment: int) -> None:
+    """Run below the app's CPU priority (``FlushPolicy.worker_nice``): processing can wait
+    a moment, a request cannot. Best effort: not every platform or sandbox allows it."""
+    if increment > 0 and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(increment)
+
+
+class _Listener:
+    """The PostgreSQL wake-ups of this worker, if the store offers them."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self._listener: Any = None
+
+    def start_for(self, wake: Any) -> None:
+        from ..engine.notify import TurnListener
+
+        listener = TurnListener(self._engine, wake)
+        if listener.start():
+            self._listener = listener
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+
+
+def _open_processor(config: dict[str, Any]) -> tuple[Any, _Listener]:
+    """Only what processing needs: the store, the LLM client and the processor (no reader,
+    no recorder, no ``EmbeddedBackend``)."""
+    from ..engine.llm import LLMClient
+    from ..engine.llm_gate import LLMGate
+    from ..engine.store import Store
+    from .processor import Processor
+    from .project_config import ConfigCache
+
+    policy = config["policy"]
+    store = Store(config["database_url"], engine_options=config.get("engine_options"), create=False)
+    gate = LLMGate(policy.max_llm_requests, max_pause_seconds=policy.llm_pause_max_seconds)
+    llm = LLMClient(config["llm"], gate)
+    processor = Processor(
+        store,
+        llm,
+        policy,
+        config=ConfigCache(store),
+        lease_seconds=config["lease_seconds"],
+        keep_processed_blobs=config["keep_processed_blobs"],
+    )
+    return processor, _Listener(store.engine)
 
 
 if __name__ == "__main__":

@@ -456,6 +456,14 @@ def worker(
             min=0,
         ),
     ] = 30.0,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            help="Process up to N users at once (one user's batches never overlap).",
+            min=1,
+        ),
+    ] = 16,
     database_url: DatabaseUrl = None,
     project_url: ProjectUrl = None,
 ) -> None:
@@ -480,6 +488,7 @@ def worker(
         llm,
         idle_flush_seconds=idle_flush_seconds,
         drain_timeout=drain_timeout,
+        concurrency=concurrency,
         console=_stdout(),
     )
 

@@ -33,6 +33,7 @@ def run_worker(
     idle_flush_seconds: float,
     drain_timeout: float,
     console: Console,
+    concurrency: int = 16,
 ) -> int:
     """Run until SIGINT/SIGTERM; returns how many batches were processed."""
     from ..backends.embedded import EmbeddedBackend
@@ -63,7 +64,12 @@ def run_worker(
                 )
             )
 
-    policy = FlushPolicy(idle_flush_seconds=idle_flush_seconds, close_timeout_seconds=drain_timeout)
+    policy = FlushPolicy(
+        idle_flush_seconds=idle_flush_seconds,
+        close_timeout_seconds=drain_timeout,
+        max_concurrent_flushes=concurrency,
+        max_llm_requests=concurrency,
+    )
     # This process exists to process: the worker runs as a thread of it.
     # The CLI never creates a store (create_store=False): a wrong URL is an error, not a
     # new set of tables in someone else's database.
@@ -75,7 +81,8 @@ def run_worker(
         console.print(
             Text(
                 f"memobase worker: processing {backend.store.safe_url} "
-                f"(idle flush after {idle_flush_seconds:g}s). Ctrl-C or SIGTERM to stop.",
+                f"(up to {concurrency} users at once, idle flush after "
+                f"{idle_flush_seconds:g}s). Ctrl-C or SIGTERM to stop.",
                 style="bold",
             )
         )

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ..errors import ConfigurationError, LLMError
 from ..settings import LLMSettings
+from .llm_gate import LLMGate, retry_after_seconds
 from .prompts import STEP_HEADER  # defined once, next to the Step names it carries
 
 if TYPE_CHECKING:
@@ -37,6 +39,13 @@ _SUMMARY_STEPS: Final = frozenset({"entry_summary", "summary_profile", "pick_rel
 _UNFINISHED: Final = frozenset({"length", "content_filter"})
 #: Used when only a base URL is set (Ollama, vLLM, LM Studio accept any key).
 _PLACEHOLDER_KEY: Final = "not-needed"
+#: HTTP statuses worth another try (the openai SDK's own list).
+_RETRY_STATUSES: Final = frozenset({408, 409, 429})
+#: Backoff between tries of one request when the endpoint gave no ``Retry-After``.
+_RETRY_BASE_SECONDS: Final = 0.5
+_RETRY_MAX_SECONDS: Final = 8.0
+
+_T = TypeVar("_T")
 
 NO_LLM_MESSAGE: Final = (
     "No LLM is configured for the embedded engine, so buffered turns cannot be processed (they "
@@ -79,10 +88,16 @@ class LLMClient:
     The ``openai`` clients are built lazily, so constructing an engine without any LLM
     configured works (recording needs no LLM); the first completion then raises
     :class:`ConfigurationError` with what to set.
+
+    Sync requests pass the ``gate`` (:class:`~.llm_gate.LLMGate`): a bound on requests in
+    flight and a pause shared by all of them when the endpoint answers 429 (or a 5xx with
+    ``Retry-After``). Their retries (``LLMSettings.max_retries``) are therefore ours, not the
+    SDK's, so that such an answer pauses every request and not just the one that got it.
     """
 
-    def __init__(self, settings: LLMSettings) -> None:
+    def __init__(self, settings: LLMSettings, gate: LLMGate | None = None) -> None:
         self.settings = settings
+        self.gate = gate if gate is not None else LLMGate()
         self._lock = threading.Lock()
         self._usage = _Usage()
         self._sync: openai.OpenAI | None = None
@@ -134,7 +149,7 @@ class LLMClient:
                     api_key=self._key(embedding),
                     base_url=self._base_url(embedding),
                     timeout=self.settings.timeout,
-                    max_retries=self.settings.max_retries,
+                    max_retries=0,  # retried in _send, through the gate
                     http_client=self.settings.http_client,  # type: ignore[arg-type]
                 )
                 setattr(self, attr, client)
@@ -183,12 +198,53 @@ class LLMClient:
         args = self._chat_args(step, system, user, model)
         client = self._client()
         started = time.perf_counter()
-        try:
-            response = client.chat.completions.create(**args)
-        except (_openai().OpenAIError, ValueError) as exc:
-            self._count_failure(step, started)
-            raise _llm_error(step, exc, self.settings.timeout) from None
+        response = self._send(step, started, lambda: client.chat.completions.create(**args))
         return self._answer(step, response, started)
+
+    def _send(self, step: str, started: float, request: Callable[[], _T]) -> _T:
+        """Run ``request`` through the gate, retrying what the SDK would retry.
+
+        A 429, or any retryable answer with ``Retry-After``, pauses the whole gate for the
+        time asked (every request of this client waits); other retryable failures (timeouts,
+        connection errors, 5xx) back off this request alone. The last failure raises
+        :class:`LLMError` and the flush's turns follow the per-turn retry policy."""
+        openai = _openai()
+        attempt = 0
+        while True:
+            with self.gate.slot():
+                try:
+                    return request()
+                except (openai.OpenAIError, ValueError) as exc:
+                    error: Exception = exc
+            wait = self._retry_wait(error, attempt)
+            if wait is None or attempt >= self.settings.max_retries:
+                self._count_failure(step, started)
+                raise _llm_error(step, error, self.settings.timeout) from None
+            attempt += 1
+            if wait > 0:
+                time.sleep(wait)
+
+    def _retry_wait(self, exc: Exception, attempt: int) -> float | None:
+        """How long this request waits before its next try (0 after a shared pause, which
+        the gate itself waits out); ``None`` when the failure is not worth another try."""
+        openai = _openai()
+        if isinstance(exc, openai.APIStatusError):
+            code = exc.status_code
+            if code not in _RETRY_STATUSES and code < 500:
+                return None
+            asked = retry_after_seconds(exc.response.headers)
+            if code == 429 or asked is not None:
+                self.gate.pause(asked if asked is not None else self._backoff(attempt))
+                return 0.0
+            return self._backoff(attempt)
+        if isinstance(exc, openai.APIConnectionError):  # timeouts included
+            return self._backoff(attempt)
+        return None
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        backoff = min(_RETRY_BASE_SECONDS * 2.0**attempt, _RETRY_MAX_SECONDS)
+        return backoff * (1.0 - 0.25 * random.random())
 
     async def acomplete(
         self, step: str, system: str, user: str, *, model: str | None = None
@@ -271,11 +327,8 @@ class LLMClient:
             return []
         client = self._client(embedding=True)
         started = time.perf_counter()
-        try:
-            response = client.embeddings.create(**self._embed_args(texts))
-        except (_openai().OpenAIError, ValueError) as exc:
-            self._count_failure(EMBEDDING_STEP, started)
-            raise _llm_error(EMBEDDING_STEP, exc, self.settings.timeout) from None
+        args = self._embed_args(texts)
+        response = self._send(EMBEDDING_STEP, started, lambda: client.embeddings.create(**args))
         return self._vectors(response, len(texts), started)
 
     async def aembed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -353,6 +406,7 @@ class LLMClient:
 
     def close(self) -> None:
         """Close the clients this object created (injected httpx clients stay the caller's)."""
+        self.gate.close()
         with self._lock:
             for attr in ("_sync", "_sync_embed"):
                 client = getattr(self, attr)

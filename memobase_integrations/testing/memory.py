@@ -86,6 +86,6 @@ class InMemoryBackend(EmbeddedBackend):
         """Where the engine would hand work to its worker: process inline instead, so a
         test never waits for (or races with) a background thread."""
         try:
-            self._flush_all(user_id, blob_type)
+            self.processor.flush_all(user_id, blob_type)
         except MemobaseError as exc:
             logger.warning("memobase: flush of %s failed: %s", user_id, exc)

@@ -151,11 +151,11 @@ def test_simulated_clock_lets_the_library_fire_the_idle_flush(tmp_path: Path) ->
             assert isinstance(backend, EmbeddedBackend)
             user = memobase.user("sim-user")
             user.record([{"role": "user", "content": "I live in Lisbon."}])
-            assert backend.due_users(drain=False) == []  # neither threshold nor idle yet
+            assert backend.processor.due_users(drain=False) == []  # neither threshold nor idle yet
             clock.advance(299)
-            assert backend.due_users(drain=False) == []
+            assert backend.processor.due_users(drain=False) == []
             clock.advance(2)  # idle_flush_seconds (300) has passed on the simulated clock
-            due = backend.due_users(drain=False)
+            due = backend.processor.due_users(drain=False)
             assert [(d.user_id, d.reason) for d in due] == [(user.id, "idle")]
         finally:
             memobase.close(timeout=0)

@@ -3,7 +3,8 @@
 ``python emb_child.py record URL SCHEMA USERS TURNS DELAY``
     Records TURNS small turns round-robin over USERS users with the background worker running
     (low threshold, so flushes happen while recording). After each ``record`` returns it prints
-    ``R <turn_id>``; each LLM request prints ``L <step> fast|slow`` before it is answered. From
+    ``R <turn_id>``; each LLM request prints ``L <step> <in flight> fast|slow`` before it is
+    answered (``<in flight>``: LLM requests of this process in flight, this one included). From
     the 200th turn on, requests are answered only after DELAY seconds ("slow"), so a parent that
     kills on a "slow" line kills while that flush's LLM call is surely in flight. The parent
     kills this process with SIGKILL at a moment of its choosing.
@@ -58,6 +59,8 @@ class Announce(httpx.BaseTransport):
     def __init__(self, inner: httpx.BaseTransport, delay: float) -> None:
         self.inner = inner
         self.delay = delay
+        self.lock = threading.Lock()
+        self.in_flight = 0
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         step = request.headers.get("x-memobase-step", "?")
@@ -65,10 +68,18 @@ class Announce(httpx.BaseTransport):
             markers = MARKER_LINE.findall(request.content.decode("utf-8", "replace"))
             say("S " + " ".join(markers))
         delay = self.delay
-        say(f"L {step} {'slow' if delay else 'fast'}")
-        if delay:
-            time.sleep(delay)
-        return self.inner.handle_request(request)
+        with self.lock:
+            self.in_flight += 1
+            in_flight = self.in_flight
+        try:
+            # "L <step> <requests in flight now, this one included> fast|slow"
+            say(f"L {step} {in_flight} {'slow' if delay else 'fast'}")
+            if delay:
+                time.sleep(delay)
+            return self.inner.handle_request(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
 
 def build(

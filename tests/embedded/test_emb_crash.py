@@ -1,6 +1,7 @@
 """Crash safety (SQLite and PostgreSQL): a child process records 1,000 turns for 20 users with
 its worker flushing, and is killed with SIGKILL - once at an arbitrary point, once while a
-flush's LLM call is in flight. A new process then flushes everything.
+flush's LLM call is in flight, once while at least three users' flushes are in flight at
+the same time (the worker runs them concurrently). A new process then flushes everything.
 
 Exactly once, checked two ways:
 * in the store: the flush log (written in the same transaction as a flush's results) lists
@@ -56,13 +57,19 @@ def run_child_until_killed(db: DbTarget, *, delay: float, kill_when: str) -> lis
                 # That LLM call is held for several seconds: its flush cannot have committed.
                 killed_in_flight = True
                 break
+            if kill_when == "concurrent" and kind == "L" and rest.endswith("slow"):
+                # Several slow calls in flight at once: one per flush (a flush's calls are
+                # sequential), so several users' flushes are cut off mid-way.
+                if int(rest.split()[1]) >= 3:
+                    killed_in_flight = True
+                    break
             # (On "DONE" the child keeps its worker running: in_flight waits for its next call.)
     finally:
         guard.cancel()
         child.send_signal(signal.SIGKILL)
         child.wait(30)
         child.stdout.close()
-    assert kill_when != "in_flight" or killed_in_flight
+    assert kill_when == "midway" or killed_in_flight
     assert child.returncode == -signal.SIGKILL
     return receipts
 
@@ -82,18 +89,22 @@ def read_store(db: DbTarget) -> tuple[list[tuple[str, list[str]]], set[str], set
     return [(r.owner, list(r.turn_ids)) for r in rows], ledger, leased
 
 
-@pytest.mark.parametrize("kill_when", ["midway", "in_flight"])
+@pytest.mark.parametrize("kill_when", ["midway", "in_flight", "concurrent"])
 def test_sigkill_loses_nothing_and_processes_nothing_twice(db: DbTarget, kill_when: str) -> None:
     receipts = run_child_until_killed(
-        db, delay=10.0 if kill_when == "in_flight" else 0.0, kill_when=kill_when
+        db, delay=0.0 if kill_when == "midway" else 10.0, kill_when=kill_when
     )
     assert len(receipts) >= 200
 
     before, ledger, leased = read_store(db)
     committed_by_child = [turn for _, turns in before for turn in turns]
     assert set(receipts) <= ledger  # every returned record is durable
-    if kill_when == "in_flight":
+    if kill_when != "midway":
         assert leased  # the killed flush left its claimed turns "processing"
+    if kill_when == "concurrent":
+        # Several users' flushes were cut off: their rows are all left leased.
+        leased_users = {turn.split("-")[1] for turn in leased}
+        assert len(leased_users) >= 3
 
     settings, tap, _ = tapped_settings()
     recovery = EmbeddedBackend(

@@ -51,7 +51,7 @@ def test_old_processed_turn_ids_are_forgotten_and_buffered_ones_kept(
     assert record(backend, user, "old-buffered")  # never flushed
     age_ledger(backend, 40, "old1", "old2", "old-buffered")
 
-    backend.maintain()
+    backend.processor.maintain()
 
     assert ledger(backend) == {"young", "old-buffered"}
     assert not record(backend, user, "old-buffered")  # a buffered turn stays de-duplicated
@@ -67,7 +67,7 @@ def test_without_a_retention_the_ledger_is_kept(make_backend: BackendFactory) ->
     assert record(backend, user, "t1")
     backend.flush(user)
     age_ledger(backend, 10_000)
-    backend.maintain()
+    backend.processor.maintain()
     assert ledger(backend) == {"t1"}
     assert not record(backend, user, "t1")
 

@@ -167,7 +167,7 @@ def settle(served: Served) -> None:
     assert isinstance(backend, EmbeddedBackend)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        due = [d for d in backend.due_users(drain=False) if d.reason != "retry"]
+        due = [d for d in backend.processor.due_users(drain=False) if d.reason != "retry"]
         if not due and not any(u.processing for u in backend.status().users):
             return
         time.sleep(0.02)
