@@ -10,8 +10,9 @@ released at once and report every committed batch with its time. The parent coun
 batches committed inside a fixed window after the release.
 
 Rate per process = batches in the window / window minutes / N. Its 95% interval is a
-bootstrap over equal time bins of the window (counts per bin resampled). The harness is ready
-for the worker to process several users at once (issue 13); the numbers are rerun then.
+bootstrap over equal time bins of the window (counts per bin resampled). Each worker runs
+its default ``FlushPolicy``: up to ``max_concurrent_flushes`` users at once (issue 13). The
+worker process's own cost and the overlap of its flushes: :mod:`benchmarks.worker_cost`.
 
 ``python -m benchmarks.capacity --child`` is the child's entry point (not for direct use).
 """

@@ -32,6 +32,7 @@ from benchmarks.stats import (
     percentile,
     verdict,
 )
+from benchmarks.worker_cost import WorkerCost
 
 __all__ = ["Report", "Target", "machine"]
 
@@ -120,6 +121,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     ratios: RatiosResult | None = None
+    worker_cost: WorkerCost | None = None
     date: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     machine: str = field(default_factory=machine)
 
@@ -206,6 +208,7 @@ class Report:
             "pace": [p.as_json() for p in self.pace],
             "growth": [p.as_json() for p in self.growth],
             "capacity": [c.as_json() for c in self.capacity],
+            "worker_cost": self.worker_cost.as_json() if self.worker_cost else None,
             "scale": [p.as_json() for p in self.scale],
             "record": [r.as_json() for r in self.records],
             "ratios": self.ratios.as_json() if self.ratios else None,
@@ -547,6 +550,23 @@ class Report:
                     f"| {remark} |"
                 )
             out.append("")
+        if self.worker_cost:
+            w = self.worker_cost.as_json()
+            out += [
+                "## The worker process: overlap and cost (PostgreSQL, default settings)",
+                "",
+                f"{w['users']} users' flushes requested at once, every LLM call "
+                f"{w['llm_delay_s']:g} s. Overlap = sum of their LLM time / wall time "
+                "(1.0 = sequential).",
+                "",
+                "| overlap | wall s | LLM s (sum) | CPU s / flush | idle CPU s / min "
+                "| resident MB | remark |",
+                "|---:|---:|---:|---:|---:|---:|---|",
+                f"| {_f(w['overlap'])} | {_f(w['wall_s'])} | {_f(w['llm_s_sum'])} "
+                f"| {_f(w['cpu_s_per_flush'], 4)} | {_f(w['idle_cpu_s_per_min'], 4)} "
+                f"| {_f(w['rss_mb'], 1)} | {w['error'] or ''} |",
+                "",
+            ]
         if self.scale:
             out += [
                 "## Scale: reading a user's memory as users grow",

@@ -37,6 +37,7 @@ from benchmarks.record_bench import FlushCost, RecordResult, run_flush_cost, run
 from benchmarks.report import Report
 from benchmarks.scale import ScalePoint, drop_postgres, prepare_postgres, run_id, run_scale
 from benchmarks.systems.base import BenchEnv, BenchSystem, Script
+from benchmarks.worker_cost import WorkerCost, run_worker_cost
 
 __all__ = ["Config", "main"]
 
@@ -92,7 +93,7 @@ class Config:
             growth_users=[2, 1],
             growth_messages=[100, 1000],
             capacity_processes=[1, 3],
-            capacity_users=400,
+            capacity_users=1500,
             capacity_window_s=60.0,
             record_samples=2000,
             scale_sizes=[1_000, 10_000, 100_000],
@@ -487,6 +488,7 @@ def _main(args: argparse.Namespace) -> int:
     pace: list[PaceRow] = []
     growth: list[PaceRow] = []
     capacity: list[CapacityRow] = []
+    worker_cost: WorkerCost | None = None
     scale: list[ScalePoint] = []
     records: list[RecordResult] = []
     flush: FlushCost | None = None
@@ -549,6 +551,9 @@ def _main(args: argparse.Namespace) -> int:
                     latency=_latency_text(cfg.hosted),
                     run_id=rid,
                 )
+                worker_cost = run_worker_cost(
+                    pg, conversations, run_id=rid, idle_window_s=10.0 if cfg.quick else 60.0
+                )
             progress.step("capacity done")
         if not args.skip_scale:
             scale = _scale(cfg, args, envs["instant"], rid, notes, progress)
@@ -575,6 +580,7 @@ def _main(args: argparse.Namespace) -> int:
         pace=pace,
         growth=growth,
         capacity=capacity,
+        worker_cost=worker_cost,
         scale=scale,
         records=records,
         flush=flush,

@@ -118,7 +118,7 @@ class FlushWorker(BackgroundLoop):
         expires, and the next start picks those turns up again - nothing is lost.
         """
         self._stop_deadline = time.monotonic() + max(0.0, timeout)
-        return self.close(timeout, drain=drain)
+        return self._outcome(self.close(timeout, drain=drain))
 
     def drain(self, *, timeout: float) -> StopOutcome:
         """Start this (not yet started) worker only to flush everything buffered, then stop:
@@ -126,7 +126,14 @@ class FlushWorker(BackgroundLoop):
         inside an LLM call at ``timeout`` are abandoned (``TIMED_OUT``), their claims'
         leases expire and the next start takes the turns over."""
         self._stop_deadline = time.monotonic() + max(0.0, timeout)
-        return self.close(timeout, drain=True, run_if_idle=True)
+        return self._outcome(self.close(timeout, drain=True, run_if_idle=True))
+
+    def _outcome(self, outcome: StopOutcome) -> StopOutcome:
+        """The loop thread may have ended in time while a flush thread is still inside an
+        LLM call: that is a stop that ran out of time too."""
+        with self._lock:
+            running = bool(self._inflight)
+        return StopOutcome.TIMED_OUT if running else outcome
 
     # -- the loop -------------------------------------------------------------------------------
     def _cycle(self) -> bool:
@@ -215,7 +222,7 @@ class FlushWorker(BackgroundLoop):
                 thread = threading.Thread(
                     target=self._flush,
                     args=(key, force, drain),
-                    name=f"{self.name}-{user_id.hex[:8]}",
+                    name=self.name,  # (what a test or a thread dump looks for)
                     daemon=True,
                 )
                 self._inflight[key] = thread

@@ -142,10 +142,11 @@ class LLMClient:
     def _client(self, embedding: bool = False) -> openai.OpenAI:
         self._require()
         attr = "_sync_embed" if embedding else "_sync"
+        sdk = _openai()  # imported outside the lock: close() must never wait for an import
         with self._lock:
             client: openai.OpenAI | None = getattr(self, attr)
             if client is None:
-                client = _openai().OpenAI(
+                client = sdk.OpenAI(
                     api_key=self._key(embedding),
                     base_url=self._base_url(embedding),
                     timeout=self.settings.timeout,
@@ -158,10 +159,11 @@ class LLMClient:
     def _aclient(self, embedding: bool = False) -> openai.AsyncOpenAI:
         self._require()
         attr = "_async_embed" if embedding else "_async"
+        sdk = _openai()
         with self._lock:
             client: openai.AsyncOpenAI | None = getattr(self, attr)
             if client is None:
-                client = _openai().AsyncOpenAI(
+                client = sdk.AsyncOpenAI(
                     api_key=self._key(embedding),
                     base_url=self._base_url(embedding),
                     timeout=self.settings.timeout,

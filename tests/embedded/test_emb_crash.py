@@ -57,12 +57,12 @@ def run_child_until_killed(db: DbTarget, *, delay: float, kill_when: str) -> lis
                 # That LLM call is held for several seconds: its flush cannot have committed.
                 killed_in_flight = True
                 break
-            if kill_when == "concurrent" and kind == "L" and rest.endswith("slow"):
-                # Several slow calls in flight at once: one per flush (a flush's calls are
-                # sequential), so several users' flushes are cut off mid-way.
-                if int(rest.split()[1]) >= 3:
-                    killed_in_flight = True
-                    break
+            # Several slow calls in flight at once: one per flush (a flush's calls are
+            # sequential), so several users' flushes are cut off mid-way.
+            concurrent = kind == "L" and rest.endswith("slow") and int(rest.split()[1]) >= 3
+            if kill_when == "concurrent" and concurrent:
+                killed_in_flight = True
+                break
             # (On "DONE" the child keeps its worker running: in_flight waits for its next call.)
     finally:
         guard.cancel()

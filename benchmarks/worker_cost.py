@@ -1,0 +1,171 @@
+"""The worker process as a neighbour, and how far its flushes overlap (issue 13).
+
+One ``EmbeddedBackend`` with ``worker="process"`` on a fresh PostgreSQL database whose 24
+users each have one batch buffered (just over the 1024-token threshold) and nothing due:
+the flush threshold is set out of reach, so the worker child sits idle after its start.
+
+* **Idle CPU**: the child's user+system CPU over an idle window (after its start settled),
+  per minute. Read from ``/proc/<pid>/stat``.
+* **Overlap**: all 24 users are then requested at once (``flush(wait=False)``); the LLM
+  answers every chat call after a fixed 0.25 s. Overlap = the sum of the LLM time of those
+  flushes (what a strictly sequential worker would wait) / the wall time from the requests to
+  the last committed batch. 1.0 is sequential; the target is >= 6.
+* **CPU per flush**: the child's CPU during those flushes / 24 (parsing, SQL, HTTP - the
+  LLM's own time is in another process).
+* **Resident memory**: the child's ``VmRSS`` after the flushes.
+
+Default settings throughout (``FlushPolicy()`` apart from the out-of-reach threshold).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.conversations import Conversation
+
+__all__ = ["WorkerCost", "run_worker_cost"]
+
+logger = logging.getLogger("benchmarks")
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(slots=True)
+class WorkerCost:
+    users: int
+    llm_delay_s: float
+    idle_window_s: float
+    idle_cpu_s_per_min: float | None = None
+    wall_s: float | None = None
+    llm_s: float | None = None
+    flushes: int = 0
+    cpu_s_per_flush: float | None = None
+    rss_mb: float | None = None
+    error: str | None = None
+
+    @property
+    def overlap(self) -> float | None:
+        if not self.wall_s or self.llm_s is None:
+            return None
+        return self.llm_s / self.wall_s
+
+    def as_json(self) -> dict[str, Any]:
+        overlap = self.overlap
+        return {
+            "users": self.users,
+            "llm_delay_s": self.llm_delay_s,
+            "flushes": self.flushes,
+            "wall_s": _r(self.wall_s, 2),
+            "llm_s_sum": _r(self.llm_s, 2),
+            "overlap": _r(overlap, 2),
+            "idle_window_s": self.idle_window_s,
+            "idle_cpu_s_per_min": _r(self.idle_cpu_s_per_min, 4),
+            "cpu_s_per_flush": _r(self.cpu_s_per_flush, 4),
+            "rss_mb": _r(self.rss_mb, 1),
+            "error": self.error,
+        }
+
+
+def _r(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _seed(url: str, conversations: Sequence[Conversation], users: int) -> list[uuid.UUID]:
+    from benchmarks.capacity import seed_buffers
+    from memobase_integrations.facade import Memobase
+    from memobase_integrations.settings import LLMSettings
+
+    seed_buffers(url, conversations, users, 1024)
+    memobase = Memobase.embedded(url, llm=LLMSettings(), start_worker=False)
+    try:
+        return [memobase.user(f"capacity-user-{u}").id for u in range(users)]
+    finally:
+        memobase.close(timeout=0)
+
+
+def run_worker_cost(
+    admin_url: str,
+    conversations: Sequence[Conversation],
+    *,
+    run_id: str,
+    users: int = 24,
+    llm_delay_s: float = 0.25,
+    idle_window_s: float = 60.0,
+) -> WorkerCost:
+    from benchmarks.llm import LatencyModel, ServedBenchLLM
+    from benchmarks.scale import drop_postgres, prepare_postgres
+    from memobase_integrations.backends.embedded import EmbeddedBackend
+    from memobase_integrations.settings import FlushPolicy
+
+    row = WorkerCost(users, llm_delay_s, idle_window_s)
+    llm = ServedBenchLLM(LatencyModel("fixed", llm_delay_s=llm_delay_s))
+    database = None
+    backend = None
+    try:
+        url, database = prepare_postgres(admin_url, f"memobase_bench_{run_id}_wcost")
+        ids = _seed(url, conversations, users)
+        done = threading.Event()
+        times: list[float] = []
+        lock = threading.Lock()
+
+        def processed(user_id: uuid.UUID, responses: Sequence[Any]) -> None:
+            with lock:
+                times.extend(time.monotonic() for _ in responses)
+                if len(times) >= users:
+                    done.set()
+
+        llm.label = "worker-cost"
+        policy = FlushPolicy(buffer_token_threshold=10**9, flush_on_close=False)
+        backend = EmbeddedBackend(url, llm=llm.settings(), policy=policy, worker="process")
+        backend.add_listener(processed)
+        pid = backend.worker_pid
+        if pid is None:
+            raise RuntimeError(f"no worker process (worker mode {backend.worker_mode})")
+        time.sleep(10.0)  # interpreter start, imports, first poll
+        cpu0 = _cpu_seconds(pid)
+        time.sleep(idle_window_s)
+        row.idle_cpu_s_per_min = (_cpu_seconds(pid) - cpu0) * 60.0 / idle_window_s
+        before = llm.counts().llm_seconds
+        cpu1 = _cpu_seconds(pid)
+        started = time.monotonic()
+        for user in ids:
+            backend.flush(user, wait=False)
+        if not done.wait(300):
+            raise RuntimeError(f"only {len(times)} of {users} flushes finished in 300 s")
+        row.wall_s = max(times) - started
+        row.cpu_s_per_flush = (_cpu_seconds(pid) - cpu1) / users
+        row.llm_s = llm.counts().llm_seconds - before
+        row.flushes = len(times)
+        row.rss_mb = _rss_mb(pid)
+    except Exception as exc:
+        row.error = f"{type(exc).__name__}: {exc}"
+        logger.exception("worker cost failed")
+    finally:
+        if backend is not None:
+            backend.close(timeout=5)
+        llm.close()
+        if database is not None:
+            drop_postgres(admin_url, database)
+    logger.info("worker cost: %s", row.as_json())
+    return row
