@@ -112,6 +112,7 @@ def run_worker_cost(
     users: int = 24,
     llm_delay_s: float = 0.25,
     idle_window_s: float = 60.0,
+    nice: int | None = None,
 ) -> WorkerCost:
     from benchmarks.llm import LatencyModel, ServedBenchLLM
     from benchmarks.scale import drop_postgres, prepare_postgres
@@ -137,6 +138,8 @@ def run_worker_cost(
 
         llm.label = "worker-cost"
         policy = FlushPolicy(buffer_token_threshold=10**9, flush_on_close=False)
+        if nice is not None:
+            policy = policy.model_copy(update={"worker_nice": nice})
         backend = EmbeddedBackend(url, llm=llm.settings(), policy=policy, worker="process")
         backend.add_listener(processed)
         pid = backend.worker_pid

@@ -113,9 +113,9 @@ class FlushPolicy(_Settings):
     max_attempts: int | None = Field(None, ge=1)
     #: Embedded worker: flushes of *different* users run at once, up to this many (one
     #: user's batches never overlap; the store's leases guarantee it across processes).
-    max_concurrent_flushes: int = Field(16, ge=1)
+    max_concurrent_flushes: int = Field(32, ge=1)
     #: Embedded worker: LLM requests in flight at once, over all its flushes.
-    max_llm_requests: int = Field(16, ge=1)
+    max_llm_requests: int = Field(32, ge=1)
     #: Longest shared pause a 429/5xx ``Retry-After`` may impose on all LLM calls.
     llm_pause_max_seconds: float = Field(60.0, gt=0)
     #: Embedded worker: how often it looks for due work when nothing woke it. Recorded

@@ -59,7 +59,6 @@ import functools
 import logging
 import math
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import Sequence
@@ -123,8 +122,9 @@ from .base import ProcessedListener
 from .processor import Processor
 from .project_config import ConfigCache
 from .remote_models import DailyUsage, ProjectBilling, ProjectUser, ProjectUsers
-from .worker import FlushWorker, StopOutcome
-from .worker_process import ProcessWorker, process_worker_obstacle
+from .worker import FlushWorker
+from .worker_host import WorkerHost
+from .worker_process import ProcessWorker
 
 __all__ = ["EmbeddedBackend", "WorkerMode"]
 
@@ -234,7 +234,6 @@ class EmbeddedBackend:
             lease_seconds=lease_seconds,
             keep_processed_blobs=keep_processed_blobs,
         )
-        self._listener: TurnListener | None = None
         self._hint_lock = threading.Lock()
         self._buffered_hint: dict[uuid.UUID, int] = {}
         # Buffer rows recorded with an upper-bound token size while the tokenizer was still
@@ -250,9 +249,7 @@ class EmbeddedBackend:
                 self.store.close()
                 self.llm.close()
                 raise
-        self._worker: FlushWorker | ProcessWorker | None = None
-        #: ``"process"``, ``"thread"`` or ``None`` (no background worker).
-        self.worker_mode: str | None = None
+        self._host = WorkerHost(self.processor)
         if start_worker:
             child_config = {
                 "database_url": self.store.url.render_as_string(hide_password=False),
@@ -265,7 +262,7 @@ class EmbeddedBackend:
                 "nice": self.policy.worker_nice,
             }
             try:
-                self._worker, self.worker_mode = self._start_worker(worker, child_config)
+                self._host.start(worker, child_config)
             except BaseException:
                 self.store.close()
                 self.llm.close()
@@ -282,59 +279,23 @@ class EmbeddedBackend:
         )
 
     @property
+    def worker_mode(self) -> str | None:
+        """``"process"``, ``"thread"`` or ``None`` (no background worker)."""
+        return self._host.mode
+
+    @property
+    def _worker(self) -> FlushWorker | ProcessWorker | None:
+        return self._host.worker
+
+    @property
+    def _listener(self) -> TurnListener | None:
+        return self._host.listener
+
+    @property
     def worker_pid(self) -> int | None:
         """The flush-worker process's pid with ``worker_mode == "process"`` (it changes when a
         crashed worker is restarted), else ``None``."""
-        return self._worker.pid if isinstance(self._worker, ProcessWorker) else None
-
-    def _start_worker(
-        self, mode: WorkerMode, child_config: dict[str, Any]
-    ) -> tuple[FlushWorker | ProcessWorker, str]:
-        if mode != "thread" and self.llm.configured:
-            obstacle = process_worker_obstacle(child_config, in_memory=self.store.in_memory)
-            if obstacle is None:
-                process = ProcessWorker(
-                    child_config,
-                    self.processor.notify,
-                    on_give_up=self._fall_back_to_thread if mode == "auto" else None,
-                )
-                try:
-                    process.start()
-                    return process, "process"
-                except OSError as exc:
-                    if mode == "process":
-                        raise ConfigurationError(
-                            f"Could not start the flush worker process: {exc}. Use worker='thread'."
-                        ) from exc
-                    obstacle = f"starting it failed ({exc})"
-            if mode == "process":
-                raise ConfigurationError(
-                    f"worker='process' is not possible here: {obstacle}. Use worker='thread' "
-                    "(or 'auto', which falls back to it)."
-                )
-            logger.debug("memobase: flush worker runs as a thread: %s", obstacle)
-        # Without an LLM there is nothing to process: a thread that only warns is cheaper
-        # than an interpreter.
-        return self._start_thread(), "thread"
-
-    def _fall_back_to_thread(self, reason: str) -> None:
-        """``worker="auto"`` only: the worker process cannot start here, so run it as a thread."""
-        if self._closed:
-            return
-        logger.warning(
-            "memobase: %s; the flush worker runs as a thread in this process instead.", reason
-        )
-        self._worker, self.worker_mode = self._start_thread(), "thread"
-
-    def _start_thread(self) -> FlushWorker:
-        """The worker as a thread of this process, woken by PostgreSQL's NOTIFY if it can."""
-        thread = FlushWorker(self.processor, self.policy)
-        thread.start()
-        if self.llm.configured and self._listener is None:
-            listener = TurnListener(self.store.engine, thread.wake)
-            if listener.start():
-                self._listener = listener
-        return thread
+        return self._host.pid
 
     # -- configuration ----------------------------------------------------------------------
     def _save_initial_config(self, value: ProfileConfig | str) -> None:
@@ -891,74 +852,16 @@ class EmbeddedBackend:
         self._closed = True
         atexit.unregister(self._atexit)
         budget = self.policy.close_timeout_seconds if timeout is None else timeout
-        deadline = time.monotonic() + budget
         drain = self.policy.flush_on_close and self.llm.configured
         try:
-            if self._worker is not None:
-                outcome = self._worker.stop(drain=drain, timeout=budget)
-                if outcome is StopOutcome.TIMED_OUT:
-                    logger.warning(
-                        "memobase: close() timed out after %.1fs; unprocessed turns stay "
-                        "buffered and are processed on the next start.",
-                        budget,
-                    )
-                elif outcome is StopOutcome.DIED:
-                    self._drain_after_dead_worker(drain, deadline)
-            elif drain:
-                self._drain_bounded(deadline, why="")
+            self._host.stop(drain=drain, budget=budget)
         finally:
-            if self._listener is not None:
-                self._listener.stop()
             self.processor.close()
             self.llm.close()
             self.store.close()
 
     async def aclose(self, timeout: float | None = None) -> None:
         await asyncio.to_thread(self.close, timeout)
-
-    def _drain_after_dead_worker(self, drain: bool, deadline: float) -> None:
-        """close() found the worker process dead: do its drain here, and say what happened."""
-        code = getattr(self._worker, "exit_code", None)
-        if not drain:
-            logger.warning(
-                "memobase: the flush worker process had exited (code %s) before close(); "
-                "nothing was lost: unprocessed turns stay buffered for the next start.",
-                code,
-            )
-            return
-        left = max(0.0, deadline - time.monotonic())
-        logger.warning(
-            "memobase: the flush worker process had exited (code %s) before close(); "
-            "processing what is buffered in this process instead (at most %.1fs).",
-            code,
-            left,
-        )
-        self._drain_bounded(deadline, why="the worker process had exited")
-
-    def _drain_bounded(self, deadline: float, *, why: str) -> None:
-        """close()'s drain in this process, on a throwaway worker thread joined until
-        ``deadline``; ``why`` (if any) is logged with the outcome."""
-        outcome = FlushWorker(self.processor, self.policy, name="memobase-close-drain").drain(
-            timeout=max(0.0, deadline - time.monotonic())
-        )
-        if outcome is StopOutcome.TIMED_OUT:
-            logger.warning(
-                "memobase: close() ran out of time while processing in this process%s; "
-                "unprocessed turns stay buffered and are processed on the next start.",
-                f" ({why})" if why else "",
-            )
-        elif why:
-            try:
-                pending = self.store.status(None, backend=self.kind).pending_turns
-            except MemobaseError:
-                pending = -1
-            logger.warning(
-                "memobase: close() processed the buffer in this process (%s); %s",
-                why,
-                "nothing is left buffered."
-                if pending == 0
-                else "turns that could not be processed stay buffered for the next start.",
-            )
 
     # -- the rest of Memobase's surface (issue 16.5) -----------------------------------------
     def create_user(

@@ -98,6 +98,12 @@ def main() -> int:
     from .worker import FlushWorker, StopOutcome
 
     processor, listener = _open_processor(config)
+    # This process exists to process: pay the first-use costs (the openai SDK, the o200k
+    # encoder) now, while idle, not in the first flush.
+    from .. import tokens
+
+    tokens.preload()
+    processor.llm.warm_up()
 
     def forward(user_id: uuid.UUID, responses: Sequence[ChatModalResponse]) -> None:
         channel.send("processed", str(user_id), [r.model_dump(mode="json") for r in responses])

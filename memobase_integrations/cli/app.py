@@ -463,7 +463,7 @@ def worker(
             help="Process up to N users at once (one user's batches never overlap).",
             min=1,
         ),
-    ] = 16,
+    ] = 32,
     database_url: DatabaseUrl = None,
     project_url: ProjectUrl = None,
 ) -> None:

@@ -33,7 +33,7 @@ def run_worker(
     idle_flush_seconds: float,
     drain_timeout: float,
     console: Console,
-    concurrency: int = 16,
+    concurrency: int = 32,
 ) -> int:
     """Run until SIGINT/SIGTERM; returns how many batches were processed."""
     from ..backends.embedded import EmbeddedBackend

@@ -173,6 +173,14 @@ class LLMClient:
                 setattr(self, attr, client)
         return client
 
+    def warm_up(self) -> None:
+        """Import the SDK and build the sync clients now (about a second of CPU), so a
+        worker's first flush does not pay for it. Does nothing without an LLM."""
+        if self.configured:
+            self._client()
+            if self.embeddings_enabled:
+                self._client(embedding=True)
+
     # -- chat completions -----------------------------------------------------------------------
     def _chat_args(self, step: str, system: str, user: str, model: str | None) -> dict[str, Any]:
         messages: list[dict[str, str]] = []

@@ -89,7 +89,8 @@ class TurnListener:
         self._name = name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._conn: Any = None
+        #: Set while a connection LISTENs (tests wait for it before recording).
+        self.listening = threading.Event()
 
     def start(self) -> bool:
         if self._engine.dialect.name != "postgresql" or self._engine.dialect.driver != "psycopg":
@@ -132,6 +133,7 @@ class TurnListener:
                 logger.debug("memobase: LISTEN connection failed: %s", type(exc).__name__)
                 self._stop.wait(_RECONNECT_SECONDS)
                 continue
+            self.listening.set()
             try:
                 self._on_turn()  # whatever was recorded while not listening
                 while not self._stop.is_set():
@@ -142,6 +144,7 @@ class TurnListener:
                     logger.debug("memobase: LISTEN connection lost: %s", type(exc).__name__)
                     self._stop.wait(_RECONNECT_SECONDS)
             finally:
+                self.listening.clear()
                 try:
                     conn.close()
                 except Exception:

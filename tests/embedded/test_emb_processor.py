@@ -241,3 +241,30 @@ def test_retry_after_as_an_http_date() -> None:
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
     wait = retry_after_seconds({"retry-after": when})
     assert wait is not None and 60 < wait <= 120
+
+
+# -- wake-ups ----------------------------------------------------------------------------
+
+
+def test_postgres_wakes_the_worker_when_another_process_records(
+    db: DbTarget, make_backend: BackendFactory
+) -> None:
+    if db.kind != "postgres":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite apps wake their worker by pipe")
+    settings, tap, _ = tapped_settings()
+    # A worker that would poll only once an hour: only a NOTIFY can make it look.
+    worker = make_backend(
+        llm=settings,
+        policy=manual(buffer_token_threshold=5, worker_poll_seconds=3600.0),
+        worker="thread",
+    )
+    listener = worker._listener
+    assert listener is not None
+    # Listening before the turn is recorded: then only the NOTIFY can wake the worker.
+    wait_until(listener.listening.is_set, "the worker listens")
+    tap.calls.clear()
+    recorder = make_backend(llm=LLMSettings(), policy=manual(), start_worker=False)
+    user = uuid.uuid4()
+    record(recorder, user, "I moved to Oslo last spring and I work at the harbour.", "n1")
+    wait_until(lambda: recorder.status(user).pending_turns == 0, "the NOTIFY woke the worker")
+    assert len(tap.summarized_markers()) == 1
