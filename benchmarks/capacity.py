@@ -236,23 +236,26 @@ def run_capacity(
     from benchmarks.scale import drop_postgres, prepare_postgres
 
     rows: list[CapacityRow] = []
+    seed_url, seed_db = prepare_postgres(admin_url, f"memobase_bench_{run_id}_capseed")
+    try:
+        t0 = time.perf_counter()
+        turns = seed_buffers(seed_url, conversations, users, 1024)
+        logger.info(
+            "capacity: seeded %d users (%d turns) in %.1fs", users, turns, time.perf_counter() - t0
+        )
+    except Exception:
+        drop_postgres(admin_url, seed_db)
+        raise
     for n in process_counts:
         name = f"PostgreSQL, {n} worker process{'es' if n > 1 else ''} (flush worker thread each)"
         row = CapacityRow(name, n, window_s, latency, users)
         database = None
         try:
-            url, database = prepare_postgres(admin_url, f"memobase_bench_{run_id}_cap{n}")
-            t0 = time.perf_counter()
-            turns = seed_buffers(url, conversations, users, 1024)
-            logger.info(
-                "capacity: seeded %d users (%d turns) in %.1fs; running %d worker process(es) "
-                "for %.0fs",
-                users,
-                turns,
-                time.perf_counter() - t0,
-                n,
-                window_s,
+            # The same seeded store for every process count (a copy: seeding is the slow part).
+            url, database = prepare_postgres(
+                admin_url, f"memobase_bench_{run_id}_cap{n}", template=seed_db
             )
+            logger.info("capacity: running %d worker process(es) for %.0fs", n, window_s)
             row.batch_times, row.error = _run_window(url, llm_url, n, window_s)
         except Exception as exc:
             row.error = f"{type(exc).__name__}: {exc}"
@@ -269,6 +272,7 @@ def run_capacity(
             window_s,
             f"{rate:.1f}" if rate is not None else "n/a",
         )
+    drop_postgres(admin_url, seed_db)
     return rows
 
 

@@ -439,17 +439,21 @@ def run_id() -> str:
     return f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
 
 
-def prepare_postgres(url: str, database: str) -> tuple[str, str]:
+def prepare_postgres(url: str, database: str, template: str | None = None) -> tuple[str, str]:
     """Create a new, empty database named ``database`` next to the one in ``url`` (so a
     benchmark never touches the database other people's tests use); returns its URL and
     name. The name must be unique (include :func:`run_id`): an existing database is never
-    reused or dropped, CREATE simply fails."""
+    reused or dropped, CREATE simply fails. ``template``: a copy of that database (one this
+    run created), e.g. the same seeded store for several measurements."""
     if not _NAME_OK.match(database):
         raise ValueError(f"not a safe database name: {database!r}")
+    if template is not None and template not in _CREATED:
+        raise ValueError(f"refusing to copy {template!r}: this run did not create it")
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+            copy = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(sa.text(f'CREATE DATABASE "{database}"{copy}'))
         _CREATED.add(database)
     finally:
         admin.dispose()

@@ -145,7 +145,15 @@ def run_worker_cost(
         pid = backend.worker_pid
         if pid is None:
             raise RuntimeError(f"no worker process (worker mode {backend.worker_mode})")
-        time.sleep(10.0)  # interpreter start, imports, first poll
+        # Interpreter start, imports, warm-up (slow at nice 10 on a busy machine): wait
+        # until the child's CPU stands still for 5 s, at most 120 s.
+        settled, last = time.monotonic() + 120.0, -1.0
+        while time.monotonic() < settled:
+            time.sleep(5.0)
+            now = _cpu_seconds(pid)
+            if now - last < 0.02:
+                break
+            last = now
         cpu0 = _cpu_seconds(pid)
         time.sleep(idle_window_s)
         row.idle_cpu_s_per_min = (_cpu_seconds(pid) - cpu0) * 60.0 / idle_window_s

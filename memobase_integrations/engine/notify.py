@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -30,8 +31,10 @@ logger = logging.getLogger(__name__)
 CHANNEL: Final = "memobase_turns"
 _TRIGGER: Final = "mb_buffer_notify"
 _FUNCTION: Final = "mb_notify_turn"
-#: How often the listener thread looks at its stop flag while waiting for notifications.
-_LISTEN_TICK_SECONDS: Final = 0.5
+#: Longest wait for a notification before the listener looks at its stop flag. ``stop``
+#: wakes it at once with a NOTIFY of its own, so this only bounds a stop while the database
+#: is unreachable; long, because each wait costs CPU in an idle worker.
+_LISTEN_TICK_SECONDS: Final = 10.0
 #: Wait before reconnecting after the listening connection failed.
 _RECONNECT_SECONDS: Final = 5.0
 
@@ -88,6 +91,7 @@ class TurnListener:
         self._on_turn = on_turn
         self._name = name
         self._stop = threading.Event()
+        self._token = f"stop:{uuid.uuid4().hex}"
         self._thread: threading.Thread | None = None
         #: Set while a connection LISTENs (tests wait for it before recording).
         self.listening = threading.Event()
@@ -110,10 +114,17 @@ class TurnListener:
         return True
 
     def stop(self) -> None:
+        """Stop listening: a NOTIFY only this listener takes for "stop" ends its wait now."""
         self._stop.set()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(_LISTEN_TICK_SECONDS * 4)
+        if thread is None or thread is threading.current_thread() or not thread.is_alive():
+            return
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": self._token})
+        except sa.exc.SQLAlchemyError:
+            logger.debug("memobase: could not wake the LISTEN thread to stop it", exc_info=True)
+        thread.join(_LISTEN_TICK_SECONDS + 1.0)
 
     def _connect(self) -> Any:
         raw = self._engine.raw_connection()
@@ -137,8 +148,9 @@ class TurnListener:
             try:
                 self._on_turn()  # whatever was recorded while not listening
                 while not self._stop.is_set():
-                    for _ in conn.notifies(timeout=_LISTEN_TICK_SECONDS, stop_after=1):
-                        self._on_turn()
+                    for note in conn.notifies(timeout=_LISTEN_TICK_SECONDS, stop_after=1):
+                        if note.payload != self._token:
+                            self._on_turn()
             except Exception as exc:
                 if not self._stop.is_set():
                     logger.debug("memobase: LISTEN connection lost: %s", type(exc).__name__)
