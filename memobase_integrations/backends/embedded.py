@@ -3,7 +3,9 @@
 Storage is SQLAlchemy on SQLite (default ``sqlite:///memobase.db``) or PostgreSQL (several
 app processes sharing one store); processing uses any OpenAI-compatible LLM through the
 ``openai`` SDK. See :mod:`..engine.store` for the storage guarantees and
-:mod:`.worker` for when processing happens.
+:mod:`.worker` for when processing happens. Processing itself (claim, pipeline, commit or
+fail) is :class:`~.processor.Processor`, where the worker runs (thread or process) is
+:class:`~.worker_host.WorkerHost`; this class wires them to the store and the reads.
 
 Guarantees:
 

@@ -26,6 +26,8 @@ def start_worker(store: Store, tmp_path: Path) -> subprocess.Popen[str]:
             "--stand-in",
             "--idle-flush-seconds",
             "0.2",
+            "--concurrency",
+            "4",
             "--database-url",
             store.url,
         ],
