@@ -190,7 +190,7 @@ def test_a_flush_makes_the_next_read_fresh_even_before_listeners_run(
     read after flush() must still not come from before the flush."""
     user = quiet.user("gus")
     user.context(max_token_size=300)
-    monkeypatch.setattr(quiet.backend, "_notify", lambda *args: None)  # no listener at all
+    monkeypatch.setattr(quiet.backend.processor, "notify", lambda *args: None)  # no listener
     user.record(GUS)
     user.flush()
     assert "basic_info::name: Gus" in user.context(max_token_size=300)
