@@ -99,11 +99,12 @@ def main() -> int:
 
     processor, listener = _open_processor(config)
     # This process exists to process: pay the first-use costs (the openai SDK, the o200k
-    # encoder) now, while idle, not in the first flush.
+    # encoder) now, in the background while idle, not in the first flush - and never
+    # before a "stop" can be read (a short-lived worker must not wait for them).
     from .. import tokens
 
     tokens.preload()
-    processor.llm.warm_up()
+    threading.Thread(target=processor.llm.warm_up, name="memobase-warm-up", daemon=True).start()
 
     def forward(user_id: uuid.UUID, responses: Sequence[ChatModalResponse]) -> None:
         channel.send("processed", str(user_id), [r.model_dump(mode="json") for r in responses])
