@@ -182,7 +182,7 @@ class SpyBackend(InMemoryBackend):
 
     def process(self, user_id: uuid.UUID) -> None:
         """Tell the listeners the user was processed, as the backend does after a flush."""
-        self._notify(user_id, [])
+        self.processor.notify(user_id, [])
 
     # -- instrumentation --------------------------------------------------------------------
     def _enter(self, name: str) -> None:
