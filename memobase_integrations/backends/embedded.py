@@ -251,7 +251,7 @@ class EmbeddedBackend:
                 self.store.close()
                 self.llm.close()
                 raise
-        self._host = WorkerHost(self.processor)
+        self._host = WorkerHost(self.processor, owner=self)
         if start_worker:
             child_config = {
                 "database_url": self.store.url.render_as_string(hide_password=False),

@@ -98,6 +98,8 @@ class FlushWorker(BackgroundLoop):
         self._warned_no_llm = False
         #: Most flushes that were in flight at once (tests and diagnostics).
         self.peak_concurrency = 0
+        #: What must live as long as this worker runs (its backend, whose exit hook drains).
+        self.owner: object = None
 
     @property
     def alive(self) -> bool:

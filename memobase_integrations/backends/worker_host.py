@@ -30,8 +30,11 @@ logger = logging.getLogger(__name__)
 class WorkerHost:
     """The backend's handle on its flush worker (``None`` until :meth:`start`)."""
 
-    def __init__(self, processor: Processor) -> None:
+    def __init__(self, processor: Processor, owner: object = None) -> None:
         self.processor = processor
+        # A running worker keeps its backend alive: a backend its app forgot must still be
+        # closed (and drained) by its interpreter-exit hook, which holds it only weakly.
+        self._owner = owner
         self.policy = processor.policy
         self.worker: FlushWorker | ProcessWorker | None = None
         #: ``"process"``, ``"thread"`` or ``None`` (no background worker).
@@ -66,6 +69,7 @@ class WorkerHost:
                     self.processor.notify,
                     on_give_up=self._fall_back_to_thread if mode == "auto" else None,
                 )
+                process.owner = self._owner
                 try:
                     process.start()
                     self.worker, self.mode = process, "process"
@@ -98,6 +102,7 @@ class WorkerHost:
     def _start_thread(self) -> FlushWorker:
         """The worker as a thread of this process, woken by PostgreSQL's NOTIFY if it can."""
         thread = FlushWorker(self.processor, self.policy)
+        thread.owner = self._owner
         thread.start()
         if self.processor.llm.configured and self._listener is None:
             listener = TurnListener(self.processor.store.engine, thread.wake)

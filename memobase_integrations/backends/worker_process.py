@@ -128,6 +128,8 @@ class ProcessWorker:
         self.restarts = 0
         #: The exit code of the child when ``stop`` found it dead (``StopOutcome.DIED``).
         self.exit_code: int | None = None
+        #: What must live as long as this worker runs (its backend, whose exit hook drains).
+        self.owner: object = None
 
     # -- the handle (same surface as FlushWorker) ----------------------------------------
     def start(self) -> None:
