@@ -13,6 +13,7 @@ import pytest
 from support import wait_until
 
 from memobase_integrations import FlushPolicy, Memobase
+from memobase_integrations.backends.embedded import EmbeddedBackend
 from memobase_integrations.testing import StandInLLM
 from memobase_integrations.values import ContextOptions
 
@@ -190,7 +191,9 @@ def test_a_flush_makes_the_next_read_fresh_even_before_listeners_run(
     read after flush() must still not come from before the flush."""
     user = quiet.user("gus")
     user.context(max_token_size=300)
-    monkeypatch.setattr(quiet.backend.processor, "notify", lambda *args: None)  # no listener
+    backend = quiet.backend
+    assert isinstance(backend, EmbeddedBackend)
+    monkeypatch.setattr(backend.processor, "notify", lambda *args: None)  # no listener
     user.record(GUS)
     user.flush()
     assert "basic_info::name: Gus" in user.context(max_token_size=300)

@@ -15,7 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from emb_support import BackendFactory, DbTarget, completion, manual, tapped_settings, turn
+from embedded.emb_support import (
+    BackendFactory,
+    DbTarget,
+    completion,
+    manual,
+    tapped_settings,
+    turn,
+)
 from pydantic import SecretStr
 from support import wait_until
 
