@@ -27,6 +27,10 @@ from memobase_integrations.testing import StandInLLM
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: with several worker processes each holding
+    # dozens of flushes in flight, connects beyond it were refused ("LLM endpoint could not be
+    # reached") and the capacity section measured the stand-in server, not the workers.
+    request_queue_size = 1024
     llm: BenchLLM
 
 
