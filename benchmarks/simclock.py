@@ -1,10 +1,11 @@
 """A simulated wall clock for the pace benchmark (sessions days apart, turns a minute apart).
 
-The embedded engine reads "now" through one function, ``engine.store.utcnow`` (imported by
-name into ``backends.embedded``): buffer rows get their insert time from it and the idle
-flush compares against it. While :meth:`SimClock.installed` is active both names return the
-simulated time, so the library's *own* flush policy (threshold, ``idle_flush_seconds``)
-decides when a buffer is processed, exactly as configured, without waiting days.
+The embedded engine reads "now" through one function, ``engine.store.clock.utcnow`` (every
+module calls it as ``clock.utcnow()``, never a copy imported by name): buffer rows get their
+insert time from it and the idle flush compares against it. While :meth:`SimClock.installed`
+is active it returns the simulated time, so the library's *own* flush policy (threshold,
+``idle_flush_seconds``) decides when a buffer is processed, exactly as configured, without
+waiting days.
 
 This is a patch of the library's clock made by the benchmark, in its own process only; the
 library has no clock parameter (a hook a later change could add). Nothing else is patched:
@@ -19,10 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 __all__ = ["SimClock"]
 
-_TARGETS = (
-    ("memobase_integrations.engine.store", "utcnow"),
-    ("memobase_integrations.backends.embedded", "utcnow"),
-)
+_TARGETS = (("memobase_integrations.engine.store.clock", "utcnow"),)
 
 
 class SimClock:

@@ -35,7 +35,7 @@ from datetime import timedelta
 from ..engine.llm import NO_LLM_MESSAGE, LLMClient
 from ..engine.pipeline import Pipeline
 from ..engine.plan import Claim
-from ..engine.store import BUSY, DueUser, LeaseLostError, Store, utcnow
+from ..engine.store import BUSY, DueUser, LeaseLostError, Store, clock
 from ..errors import ConfigurationError, MemobaseError, ServerError
 from ..models import BlobType, ChatModalResponse
 from ..queue import Disposition, decide, retry_delay
@@ -129,7 +129,7 @@ class Processor:
         if days is None or now < self._next_ledger_prune:
             return
         self._next_ledger_prune = now + _LEDGER_PRUNE_INTERVAL
-        cutoff = utcnow() - timedelta(days=days)
+        cutoff = clock.utcnow() - timedelta(days=days)
         while self.store.prune_turns(cutoff) > 0 and not self._closed:
             pass
 
@@ -214,7 +214,7 @@ class Processor:
         retry_at = None  # parked
         if decide(self.policy, attempt) is Disposition.RETRY:
             delay = retry_delay(self.policy, attempt)
-            retry_at = utcnow() + timedelta(seconds=delay)
+            retry_at = clock.utcnow() + timedelta(seconds=delay)
             with self._lock:
                 heapq.heappush(self._retries, time.monotonic() + delay)
         try:
@@ -240,7 +240,7 @@ class Processor:
                 return
             try:
                 self.store.add_usage(
-                    utcnow().date().isoformat(), input_tokens=prompt, output_tokens=completion
+                    clock.utcnow().date().isoformat(), input_tokens=prompt, output_tokens=completion
                 )
             except MemobaseError as exc:
                 logger.warning("memobase: could not record LLM usage: %s", exc)

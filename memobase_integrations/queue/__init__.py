@@ -1,6 +1,6 @@
 """The durable-queue toolkit both backends share.
 
-The embedded engine (SQL buffer rows, ``engine/store.py``) and the remote outbox (a SQLite
+The embedded engine (SQL buffer rows, ``engine/store/``) and the remote outbox (a SQLite
 file, ``backends/outbox*.py``) are two queues of recorded turns with the same rules, so the
 rules live here once:
 

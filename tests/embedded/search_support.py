@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from memobase_integrations.backends.embedded import EmbeddedBackend
-from memobase_integrations.engine import store as store_module
 from memobase_integrations.engine.plan import Claim, FlushPlan
 from memobase_integrations.engine.search import event_text
+from memobase_integrations.engine.store import clock as store_clock
 from memobase_integrations.engine.store import utcnow
 from memobase_integrations.models import BlobType, ChatBlob, EventData
 
@@ -56,7 +56,7 @@ def seed_event(backend: EmbeddedBackend, user: uuid.UUID, lines: Sequence[str]) 
 def clock_at(monkeypatch: pytest.MonkeyPatch, when: datetime) -> Iterator[None]:
     """Writes made meanwhile by the store are dated ``when`` (as if made then)."""
     with monkeypatch.context() as patch:
-        patch.setattr(store_module, "utcnow", lambda: when)
+        patch.setattr(store_clock, "utcnow", lambda: when)
         yield
 
 

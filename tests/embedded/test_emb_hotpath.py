@@ -36,6 +36,8 @@ from memobase_integrations.engine import config as config_module
 from memobase_integrations.engine import store as store_module
 from memobase_integrations.engine.plan import Claim
 from memobase_integrations.engine.store import Store
+from memobase_integrations.engine.store import clock as store_clock
+from memobase_integrations.engine.store.connection import FifoLock
 from memobase_integrations.messages import render_blob, turn_to_blobs
 from memobase_integrations.models import BlobType
 from memobase_integrations.settings import LLMSettings
@@ -77,7 +79,7 @@ def test_sqlite_record_writes_exactly_the_rows_of_the_core_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine_options: dict[str, Any]
 ) -> None:
     fixed = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
-    monkeypatch.setattr(store_module, "utcnow", lambda: fixed)
+    monkeypatch.setattr(store_clock, "utcnow", lambda: fixed)
     user = uuid.uuid4()
     [dated] = turn_to_blobs([{"role": "user", "content": "An old note, imported."}])
     lisbon = timezone(timedelta(hours=1))
@@ -129,7 +131,7 @@ def test_turn_blob_ids_are_the_uuid5_of_the_turn_part() -> None:
 
 
 def test_the_write_lock_serves_waiters_in_arrival_order() -> None:
-    lock = store_module._FifoLock()
+    lock = FifoLock()
     served: list[int] = []
 
     def take(n: int) -> None:
@@ -244,7 +246,7 @@ def test_once_loaded_record_counts_exactly_on_the_spot(make_backend: BackendFact
     assert backend.store.idle_tokens(user, BlobType.chat) == tokens.count_tokens(
         render_blob(blobs[0], when)
     )
-    assert not backend._estimates and not backend._correcting
+    assert not backend._token_counts.pending and not backend._token_counts.correcting
 
 
 # -- context(): the resolved config, cached per version -----------------------------------------
@@ -445,7 +447,7 @@ def test_a_bound_past_the_batch_cap_is_never_written(
     when = backend.store.get_blob(user, done[0].blob_ids[0]).created_at
     exact_big = tokens.count_tokens(render_blob(big[0], when))
     assert exact_big <= 64 < tokens.token_bound(render_blob(big[0], when))
-    _wait_for(lambda: not backend._correcting, "the correction of the small turn")
+    _wait_for(lambda: not backend._token_counts.correcting, "the correction of the small turn")
     claim = backend.store.claim(
         user, BlobType.chat, "t:1", lease_seconds=30, max_tokens=64, force=True
     )

@@ -40,7 +40,8 @@ from datetime import timedelta
 from embedded.emb_support import MANUAL, BackendFactory
 from embedded.search_support import Labelled, mrr, recall_at, seed_event
 
-from memobase_integrations.backends.embedded import EmbeddedBackend, _rank
+from memobase_integrations.backends.embedded import EmbeddedBackend
+from memobase_integrations.backends.embedded_reader import _rank
 from memobase_integrations.engine.search import analyze, query_terms
 from memobase_integrations.engine.store import utcnow
 from memobase_integrations.testing import StandInLLM

@@ -133,6 +133,10 @@ class SpyBackend(InMemoryBackend):
         finally:
             _inside.reset(token)
 
+    def _profiles(self, user_id: uuid.UUID) -> list[Profile]:
+        """The user's profile rows, read from the store (no spied call, no filter)."""
+        return [p.to_model() for p in self.store.list_profiles(user_id)]
+
     def add_fact(self, user_id: uuid.UUID, topic: str, sub_topic: str, content: str) -> Profile:
         with self.quietly():
             row = self.add_profile(user_id, content, topic, sub_topic)
