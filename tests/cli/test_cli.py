@@ -306,11 +306,11 @@ def test_a_wrong_api_key_is_a_configuration_error(cli: RunCLI) -> None:
             ALICE_ON_SERVER,
             "--project-url",
             url,
-            env=clean_env(MEMOBASE_API_KEY="sk-proj-not.a.real.key"),
+            env=clean_env(MEMOBASE_API_KEY="placeholder-api-key-value"),
         )
     assert result.code == 4
     assert_one_line_error(result.stderr, "HTTP 401", "MEMOBASE_API_KEY")
-    assert "sk-proj-not.a.real.key" not in result.stderr
+    assert "placeholder-api-key-value" not in result.stderr
 
 
 def test_a_server_without_api_key_says_which_variable_to_set(cli: RunCLI) -> None:

@@ -253,11 +253,12 @@ def test_retry_after_as_an_http_date() -> None:
 # -- wake-ups ----------------------------------------------------------------------------
 
 
+# LISTEN/NOTIFY is PostgreSQL's (SQLite apps wake their worker by pipe): PostgreSQL only.
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
 def test_postgres_wakes_the_worker_when_another_process_records(
     db: DbTarget, make_backend: BackendFactory
 ) -> None:
-    if db.kind != "postgres":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite apps wake their worker by pipe")
+    assert db.kind == "postgres"
     settings, tap, _ = tapped_settings()
     # A worker that would poll only once an hour: only a NOTIFY can make it look.
     worker = make_backend(

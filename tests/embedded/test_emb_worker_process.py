@@ -53,7 +53,7 @@ POLICY = FlushPolicy(
 def stand_in() -> Iterator[tuple[StandInLLM, LLMSettings]]:
     llm = StandInLLM()
     with llm.serve() as url:
-        yield llm, LLMSettings(base_url=url, api_key=SecretStr("sk-test-not-a-real-key-123456"))
+        yield llm, LLMSettings(base_url=url, api_key=SecretStr("placeholder-llm-key-value"))
 
 
 @pytest.fixture
