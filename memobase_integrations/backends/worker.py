@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 #: How long a user whose flush found nothing to do is skipped (unless explicitly requested).
 _REST_SECONDS = 1.0
+#: How long a due list read from the store keeps feeding finished flushes' slots.
+_DUE_LIST_SECONDS = 1.0
 
 
 class FlushRunner(Protocol):
@@ -94,6 +96,8 @@ class FlushWorker(BackgroundLoop):
         self._inflight: dict[_Key, threading.Thread] = {}
         self._threads: list[threading.Thread] = []  # every flush thread not yet joined
         self._rest: dict[_Key, float] = {}  # user -> monotonic time before which it is skipped
+        self._due: dict[_Key, None] = {}  # the last due list read, minus the users started
+        self._due_read_at = -math.inf
         self._stop_deadline: float | None = None
         self._warned_no_llm = False
         #: Most flushes that were in flight at once (tests and diagnostics).
@@ -186,7 +190,16 @@ class FlushWorker(BackgroundLoop):
             self._abandon.set()  # each ends after its current step; its lease expires
 
     def _pass(self, *, drain: bool, deadline: float | None = None) -> bool:
-        """Start flushes for what is due; True if any was started."""
+        """Start flushes for what is due; True if any was started.
+
+        Explicit requests go first. Then the due list read by an earlier pass, while it is
+        younger than ``_DUE_LIST_SECONDS``; the store is asked again only when slots are
+        still free after that (the list ran out of startable users, or is too old). Asking
+        is a scan of the whole open buffer: before, every finished flush paid one, which
+        with a backlog of a thousand users and several processes made the scans, not the
+        flushes, most of a worker's CPU. A listed user processed elsewhere meanwhile costs
+        one refused claim (its lease is live, or nothing is left to take).
+        """
         if not self._runner.processing_possible():
             if not self._warned_no_llm:
                 self._warned_no_llm = True
@@ -199,15 +212,28 @@ class FlushWorker(BackgroundLoop):
         with self._lock:
             requested = list(self._requests)
             self._requests.clear()
-        work: list[tuple[UUID, BlobType, bool]] = [(u, bt, True) for u, bt in requested]
-        seen = set(requested)
-        for due in self._runner.due_users(drain=drain):
-            if (due.user_id, due.blob_type) not in seen:
-                work.append((due.user_id, due.blob_type, False))
+        started = self._start([(k, True) for k in requested], drain, deadline)
+        if not drain and time.monotonic() - self._due_read_at < _DUE_LIST_SECONDS:
+            started |= self._start([(k, False) for k in self._due], drain, deadline)
+        if not self._room():
+            return started
+        due = self._runner.due_users(drain=drain)
+        with self._lock:
+            self._due = {(d.user_id, d.blob_type): None for d in due}
+            self._due_read_at = time.monotonic()
+        return self._start([(k, False) for k in self._due], drain, deadline) or started
+
+    def _room(self) -> bool:
+        with self._lock:
+            return len(self._inflight) < self._policy.max_concurrent_flushes
+
+    def _start(
+        self, work: Sequence[tuple[_Key, bool]], drain: bool, deadline: float | None
+    ) -> bool:
+        """One flush thread per user of ``work`` (``(key, forced)``) that may run now."""
         started = False
         now = time.monotonic()
-        for user_id, blob_type, force in work:
-            key = (user_id, blob_type)
+        for key, force in work:
             if self.abandoned or (deadline is not None and time.monotonic() > deadline):
                 break
             if self.stopping and not drain:
@@ -218,9 +244,12 @@ class FlushWorker(BackgroundLoop):
                 if force and (busy or full):
                     self._requests[key] = None  # after the running flush ends
                     continue
-                if busy or full or (not force and self._rest.get(key, 0.0) > now):
+                if full:
+                    break
+                if busy or (not force and self._rest.get(key, 0.0) > now):
                     continue
                 self._rest.pop(key, None)
+                self._due.pop(key, None)
                 thread = threading.Thread(
                     target=self._flush,
                     args=(key, force, drain),

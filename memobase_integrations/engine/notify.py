@@ -15,6 +15,7 @@ create it just gets no wake-ups and the worker falls back to its safety-net poll
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import uuid
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-__all__ = ["CHANNEL", "TurnListener", "install_trigger"]
+__all__ = ["CHANNEL", "TurnListener", "install_trigger", "wait_for_notifies"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ _TRIGGER: Final = "mb_buffer_notify"
 _FUNCTION: Final = "mb_notify_turn"
 #: Longest wait for a notification before the listener looks at its stop flag. ``stop``
 #: wakes it at once with a NOTIFY of its own, so this only bounds a stop while the database
-#: is unreachable; long, because each wait costs CPU in an idle worker.
+#: is unreachable.
 _LISTEN_TICK_SECONDS: Final = 10.0
 #: Wait before reconnecting after the listening connection failed.
 _RECONNECT_SECONDS: Final = 5.0
@@ -148,9 +149,9 @@ class TurnListener:
             try:
                 self._on_turn()  # whatever was recorded while not listening
                 while not self._stop.is_set():
-                    for note in conn.notifies(timeout=_LISTEN_TICK_SECONDS, stop_after=1):
-                        if note.payload != self._token:
-                            self._on_turn()
+                    payloads = wait_for_notifies(conn, _LISTEN_TICK_SECONDS)
+                    if any(p != self._token for p in payloads):
+                        self._on_turn()
             except Exception as exc:
                 if not self._stop.is_set():
                     logger.debug("memobase: LISTEN connection lost: %s", type(exc).__name__)
@@ -161,3 +162,23 @@ class TurnListener:
                     conn.close()
                 except Exception:
                     logger.debug("memobase: closing the LISTEN connection failed", exc_info=True)
+
+
+def wait_for_notifies(conn: Any, timeout: float) -> list[str]:
+    """The payloads of the notifications that reach the psycopg connection ``conn`` within
+    ``timeout`` seconds (none when it passes quietly).
+
+    One ``select`` on the socket, not psycopg's ``notifies(timeout=...)``: that wakes every
+    0.1 s while it waits (to notice signals), ten wake-ups a second that were most of an
+    idle worker's CPU. A connection the server closed reads as readable, and then
+    ``consume_input`` raises, which the listener's reconnect loop handles.
+    """
+    ready, _, _ = select.select([conn.fileno()], [], [], timeout)
+    if not ready:
+        return []
+    pgconn = conn.pgconn
+    pgconn.consume_input()
+    payloads: list[str] = []
+    while (note := pgconn.notifies()) is not None:
+        payloads.append(note.extra.decode())
+    return payloads

@@ -7,7 +7,9 @@ a rate-limit answer pauses every LLM call of the worker, and close leaves no thr
 from __future__ import annotations
 
 import collections
+import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +29,7 @@ from pydantic import SecretStr
 from support import wait_until
 
 from memobase_integrations.backends.embedded import EmbeddedBackend
+from memobase_integrations.engine import notify
 from memobase_integrations.engine import schema as t
 from memobase_integrations.engine.llm import LLMClient
 from memobase_integrations.engine.llm_gate import LLMGate, retry_after_seconds
@@ -276,3 +279,69 @@ def test_postgres_wakes_the_worker_when_another_process_records(
     record(recorder, user, "I moved to Oslo last spring and I work at the harbour.", "n1")
     wait_until(lambda: recorder.status(user).pending_turns == 0, "the NOTIFY woke the worker")
     assert len(tap.summarized_markers()) == 1
+
+
+def _voluntary_switches(native_id: int) -> int:
+    with open(f"/proc/self/task/{native_id}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches line")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="counts wake-ups in /proc")
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+def test_an_idle_listener_sleeps_until_a_notify(db: DbTarget, make_backend: BackendFactory) -> None:
+    # psycopg's notifies(timeout=...) woke every 0.1 s while waiting: ten wake-ups a second
+    # in every idle worker. Waiting on the socket, the thread sleeps until something comes.
+    settings, _tap, _ = tapped_settings()
+    backend = make_backend(llm=settings, policy=manual(), worker="thread")
+    listener = backend._listener
+    assert listener is not None and listener._thread is not None
+    wait_until(listener.listening.is_set, "the worker listens")
+    tid = listener._thread.native_id
+    assert tid is not None
+    # Some one-second window with at most 2 wake-ups (the old wait never had fewer than 10;
+    # right after the start, waiting for the GIL while the tokenizer loads also counts).
+    quiet = []
+    for _ in range(20):
+        before = _voluntary_switches(tid)
+        time.sleep(1.0)
+        quiet.append(_voluntary_switches(tid) - before)
+        if quiet[-1] <= 2:
+            break
+    assert quiet[-1] <= 2, f"wake-ups per second while idle: {quiet}"
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+def test_the_listener_reconnects_when_its_connection_is_killed(
+    db: DbTarget, make_backend: BackendFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(notify, "_RECONNECT_SECONDS", 0.05)
+    woke = threading.Event()
+    backend = make_backend(llm=LLMSettings(), policy=manual(), start_worker=False)
+    engine = backend.store.engine
+    listener = notify.TurnListener(engine, woke.set)
+    assert listener.start()
+    listening = sa.text(
+        "SELECT pid FROM pg_stat_activity WHERE query = :q AND pid <> pg_backend_pid()"
+    ).bindparams(q=f"LISTEN {notify.CHANNEL}")
+
+    def listener_pids() -> set[int]:
+        with engine.connect() as conn:
+            return {pid for (pid,) in conn.execute(listening)}
+
+    try:
+        wait_until(listener.listening.is_set, "listening")
+        killed = listener_pids()
+        assert killed
+        with engine.begin() as conn:
+            for pid in killed:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        wait_until(lambda: bool(listener_pids() - killed), "a new LISTEN connection")
+        woke.clear()
+        with engine.begin() as conn:
+            conn.execute(sa.text("SELECT pg_notify(:c, 'turn')"), {"c": notify.CHANNEL})
+        assert woke.wait(30), "no wake-up after reconnecting"
+    finally:
+        listener.stop()

@@ -305,6 +305,18 @@ def test_due_users_reasons(db: DbTarget) -> None:
     }
 
 
+def test_due_users_come_oldest_waiting_first_past_the_limit(db: DbTarget) -> None:
+    # A backlog longer than the list: the users waiting longest come first, so none is
+    # passed over pass after pass (the grouping's own order preferred the same users).
+    store = open_store(db)
+    users = [uuid.uuid4() for _ in range(30)]
+    for i, user in enumerate(users):
+        store.record_turn(user, f"t{i}", [chat(f"turn {i}")])
+    store.record_turn(users[0], "later", [chat("a newer turn does not move it back")])
+    due = store.due_users(threshold=0, idle_seconds=None, limit=12)
+    assert [d.user_id for d in due] == users[:12]
+
+
 def test_delete_user_cascades_everything(db: DbTarget) -> None:
     store = open_store(db)
     user, keep = uuid.uuid4(), uuid.uuid4()

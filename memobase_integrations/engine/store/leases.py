@@ -63,6 +63,10 @@ class Leases(StoreSetup):
         an expired lease (a dead process). With ``drain`` any idle row is due (``close()``).
         A user with a live lease is skipped (someone is flushing them), and so is a user whose
         failed rows are still backing off (processing newer turns first would break order).
+
+        Oldest waiting first (the earliest open row), so a backlog longer than ``limit`` is
+        worked off in the order the users started waiting and none is passed over for ever;
+        the database's own grouping order would prefer the same users pass after pass.
         """
         now = clock.utcnow()
         b = t.buffer.c
@@ -74,6 +78,7 @@ class Leases(StoreSetup):
                 sa.func.sum(sa.case((is_idle, b.token_size), else_=0)).label("idle_tokens"),
                 sa.func.sum(sa.case((is_idle, 1), else_=0)).label("idle_rows"),
                 sa.func.max(sa.case((is_idle, b.created_at), else_=None)).label("newest"),
+                sa.func.min(b.created_at).label("oldest"),
                 sa.func.sum(
                     sa.case(
                         ((b.status == FAILED) & (b.next_attempt_at <= now), 1),
@@ -95,7 +100,7 @@ class Leases(StoreSetup):
         )
         with self.guard("looking for due buffers"), self._read() as conn:
             rows = conn.execute(stmt).all()
-        due: list[DueUser] = []
+        due: list[tuple[datetime, DueUser]] = []
         busy_users = {r.user_id for r in rows if r.active}
         for r in rows:
             if r.user_id in busy_users or r.backing_off:
@@ -114,8 +119,9 @@ class Leases(StoreSetup):
                 if newest <= now - timedelta(seconds=idle_seconds):
                     reason = "idle"
             if reason:
-                due.append(DueUser(r.user_id, BlobType(r.blob_type), reason))
-        return due[:limit]
+                due.append((as_utc(r.oldest), DueUser(r.user_id, BlobType(r.blob_type), reason)))
+        due.sort(key=lambda pair: pair[0])
+        return [user for _, user in due[:limit]]
 
     def claim(
         self,
