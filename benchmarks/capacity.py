@@ -7,12 +7,17 @@ worker processes are started against the same PostgreSQL database (each is what 
 as a thread, leases keeping them apart), their LLM being the benchmark endpoint at the
 hosted latency model. Each child imports everything, says ``ready`` and waits; all are
 released at once and report every committed batch with its time. The parent counts the
-batches committed inside a fixed window after the release.
+batches committed inside a fixed window that opens a warm-up after the release: the
+children's start (engine, tokenizer, first connections) and the first wave of flushes, all
+started in the same instant and so ending together, are not the steady state a capacity
+figure describes.
 
 Rate per process = batches in the window / window minutes / N. Its 95% interval is a
-bootstrap over equal time bins of the window (counts per bin resampled). Each worker runs
-its default ``FlushPolicy``: up to ``max_concurrent_flushes`` users at once (issue 13). The
-worker process's own cost and the overlap of its flushes: :mod:`benchmarks.worker_cost`.
+bootstrap over equal time bins of the window (counts per bin resampled). The scaling
+factor (N processes against one) is the ratio of the two mean bin rates, its interval from
+resampling both runs' bins independently. Each worker runs its default ``FlushPolicy``: up
+to ``max_concurrent_flushes`` users at once (issue 13). The worker process's own cost and
+the overlap of its flushes: :mod:`benchmarks.worker_cost`.
 
 ``python -m benchmarks.capacity --child`` is the child's entry point (not for direct use).
 """
@@ -36,9 +41,9 @@ if __package__ in (None, ""):  # ``python benchmarks/capacity.py --child``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.conversations import Conversation
-from benchmarks.stats import bootstrap_mean
+from benchmarks.stats import Interval, bootstrap_mean, bootstrap_ratio_of_means
 
-__all__ = ["CapacityRow", "run_capacity", "seed_buffers"]
+__all__ = ["CapacityRow", "run_capacity", "scaling", "seed_buffers"]
 
 logger = logging.getLogger("benchmarks")
 
@@ -50,6 +55,8 @@ class CapacityRow:
     window_s: float
     latency: str
     users_seeded: int
+    warmup_s: float = 0.0
+    #: Seconds from the window's start of each batch committed inside it.
     batch_times: list[float] = field(default_factory=list)
     bins: int = 12
     error: str | None = None
@@ -59,16 +66,19 @@ class CapacityRow:
             return None
         return len(self.batch_times) / (self.window_s / 60.0) / self.processes
 
-    def interval(self) -> tuple[float, float] | None:
-        if self.error or self.window_s <= 0:
-            return None
+    def bin_rates(self) -> list[float]:
+        """Batches per minute per process in each of ``bins`` equal parts of the window."""
         width = self.window_s / self.bins
         counts = [0.0] * self.bins
         for t in self.batch_times:
             counts[min(self.bins - 1, int(t / width))] += 1
-        scale = 60.0 / width / self.processes
-        low, high = bootstrap_mean(counts)
-        return round(low * scale, 2), round(high * scale, 2)
+        return [c * 60.0 / width / self.processes for c in counts]
+
+    def interval(self) -> tuple[float, float] | None:
+        if self.error or self.window_s <= 0:
+            return None
+        low, high = bootstrap_mean(self.bin_rates())
+        return round(low, 2), round(high, 2)
 
     def as_json(self) -> dict[str, Any]:
         rate = self.per_process_per_min()
@@ -78,21 +88,45 @@ class CapacityRow:
             "window_s": self.window_s,
             "llm_latency": self.latency,
             "users_seeded": self.users_seeded,
+            "warmup_s": self.warmup_s,
             "batches_in_window": len(self.batch_times) if not self.error else None,
             "batches_per_min_per_process": round(rate, 2) if rate is not None else None,
             "batches_per_min_per_process_ci95": self.interval(),
-            # Nearly every seeded batch done inside the window: the workers ran out of work
+            # Nearly every seeded batch done by the window's end: the workers ran out of work
             # and the rate is a lower bound (raise Config.capacity_users).
-            "starved": (not self.error and len(self.batch_times) >= 0.9 * self.users_seeded),
+            "starved": self.starved,
             "error": self.error,
         }
+
+    @property
+    def starved(self) -> bool:
+        # Batches of the warm-up are not in batch_times: estimate them at the window's rate.
+        done = len(self.batch_times) * (1.0 + self.warmup_s / self.window_s)
+        return not self.error and done >= 0.9 * self.users_seeded
+
+
+def scaling(one: CapacityRow, many: CapacityRow) -> tuple[float, Interval] | None:
+    """Total batches per minute of ``many`` processes / those of one, and its 95% interval
+    (both runs' time bins resampled independently)."""
+    if one.error or many.error or not one.batch_times:
+        return None
+    a = [r * many.processes for r in many.bin_rates()]
+    b = one.bin_rates()
+    factor = (sum(a) / len(a)) / (sum(b) / len(b))
+    return factor, bootstrap_ratio_of_means(a, b)
 
 
 def seed_buffers(
     database_url: str, conversations: Sequence[Conversation], users: int, threshold: int
 ) -> int:
     """Record turns for ``users`` users until each one's buffer is just over ``threshold``
-    tokens (one batch each); no worker runs. Returns the number of turns recorded."""
+    tokens (one batch each); no worker runs. Returns the number of turns recorded.
+
+    Four recording threads, as an app's request threads would: one commit per turn makes
+    seeding a thousand users take minutes from a single thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from memobase_integrations import tokens
     from memobase_integrations.facade import Memobase
     from memobase_integrations.settings import FlushPolicy, LLMSettings
 
@@ -103,19 +137,24 @@ def seed_buffers(
         policy=FlushPolicy(idle_flush_seconds=None, flush_on_close=False),
         start_worker=False,
     )
-    recorded = 0
+    backend: Any = memobase.backend
+    # Rows recorded while the tokenizer loads carry an upper bound of their size, corrected
+    # later: a user seeded "over the threshold" on bounds may not be over it after all.
+    tokens.encoding()
+
+    def seed(u: int) -> int:
+        user = memobase.user(f"capacity-user-{u}")
+        i = u * 7  # different turns per user, same size distribution
+        while backend.store.idle_tokens(user.id, _chat()) <= threshold:
+            user.record(turns[i % len(turns)].messages())
+            i += 1
+        return i - u * 7
+
     try:
-        backend: Any = memobase.backend
-        for u in range(users):
-            user = memobase.user(f"capacity-user-{u}")
-            i = u * 7  # different turns per user, same size distribution
-            while backend.store.idle_tokens(user.id, _chat()) <= threshold:
-                user.record(turns[i % len(turns)].messages())
-                i += 1
-                recorded += 1
+        with ThreadPoolExecutor(4) as pool:
+            return sum(pool.map(seed, range(users)))
     finally:
         memobase.close(timeout=0)
-    return recorded
 
 
 def _chat() -> Any:
@@ -152,8 +191,9 @@ def _child(args: argparse.Namespace) -> int:
 
 
 def _run_window(
-    url: str, llm_url: str, processes: int, window_s: float
+    url: str, llm_url: str, processes: int, window_s: float, warmup_s: float, users: int
 ) -> tuple[list[float], str | None]:
+    """The batch times inside the window; ends early once every seeded batch is in."""
     procs = [
         subprocess.Popen(
             [
@@ -174,7 +214,7 @@ def _run_window(
         for _ in range(processes)
     ]
     times: list[float] = []
-    lock = threading.Lock()
+    lock = threading.Condition()
     error = None
     try:
         for proc in procs:
@@ -189,6 +229,7 @@ def _run_window(
                 if raw.startswith("{"):
                     with lock:
                         times.append(float(json.loads(raw)["t"]))
+                        lock.notify_all()
 
         readers = [threading.Thread(target=collect, args=(p,), daemon=True) for p in procs]
         for reader in readers:
@@ -198,9 +239,10 @@ def _run_window(
             assert proc.stdin is not None
             proc.stdin.write("go\n")
             proc.stdin.flush()
-        time.sleep(window_s)
+        opens = started + warmup_s
         with lock:
-            inside = [t - started for t in times if started <= t < started + window_s]
+            lock.wait_for(lambda: len(times) >= users, timeout=warmup_s + window_s)
+            inside = [t - opens for t in times if opens <= t < opens + window_s]
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         inside = []
@@ -229,6 +271,7 @@ def run_capacity(
     process_counts: Sequence[int],
     users: int,
     window_s: float,
+    warmup_s: float,
     latency: str,
     run_id: str,
 ) -> list[CapacityRow]:
@@ -248,15 +291,20 @@ def run_capacity(
         raise
     for n in process_counts:
         name = f"PostgreSQL, {n} worker process{'es' if n > 1 else ''} (flush worker thread each)"
-        row = CapacityRow(name, n, window_s, latency, users)
+        row = CapacityRow(name, n, window_s, latency, users, warmup_s)
         database = None
         try:
             # The same seeded store for every process count (a copy: seeding is the slow part).
             url, database = prepare_postgres(
                 admin_url, f"memobase_bench_{run_id}_cap{n}", template=seed_db
             )
-            logger.info("capacity: running %d worker process(es) for %.0fs", n, window_s)
-            row.batch_times, row.error = _run_window(url, llm_url, n, window_s)
+            logger.info(
+                "capacity: running %d worker process(es) for %.0fs + %.0fs",
+                n,
+                warmup_s,
+                window_s,
+            )
+            row.batch_times, row.error = _run_window(url, llm_url, n, window_s, warmup_s, users)
         except Exception as exc:
             row.error = f"{type(exc).__name__}: {exc}"
             logger.exception("capacity with %d processes failed", n)

@@ -45,11 +45,15 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _reply(self, status: int, payload: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client went away mid-call: a capacity worker stopped at the window's end.
+            self.close_connection = True
 
     def do_GET(self) -> None:
         parts = self.path.split("/", 3)  # "", "counts", label

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.capacity import CapacityRow
+from benchmarks.capacity import CapacityRow, scaling
 from benchmarks.hotpath import SystemRun, details_json
 from benchmarks.pace import PRICES, PaceRow
 from benchmarks.ratios import RatiosResult
@@ -44,6 +44,12 @@ PROMPT_PER_RAW_MAX = 3.5
 CONTEXT_P95_MAX_MS = 5.0
 RECORD_P95_MAX_MS = 2.0
 INJECTED_MIN = 0.8
+#: Issue 13's capacity targets.
+BATCHES_PER_MIN_MIN = 100.0
+SCALING_PROCESSES = 3
+SCALING_MIN = 2.5
+OVERLAP_MIN = 6.0
+IDLE_CPU_MAX = 0.05
 
 
 def machine() -> str:
@@ -239,6 +245,7 @@ class Report:
                     out += self._overhead_targets(r)
         out += self._cost_targets()
         out += self._scale_targets()
+        out += self._capacity_targets()
         if self.ratios is not None:
             out += [Target(*t) for t in self.ratios.targets()]
         for rec in self.records:
@@ -378,6 +385,62 @@ class Report:
                     f"{_f(ratio)}",
                     None if ratio is None else ("met" if ratio <= PROMPT_PER_RAW_MAX else "missed"),
                     "deterministic for these conversations (no sampling)",
+                )
+            )
+        return out
+
+    def _scaling(self) -> tuple[CapacityRow, CapacityRow, tuple[float, Interval]] | None:
+        ok = [c for c in self.capacity if not c.error]
+        one = next((c for c in ok if c.processes == 1), None)
+        many = max(ok, key=lambda c: c.processes, default=None)
+        if one is None or many is None or many is one:
+            return None
+        got = scaling(one, many)
+        return (one, many, got) if got is not None else None
+
+    def _capacity_targets(self) -> list[Target]:
+        out: list[Target] = []
+        one = next((c for c in self.capacity if c.processes == 1 and not c.error), None)
+        if one is not None:
+            rate, ci = one.per_process_per_min(), one.interval()
+            out.append(
+                Target(
+                    "One worker process (PostgreSQL, default settings, hosted latency): "
+                    f">= {BATCHES_PER_MIN_MIN:g} user batches per minute",
+                    f"{_f(rate)} {_ci(ci)}",
+                    verdict(ci, BATCHES_PER_MIN_MIN, below=False),
+                )
+            )
+        found = self._scaling()
+        if found is not None and found[1].processes == SCALING_PROCESSES:
+            _one, many, (factor, ci) = found
+            out.append(
+                Target(
+                    f"{many.processes} worker processes on one PostgreSQL store: >= "
+                    f"{SCALING_MIN:g}x the batches per minute of one",
+                    f"{factor:.2f}x {_ci(ci)}",
+                    verdict(ci, SCALING_MIN, below=False),
+                    "both runs' time bins resampled independently",
+                )
+            )
+        w = self.worker_cost
+        if w is not None and not w.error:
+            ci = w.overlap_interval()
+            out.append(
+                Target(
+                    f"{w.users} users' flushes at a {w.llm_delay_s:g} s LLM overlap >= "
+                    f"{OVERLAP_MIN:g}x (sum of LLM time / wall time)",
+                    f"{_f(w.overlap)} {_ci(ci)} over {len(w.walls)} rounds",
+                    verdict(ci, OVERLAP_MIN, below=False),
+                )
+            )
+            ci = w.idle_cpu_interval()
+            out.append(
+                Target(
+                    f"Idle worker process: <= {IDLE_CPU_MAX:g} CPU-s per minute",
+                    f"{_f(w.idle_cpu_s_per_min, 3)} {_ci(ci, 3)}",
+                    verdict(ci, IDLE_CPU_MAX),
+                    "6 parts of one idle window; /proc's clock tick is 0.01 s",
                 )
             )
         return out
@@ -549,6 +612,14 @@ class Report:
                     f"{_ci(j['batches_per_min_per_process_ci95'])} "
                     f"| {remark} |"
                 )
+            found = self._scaling()
+            if found is not None:
+                _one, many, (factor, ci) = found
+                out += [
+                    "",
+                    f"{many.processes} processes against 1: **{factor:.2f}x** the batches per "
+                    f"minute {_ci(ci)}.",
+                ]
             out.append("")
         if self.worker_cost:
             w = self.worker_cost.as_json()
@@ -556,14 +627,15 @@ class Report:
                 "## The worker process: overlap and cost (PostgreSQL, default settings)",
                 "",
                 f"{w['users']} users' flushes requested at once, every LLM call "
-                f"{w['llm_delay_s']:g} s. Overlap = sum of their LLM time / wall time "
-                "(1.0 = sequential).",
+                f"{w['llm_delay_s']:g} s, {w['rounds']} rounds (means shown). Overlap = sum "
+                "of their LLM time / wall time (1.0 = sequential).",
                 "",
-                "| overlap | wall s | LLM s (sum) | CPU s / flush | idle CPU s / min "
-                "| resident MB | remark |",
-                "|---:|---:|---:|---:|---:|---:|---|",
-                f"| {_f(w['overlap'])} | {_f(w['wall_s'])} | {_f(w['llm_s_sum'])} "
-                f"| {_f(w['cpu_s_per_flush'], 4)} | {_f(w['idle_cpu_s_per_min'], 4)} "
+                "| overlap [95% CI] | wall s | LLM s (sum) | CPU s / flush "
+                "| idle CPU s / min [95% CI] | resident MB | remark |",
+                "|---|---:|---:|---:|---|---:|---|",
+                f"| {_f(w['overlap'])} {_ci(w['overlap_ci95'])} | {_f(w['wall_s'])} "
+                f"| {_f(w['llm_s_sum'])} | {_f(w['cpu_s_per_flush'], 4)} "
+                f"| {_f(w['idle_cpu_s_per_min'], 3)} {_ci(w['idle_cpu_s_per_min_ci95'], 3)} "
                 f"| {_f(w['rss_mb'], 1)} | {w['error'] or ''} |",
                 "",
             ]

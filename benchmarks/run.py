@@ -66,6 +66,7 @@ class Config:
     capacity_processes: list[int]
     capacity_users: int
     capacity_window_s: float
+    capacity_warmup_s: float
     record_samples: int
     scale_sizes: list[int]
     context_samples: int
@@ -93,8 +94,9 @@ class Config:
             growth_users=[2, 1],
             growth_messages=[100, 1000],
             capacity_processes=[1, 3],
-            capacity_users=1000,
-            capacity_window_s=45.0,
+            capacity_users=1800,
+            capacity_window_s=90.0,
+            capacity_warmup_s=10.0,
             record_samples=2000,
             scale_sizes=[1_000, 10_000, 100_000],
             context_samples=400,
@@ -120,6 +122,7 @@ class Config:
             capacity_processes=[1, 2],
             capacity_users=8,
             capacity_window_s=4.0,
+            capacity_warmup_s=0.5,
             record_samples=30,
             scale_sizes=[50, 200],
             context_samples=20,
@@ -548,11 +551,16 @@ def _main(args: argparse.Namespace) -> int:
                     process_counts=cfg.capacity_processes,
                     users=cfg.capacity_users,
                     window_s=cfg.capacity_window_s,
+                    warmup_s=cfg.capacity_warmup_s,
                     latency=_latency_text(cfg.hosted),
                     run_id=rid,
                 )
                 worker_cost = run_worker_cost(
-                    pg, conversations, run_id=rid, idle_window_s=10.0 if cfg.quick else 60.0
+                    pg,
+                    conversations,
+                    run_id=rid,
+                    rounds=2 if cfg.quick else 5,
+                    idle_window_s=10.0 if cfg.quick else 60.0,
                 )
             progress.step("capacity done")
         if not args.skip_scale:
@@ -641,9 +649,11 @@ def _config_json(
         ),
         "capacity_plan": (
             f"{cfg.capacity_users} users with one batch each (buffer just over 1024 tokens), "
-            f"then N worker processes released together for {cfg.capacity_window_s:g} s; "
-            f"LLM: {_latency_text(cfg.hosted)}. The interval is a bootstrap over 12 equal "
-            "time bins."
+            "then N worker processes (default FlushPolicy) released together; the batches "
+            f"committed from {cfg.capacity_warmup_s:g} s after the release (start-up and the "
+            f"first wave of flushes excluded) for {cfg.capacity_window_s:g} s count. LLM: "
+            f"{_latency_text(cfg.hosted)}. Intervals: bootstrap over 12 equal time bins of "
+            "the window; the scaling factor's resamples both runs' bins independently."
         ),
         "growth_messages_per_user": cfg.growth_messages,
         "growth_users": cfg.growth_users,  # per size, in the order of the sizes

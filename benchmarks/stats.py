@@ -27,6 +27,7 @@ __all__ = [
     "bootstrap_quantile_diff",
     "bootstrap_quantile_diff_independent",
     "bootstrap_quantile_ratio",
+    "bootstrap_ratio_of_means",
     "ms",
     "percentile",
     "summary_ms",
@@ -152,6 +153,29 @@ def bootstrap_mean(
         raise ValueError(f"need at least 2 samples, got {len(a)}")
     idx = _rng(seed).integers(0, len(a), size=(replicates, len(a)))
     low, high = np.percentile(a[idx].mean(axis=1), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def bootstrap_ratio_of_means(
+    a_values: Sequence[float],
+    b_values: Sequence[float],
+    *,
+    replicates: int = BOOTSTRAP_REPLICATES,
+    seed: int = 14,
+) -> Interval:
+    """95% interval of ``mean(a) / mean(b)`` for two independent samples (each resampled
+    on its own); replicates whose ``b`` mean is not positive are left out."""
+    a = np.asarray(a_values, dtype=float)
+    b = np.asarray(b_values, dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"need at least 2 samples each, got {len(a)}/{len(b)}")
+    rng = _rng(seed)
+    means_a = a[rng.integers(0, len(a), size=(replicates, len(a)))].mean(axis=1)
+    means_b = b[rng.integers(0, len(b), size=(replicates, len(b)))].mean(axis=1)
+    keep = means_b > 0
+    if not keep.any():
+        raise ValueError("the denominator's mean is never positive")
+    low, high = np.percentile(means_a[keep] / means_b[keep], [2.5, 97.5])
     return float(low), float(high)
 
 

@@ -5,13 +5,15 @@ users each have one batch buffered (just over the 1024-token threshold) and noth
 the flush threshold is set out of reach, so the worker child sits idle after its start.
 
 * **Idle CPU**: the child's user+system CPU over an idle window (after its start settled),
-  per minute. Read from ``/proc/<pid>/stat``.
-* **Overlap**: all 24 users are then requested at once (``flush(wait=False)``); the LLM
+  per minute, read from ``/proc/<pid>/stat`` at six equal parts of the window; the interval
+  is a bootstrap over those parts (the clock-tick resolution is 0.01 s).
+* **Overlap**: 24 users are then requested at once (``flush(wait=False)``); the LLM
   answers every chat call after a fixed 0.25 s. Overlap = the sum of the LLM time of those
   flushes (what a strictly sequential worker would wait) / the wall time from the requests to
-  the last committed batch. 1.0 is sequential; the target is >= 6.
-* **CPU per flush**: the child's CPU during those flushes / 24 (parsing, SQL, HTTP - the
-  LLM's own time is in another process).
+  the last committed batch. 1.0 is sequential; the target is >= 6. Repeated for ``rounds``
+  fresh groups of 24 users; the interval is a bootstrap over the rounds.
+* **CPU per flush**: the child's CPU during those flushes / their number (parsing, SQL,
+  HTTP - the LLM's own time is in another process).
 * **Resident memory**: the child's ``VmRSS`` after the flushes.
 
 Default settings throughout (``FlushPolicy()`` apart from the out-of-reach threshold).
@@ -25,10 +27,11 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.conversations import Conversation
+from benchmarks.stats import Interval, bootstrap_mean
 
 __all__ = ["WorkerCost", "run_worker_cost"]
 
@@ -42,31 +45,61 @@ class WorkerCost:
     users: int
     llm_delay_s: float
     idle_window_s: float
-    idle_cpu_s_per_min: float | None = None
-    wall_s: float | None = None
-    llm_s: float | None = None
+    #: Idle CPU seconds per minute in each part of the idle window.
+    idle_cpu_parts: list[float] = field(default_factory=list)
+    #: Per round: wall seconds from the requests to the last batch, and the LLM seconds.
+    walls: list[float] = field(default_factory=list)
+    llm_times: list[float] = field(default_factory=list)
     flushes: int = 0
     cpu_s_per_flush: float | None = None
     rss_mb: float | None = None
     error: str | None = None
 
     @property
+    def idle_cpu_s_per_min(self) -> float | None:
+        parts = self.idle_cpu_parts
+        return sum(parts) / len(parts) if parts else None
+
+    def idle_cpu_interval(self) -> Interval | None:
+        return bootstrap_mean(self.idle_cpu_parts) if len(self.idle_cpu_parts) > 1 else None
+
+    @property
+    def overlaps(self) -> list[float]:
+        return [llm / wall for llm, wall in zip(self.llm_times, self.walls, strict=True) if wall]
+
+    @property
     def overlap(self) -> float | None:
-        if not self.wall_s or self.llm_s is None:
-            return None
-        return self.llm_s / self.wall_s
+        got = self.overlaps
+        return sum(got) / len(got) if got else None
+
+    def overlap_interval(self) -> Interval | None:
+        got = self.overlaps
+        return bootstrap_mean(got) if len(got) > 1 else None
+
+    @property
+    def wall_s(self) -> float | None:
+        return sum(self.walls) / len(self.walls) if self.walls else None
+
+    @property
+    def llm_s(self) -> float | None:
+        return sum(self.llm_times) / len(self.llm_times) if self.llm_times else None
 
     def as_json(self) -> dict[str, Any]:
-        overlap = self.overlap
+        overlap_ci = self.overlap_interval()
+        idle_ci = self.idle_cpu_interval()
         return {
             "users": self.users,
             "llm_delay_s": self.llm_delay_s,
+            "rounds": len(self.walls),
             "flushes": self.flushes,
             "wall_s": _r(self.wall_s, 2),
             "llm_s_sum": _r(self.llm_s, 2),
-            "overlap": _r(overlap, 2),
+            "overlap": _r(self.overlap, 2),
+            "overlap_ci95": [round(v, 2) for v in overlap_ci] if overlap_ci else None,
+            "overlap_rounds": [round(v, 2) for v in self.overlaps],
             "idle_window_s": self.idle_window_s,
             "idle_cpu_s_per_min": _r(self.idle_cpu_s_per_min, 4),
+            "idle_cpu_s_per_min_ci95": [round(v, 4) for v in idle_ci] if idle_ci else None,
             "cpu_s_per_flush": _r(self.cpu_s_per_flush, 4),
             "rss_mb": _r(self.rss_mb, 1),
             "error": self.error,
@@ -110,6 +143,7 @@ def run_worker_cost(
     *,
     run_id: str,
     users: int = 24,
+    rounds: int = 5,
     llm_delay_s: float = 0.25,
     idle_window_s: float = 60.0,
     nice: int | None = None,
@@ -125,7 +159,7 @@ def run_worker_cost(
     backend = None
     try:
         url, database = prepare_postgres(admin_url, f"memobase_bench_{run_id}_wcost")
-        ids = _seed(url, conversations, users)
+        ids = _seed(url, conversations, users * rounds)
         done = threading.Event()
         times: list[float] = []
         lock = threading.Lock()
@@ -154,20 +188,27 @@ def run_worker_cost(
             if now - last < 0.02:
                 break
             last = now
-        cpu0 = _cpu_seconds(pid)
-        time.sleep(idle_window_s)
-        row.idle_cpu_s_per_min = (_cpu_seconds(pid) - cpu0) * 60.0 / idle_window_s
-        before = llm.counts().llm_seconds
+        part = idle_window_s / 6
+        for _ in range(6):
+            cpu0 = _cpu_seconds(pid)
+            time.sleep(part)
+            row.idle_cpu_parts.append((_cpu_seconds(pid) - cpu0) * 60.0 / part)
         cpu1 = _cpu_seconds(pid)
-        started = time.monotonic()
-        for user in ids:
-            backend.flush(user, wait=False)
-        if not done.wait(300):
-            raise RuntimeError(f"only {len(times)} of {users} flushes finished in 300 s")
-        row.wall_s = max(times) - started
-        row.cpu_s_per_flush = (_cpu_seconds(pid) - cpu1) / users
-        row.llm_s = llm.counts().llm_seconds - before
-        row.flushes = len(times)
+        for r in range(rounds):
+            with lock:
+                times.clear()
+                done.clear()
+            before = llm.counts().llm_seconds
+            started = time.monotonic()
+            for user in ids[r * users : (r + 1) * users]:
+                backend.flush(user, wait=False)
+            if not done.wait(300):
+                raise RuntimeError(f"only {len(times)} of {users} flushes finished in 300 s")
+            with lock:
+                row.walls.append(max(times) - started)
+            row.llm_times.append(llm.counts().llm_seconds - before)
+            row.flushes += users
+        row.cpu_s_per_flush = (_cpu_seconds(pid) - cpu1) / row.flushes
         row.rss_mb = _rss_mb(pid)
     except Exception as exc:
         row.error = f"{type(exc).__name__}: {exc}"
