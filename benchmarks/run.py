@@ -94,7 +94,7 @@ class Config:
             growth_users=[2, 1],
             growth_messages=[100, 1000],
             capacity_processes=[1, 3],
-            capacity_users=1800,
+            capacity_users=2400,
             capacity_window_s=90.0,
             capacity_warmup_s=10.0,
             record_samples=2000,
