@@ -245,7 +245,25 @@ def summary(system: str, user: str) -> str:
         if part and part.lower() not in (p.lower() for p in parts):
             parts.append(part)
     words = "; ".join(parts[:3]).split()
-    return " ".join(words[:40])
+    return _before_open_bracket(" ".join(words[:40]))
+
+
+_OPENERS = {"]": "[", ")": "(", "）": "（", "】": "【", "}": "{"}
+
+
+def _before_open_bracket(text: str) -> str:
+    """``text`` up to the first bracket it leaves open (a memo's ``[mention ...]`` cut by
+    the word limit), without a separator left dangling: a model ends its summary before
+    such a bracket, and the validator refuses one that does not (a cut answer)."""
+    stack: list[int] = []
+    for i, char in enumerate(text):
+        if char in _OPENERS.values():
+            stack.append(i)
+        elif char in _OPENERS and stack and text[stack[-1]] == _OPENERS[char]:
+            stack.pop()
+    if stack:
+        text = text[: stack[0]]
+    return text.rstrip(" ;,:")
 
 
 _EMOTIONS = (

@@ -645,3 +645,25 @@ def test_embeddings_place_related_words_near_each_other() -> None:
     assert cos("hiking", "hikes") == pytest.approx(1.0)  # one stem
     assert embed_text(lisbon, 64) == embed_text(lisbon, 64)
     assert math.fsum(v * v for v in embed_text(lisbon, 64)) == pytest.approx(1.0)
+
+
+def test_the_stand_ins_summary_never_ends_inside_a_bracket() -> None:
+    # A benchmark run (the 1,000-message growth point) had its summary cut by the 40-word
+    # limit inside "[mention 2026/12/07, plan in ...": the validator refused it, as it
+    # would a real model's cut answer, and the user's turns were retried for ever.
+    from memobase_integrations.engine.validation import summary_problem
+    from memobase_integrations.testing._answers import summary
+
+    memo = "; ".join(
+        [
+            "visits parents every second weekend in the countryside with the kids and the dog "
+            "[mention 2026/12/07, plan in 2026/12/20]",
+            "calls parents on Sundays after lunch when the children are asleep and the house "
+            "is quiet [mention 2026/12/07, plan in the next weeks around the holidays]",
+            "worries about parents' health",
+        ]
+    )
+    got = summary("", memo)
+    assert got and "[" not in got.rsplit("]", 1)[-1]
+    assert not got.endswith((";", ",", ":"))
+    assert summary_problem(memo, got) is None
