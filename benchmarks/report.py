@@ -440,7 +440,7 @@ class Report:
                     f"Idle worker process: <= {IDLE_CPU_MAX:g} CPU-s per minute",
                     f"{_f(w.idle_cpu_s_per_min, 3)} {_ci(ci, 3)}",
                     verdict(ci, IDLE_CPU_MAX),
-                    "6 parts of one idle window; /proc's clock tick is 0.01 s",
+                    "6 parts of one idle window (schedstat, ns)",
                 )
             )
         return out

@@ -5,8 +5,8 @@ users each have one batch buffered (just over the 1024-token threshold) and noth
 the flush threshold is set out of reach, so the worker child sits idle after its start.
 
 * **Idle CPU**: the child's user+system CPU over an idle window (after its start settled),
-  per minute, read from ``/proc/<pid>/stat`` at six equal parts of the window; the interval
-  is a bootstrap over those parts (the clock-tick resolution is 0.01 s).
+  per minute, read from the threads' ``/proc/<pid>/task/*/schedstat`` (nanoseconds) at six
+  equal parts of the window; the interval is a bootstrap over those parts.
 * **Overlap**: 24 users are then requested at once (``flush(wait=False)``); the LLM
   answers every chat call after a fixed 0.25 s. Overlap = the sum of the LLM time of those
   flushes (what a strictly sequential worker would wait) / the wall time from the requests to
@@ -116,6 +116,21 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
 
 
+def _cpu_ns(pid: int) -> int:
+    """The process's CPU time in nanoseconds: the sum of its threads' ``schedstat`` run
+    times. ``stat``'s clock ticks (10 ms) are too coarse for an idle worker: one tick in a
+    10 s part already reads as 0.06 CPU-s per minute. (A thread that ended meanwhile drops
+    out of the sum; an idle worker starts none.)"""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def _rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -190,9 +205,9 @@ def run_worker_cost(
             last = now
         part = idle_window_s / 6
         for _ in range(6):
-            cpu0 = _cpu_seconds(pid)
+            cpu0 = _cpu_ns(pid)
             time.sleep(part)
-            row.idle_cpu_parts.append((_cpu_seconds(pid) - cpu0) * 60.0 / part)
+            row.idle_cpu_parts.append((_cpu_ns(pid) - cpu0) / 1e9 * 60.0 / part)
         cpu1 = _cpu_seconds(pid)
         for r in range(rounds):
             with lock:
