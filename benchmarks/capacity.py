@@ -180,7 +180,7 @@ def _child(args: argparse.Namespace) -> int:
             for _ in responses:
                 print(json.dumps({"t": time.time()}), flush=True)
 
-    llm = LLMSettings(base_url=args.llm_url, api_key=SecretStr("sk-bench"), max_retries=0)
+    llm = LLMSettings(base_url=args.llm_url, api_key=SecretStr("placeholder-bench"), max_retries=0)
     policy = FlushPolicy(flush_on_close=False)
     backend = EmbeddedBackend(args.url, llm=llm, policy=policy, worker="thread")
     backend.add_listener(report)

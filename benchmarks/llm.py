@@ -455,14 +455,19 @@ class ServedBenchLLM:
     def settings(self, **overrides: Any) -> LLMSettings:
         """LLMSettings for the embedded engine: a plain URL, as a deployment has."""
         return LLMSettings(
-            base_url=self.url_for(), api_key=SecretStr("sk-bench"), max_retries=0, **overrides
+            base_url=self.url_for(),
+            api_key=SecretStr("placeholder-bench"),
+            max_retries=0,
+            **overrides,
         )
 
     def openai_client(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url_for(), api_key="sk-bench", max_retries=0)
+        return openai.OpenAI(base_url=self.url_for(), api_key="placeholder-bench", max_retries=0)
 
     def async_openai_client(self) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=self.url_for(), api_key="sk-bench", max_retries=0)
+        return openai.AsyncOpenAI(
+            base_url=self.url_for(), api_key="placeholder-bench", max_retries=0
+        )
 
     def close(self) -> None:
         proc = self._proc

@@ -29,13 +29,13 @@ def mem0_config(url: str, history_db: Path, *, collection: str) -> dict[str, Any
     return {
         "llm": {
             "provider": "openai",
-            "config": {"model": "stand-in", "api_key": "sk-bench", "openai_base_url": url},
+            "config": {"model": "stand-in", "api_key": "placeholder-bench", "openai_base_url": url},
         },
         "embedder": {
             "provider": "openai",
             "config": {
                 "model": "stand-in-embed",
-                "api_key": "sk-bench",
+                "api_key": "placeholder-bench",
                 "openai_base_url": url,
                 "embedding_dims": 64,
             },

@@ -310,7 +310,7 @@ def _child_env() -> dict[str, str]:
 def first_record(workdir: Path, llm: Any, runs: int) -> Fresh:
     """The first ``record`` of a fresh process right after construction (module doc)."""
     fresh = Fresh("first record() in a new process, right after Memobase.embedded(), wall")
-    settings = {"base_url": llm.base_url, "api_key": "sk-bench", "max_retries": 0}
+    settings = {"base_url": llm.base_url, "api_key": "placeholder-bench", "max_retries": 0}
     try:
         for n in range(runs):
             db = workdir / f"ratio-first-{n}.db"

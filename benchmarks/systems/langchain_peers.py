@@ -192,12 +192,14 @@ class LangChainLangMem(BenchSystem):
                 f"langmem is not installed ({exc}); pip install 'memobase-integrations[bench]'"
             ) from exc
         url = self.env.llm.url_for()
-        model = ChatOpenAI(model="stand-in", base_url=url, api_key="sk-bench", max_retries=0)
+        model = ChatOpenAI(
+            model="stand-in", base_url=url, api_key="placeholder-bench", max_retries=0
+        )
         embed = OpenAIEmbeddings(
             model="stand-in-embed",
             # The fields' own names (their aliases base_url/api_key are what mypy cannot see).
             openai_api_base=url,
-            openai_api_key=SecretStr("sk-bench"),
+            openai_api_key=SecretStr("placeholder-bench"),
             dimensions=64,
             check_embedding_ctx_length=False,
             max_retries=0,
