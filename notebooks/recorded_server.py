@@ -104,10 +104,10 @@ class RecordedServer:
     def auth_failure(self, request: httpx.Request) -> httpx.Response:
         """The real server's answer to a wrong bearer token (recorded in 05_bad_inputs)."""
         doc = json.loads((DATA / "05_bad_inputs.json").read_text())
-        recorded = next(e for e in doc["exchanges"] if e.get("name") == "bearer_sk_unknown_project")
+        recorded = next(e for e in doc["exchanges"] if e.get("name") == "bearer_unknown_project_token")
         body = dict(recorded["response"]["body"])
         body["errmsg"] = body["errmsg"].replace(recorded["request"]["path"], request.url.path)
-        self.served.append("bearer_sk_unknown_project")
+        self.served.append("bearer_unknown_project_token")
         return httpx.Response(recorded["response"]["status"], json=body)
 
     def transport(self) -> httpx.MockTransport:

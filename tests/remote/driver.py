@@ -410,7 +410,7 @@ def _rejectable(exchange: dict[str, Any]) -> bool:
     """Auth failures the client can produce: a wrong key, sent as ``Bearer <key>``."""
     return exchange["name"] in {
         "bearer_wrong_token",
-        "bearer_sk_unknown_project",
+        "bearer_unknown_project_token",
     }
 
 

@@ -311,7 +311,7 @@ def test_unknown_route_and_wrong_method_are_explained() -> None:
 
 
 def test_auth_failure_without_a_key_in_the_message() -> None:
-    recorded = find("05_bad_inputs.json", "bearer_sk_unknown_project")["response"]
+    recorded = find("05_bad_inputs.json", "bearer_unknown_project_token")["response"]
     core = _core(lambda r: httpx.Response(recorded["status"], json=recorded["body"]))
     with pytest.raises(errors.AuthenticationError) as info:
         core.send(Request(Call("GET", "/users/{user_id}"), lambda d: d, {"user_id": str(USER)}))

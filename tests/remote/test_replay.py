@@ -221,7 +221,7 @@ def test_bad_inputs_the_client_can_send_raise_typed_errors(tmp_path: Path) -> No
         "chat_created_at_not_string": "ValidationError",
         "huge_message_200k_chars_wait_process_true": "ServerError",
         "bearer_wrong_token": "AuthenticationError",
-        "bearer_sk_unknown_project": "AuthenticationError",
+        "bearer_unknown_project_token": "AuthenticationError",
         "get_missing_user": "NotFoundError",
         "insert_for_missing_user": "ServerError",
         "add_profile_for_missing_user": "ServerError",

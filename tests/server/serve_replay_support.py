@@ -43,7 +43,7 @@ DIFFERENCES = {
 #: The headers of the recorded authentication failures (the copies keep no header values).
 REJECTED = {
     "bearer_wrong_token": "Bearer wrong",
-    "bearer_sk_unknown_project": "Bearer placeholder-unknown-project-token",
+    "bearer_unknown_project_token": "Bearer unknown-project",
     "basic_scheme": "Basic c2VjcmV0",
     "bearer_lowercase_scheme": f"bearer {TOKEN}",
     "bearer_without_token": "Bearer",
